@@ -1,0 +1,41 @@
+# FabGate — the Makefile is the source of truth for building, running and testing.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+TESTFLAGS ?=
+
+.PHONY: all build run test bench lint assets e2e clean help
+
+all: build
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/fabgate and bin/fabgate-bridge
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate ./cmd/fabgate
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate-bridge ./firmware-bridge
+
+run: build ## run the demo lab on http://127.0.0.1:8080 (data in ./data)
+	./bin/fabgate serve --demo --data data
+
+test: ## run every test with the race detector
+	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
+
+e2e: ## run the end-to-end tests only
+	$(GO) test -race -count=1 -run 'E2E' ./cmd/...
+
+bench: ## run the benchmarks; each prints its ratio against a baseline measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/
+
+lint: ## go vet, gofmt and go mod tidy must be clean
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@cp go.mod /tmp/fabgate-go.mod.bak; cp go.sum /tmp/fabgate-go.sum.bak; $(GO) mod tidy; \
+	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
+	  cp /tmp/fabgate-go.mod.bak go.mod; cp /tmp/fabgate-go.sum.bak go.sum; exit 1; fi
+
+assets: ## vendor the browser libraries listed in web/vendor.txt from the npm registry
+	./web/vendor.sh
+
+clean: ## remove build output
+	rm -rf bin

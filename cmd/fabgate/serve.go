@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/demo"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/httpapi"
+)
+
+// serve runs the server until ctx ends, then shuts down in order: HTTP, then
+// storage. ready, when not nil, receives the bound HTTP address.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func(addr string)) error {
+	level, _ := parseLevel(cfg.LogLevel)
+	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h)
+
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.Data, err)
+	}
+	store, err := bolt.Open(cfg.DBPath(), bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("close data file", "err", err)
+		}
+	}()
+	if cfg.Demo {
+		seeded, err := demo.Seed(ctx, store, time.Now(), auth.OWASPParams)
+		if err != nil {
+			return fmt.Errorf("seed demo lab: %w", err)
+		}
+		if seeded {
+			log.Info("demo lab seeded", "accounts", "see README: Demo accounts")
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api, err := httpapi.New(httpapi.Config{
+		Store: store, Log: log, Now: fablab.SystemClock, Registry: reg, Version: version,
+		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("http: listen on %s: %w (is another program using it? change --http)", cfg.HTTP, err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+	log.Info("fabgate serving", "version", version, "url", scheme+"://"+addr, "data", cfg.DBPath(), "demo", cfg.Demo)
+	fmt.Fprintf(stdout, "FabGate is running at %s://%s/ (Ctrl-C stops it)\n", scheme, addr)
+	if ready != nil {
+		ready(addr)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("http shutdown", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("http", "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+func getMachine(tx *bbolt.Tx, id fablab.ID) (fablab.Machine, error) {
+	var m fablab.Machine
+	err := getJSON(tx.Bucket(bMachines), itob(id), &m, fmt.Sprintf("machine %s", id))
+	return m, err
+}
+
+func validateMachine(tx *bbolt.Tx, m *fablab.Machine) error {
+	gs, err := loadTariffs(tx)
+	if err != nil {
+		return err
+	}
+	if err := m.Validate(gs); err != nil {
+		return err
+	}
+	for _, t := range m.RequiredTrainings {
+		if tx.Bucket(bTrainings).Get(itob(t)) == nil {
+			return fablab.Errorf(fablab.ENOTFOUND, "required training %s does not exist", t)
+		}
+	}
+	return nil
+}
+
+// CreateMachine validates and stores a machine. A zero Rules takes the lab's
+// default rules. Errors: EINVALID, ENOTFOUND (a required training).
+func (s *Store) CreateMachine(ctx context.Context, m fablab.Machine) (fablab.Machine, error) {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		if m.Rules == (fablab.BookingRules{}) {
+			st, err := loadSettings(tx)
+			if err != nil {
+				return err
+			}
+			m.Rules = st.DefaultRules
+		}
+		if err := validateMachine(tx, &m); err != nil {
+			return err
+		}
+		b := tx.Bucket(bMachines)
+		var err error
+		if m.ID, err = nextID(b); err != nil {
+			return err
+		}
+		m.CreatedAt = s.now().UTC().Truncate(0)
+		return putJSON(b, itob(m.ID), m)
+	})
+	return m, err
+}
+
+// Machine returns one machine. Errors: ENOTFOUND.
+func (s *Store) Machine(ctx context.Context, id fablab.ID) (fablab.Machine, error) {
+	var m fablab.Machine
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		m, err = getMachine(tx, id)
+		return err
+	})
+	return m, err
+}
+
+// Machines lists machines by id.
+func (s *Store) Machines(ctx context.Context, after fablab.ID, limit int) (Page[fablab.Machine], error) {
+	var out Page[fablab.Machine]
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = listByID[fablab.Machine](tx, bMachines, after, limit)
+		return err
+	})
+	return out, err
+}
+
+// UpdateMachine applies fn to a machine and stores it if it still validates.
+// Errors: ENOTFOUND, EINVALID, and whatever fn returns.
+func (s *Store) UpdateMachine(ctx context.Context, id fablab.ID, fn func(*fablab.Machine) error) (fablab.Machine, error) {
+	var out fablab.Machine
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		m, err := getMachine(tx, id)
+		if err != nil {
+			return err
+		}
+		created := m.CreatedAt
+		if err := fn(&m); err != nil {
+			return err
+		}
+		m.ID, m.CreatedAt = id, created
+		if err := validateMachine(tx, &m); err != nil {
+			return err
+		}
+		out = m
+		return putJSON(tx.Bucket(bMachines), itob(id), m)
+	})
+	return out, err
+}

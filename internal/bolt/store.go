@@ -1,0 +1,312 @@
+// Package bolt stores FabGate's data in one bbolt file.
+//
+// Schema (version 1). Integers in keys are big-endian so that keys sort in
+// numeric and chronological order; times in keys are Unix seconds (int64,
+// written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
+//
+//	meta/
+//	  "schema"        → uint64 schema version
+//	  "secret"        → 32 random bytes: the lab key for badge hashes
+//	  "settings"      → JSON fablab.Settings
+//	  "tariffs"       → JSON []fablab.TariffGroup
+//	members/          id → JSON memberRecord (member + password hash)
+//	members_email/    lower-case email → id
+//	organisations/    id → JSON fablab.Organisation
+//	trainings/        id → JSON fablab.Training
+//	qualifications/   member id | training id → JSON fablab.Qualification
+//	badges/           hash (hex) → JSON fablab.Badge
+//	badges_member/    member id | hash → nil
+//	machines/         id → JSON fablab.Machine
+//	bookings/         id → JSON fablab.Booking
+//	bookings_machine/ machine id | start | booking id → nil        (every state)
+//	bookings_member/  member id | start | booking id → nil         (every state)
+//	slots/            machine id | start → booking id | end         (occupying bookings only:
+//	                  confirmed and completed; they never overlap, so they are sorted by
+//	                  start and by end, and an overlap check reads two neighbours)
+//	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret)
+//
+// Sequences: each entity bucket's NextSequence allocates its ids.
+package bolt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// SchemaVersion is the version of the layout drawn above.
+const SchemaVersion = 1
+
+var (
+	bMeta           = []byte("meta")
+	bMembers        = []byte("members")
+	bMembersEmail   = []byte("members_email")
+	bOrganisations  = []byte("organisations")
+	bTrainings      = []byte("trainings")
+	bQualifications = []byte("qualifications")
+	bBadges         = []byte("badges")
+	bBadgesMember   = []byte("badges_member")
+	bMachines       = []byte("machines")
+	bBookings       = []byte("bookings")
+	bBookingsMach   = []byte("bookings_machine")
+	bBookingsMember = []byte("bookings_member")
+	bSlots          = []byte("slots")
+	bTokens         = []byte("tokens")
+
+	kSchema   = []byte("schema")
+	kSecret   = []byte("secret")
+	kSettings = []byte("settings")
+	kTariffs  = []byte("tariffs")
+)
+
+// allBuckets lists every top-level bucket of the current schema.
+var allBuckets = [][]byte{
+	bMeta, bMembers, bMembersEmail, bOrganisations, bTrainings, bQualifications,
+	bBadges, bBadgesMember, bMachines, bBookings, bBookingsMach, bBookingsMember, bSlots, bTokens,
+}
+
+// migrations[i] takes a file from schema version i to i+1. Version 0 is a new,
+// empty file.
+var migrations = []func(tx *bbolt.Tx) error{
+	migrateInit,
+}
+
+// Options configure Open.
+type Options struct {
+	// Timeout is how long Open waits for the file lock (another process holding it).
+	Timeout time.Duration
+	// Now is the clock; the system clock when nil.
+	Now fablab.Clock
+	// NoSync skips fsync (benchmarks of the raw engine only; never in a server).
+	NoSync bool
+}
+
+// Store is FabGate's bbolt storage. It is safe for concurrent use.
+type Store struct {
+	db     *bbolt.DB
+	now    fablab.Clock
+	secret []byte
+}
+
+// Open opens (creating if needed) the data file at path, takes its lock and
+// runs pending migrations in one write transaction.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Timeout == 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = fablab.SystemClock
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fablab.Errorf(fablab.ECONFLICT, "data file %s is locked by another process (is `fabgate serve` running? stop it, or use the HTTP API)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open data file %s: %w", path, err)
+	}
+	s := &Store{db: db, now: opts.Now}
+	if err := db.Update(s.migrate); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.View(func(tx *bbolt.Tx) error {
+		s.secret = append([]byte(nil), tx.Bucket(bMeta).Get(kSecret)...)
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(tx *bbolt.Tx) error {
+	var v uint64
+	if m := tx.Bucket(bMeta); m != nil {
+		if b := m.Get(kSchema); len(b) == 8 {
+			v = binary.BigEndian.Uint64(b)
+		}
+	}
+	if v > uint64(len(migrations)) {
+		return fmt.Errorf("data file has schema version %d, newer than this fabgate (%d): upgrade fabgate", v, len(migrations))
+	}
+	for ; v < uint64(len(migrations)); v++ {
+		if err := migrations[v](tx); err != nil {
+			return fmt.Errorf("migrate schema %d→%d: %w", v, v+1, err)
+		}
+		if err := tx.Bucket(bMeta).Put(kSchema, u64(v+1)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func migrateInit(tx *bbolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bMeta)
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	if err := meta.Put(kSecret, secret); err != nil {
+		return err
+	}
+	if err := putJSON(meta, kSettings, fablab.DefaultSettings()); err != nil {
+		return err
+	}
+	return putJSON(meta, kTariffs, fablab.DefaultTariffGroups())
+}
+
+// Close releases the file and its lock.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the data file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+// BadgeSecret returns the lab key used to hash badge UIDs.
+func (s *Store) BadgeSecret() []byte { return s.secret }
+
+// Check runs bbolt's consistency check and returns every problem found.
+func (s *Store) Check() error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// WriteTo writes a consistent snapshot of the whole file to w (hot backup).
+func (s *Store) WriteTo(w io.Writer) (n int64, err error) {
+	return s.Snapshot(w, nil)
+}
+
+// Snapshot writes a consistent snapshot of the whole file to w, first telling
+// size (when not nil) how many bytes will follow.
+func (s *Store) Snapshot(w io.Writer, size func(int64)) (n int64, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// view and update run fn in a transaction, after checking ctx.
+func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// ---- key and value helpers ----
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func itob(id fablab.ID) []byte { return u64(uint64(id)) }
+
+func btoi(b []byte) fablab.ID { return fablab.ID(binary.BigEndian.Uint64(b)) }
+
+// tkey encodes an instant as 8 sortable bytes (Unix seconds with the sign bit flipped).
+func tkey(t time.Time) []byte { return u64(uint64(t.Unix()) ^ (1 << 63)) }
+
+func fromTkey(b []byte) time.Time {
+	return time.Unix(int64(binary.BigEndian.Uint64(b)^(1<<63)), 0).UTC()
+}
+
+func cat(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func putJSON(b *bbolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+// getJSON decodes the value at k into v; ENOTFOUND (with what) when absent.
+// json.Unmarshal copies, so nothing refers to bbolt memory afterwards.
+func getJSON(b *bbolt.Bucket, k []byte, v any, what string) error {
+	data := b.Get(k)
+	if data == nil {
+		return fablab.Errorf(fablab.ENOTFOUND, "%s does not exist", what)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", what, err)
+	}
+	return nil
+}
+
+func nextID(b *bbolt.Bucket) (fablab.ID, error) {
+	v, err := b.NextSequence()
+	return fablab.ID(v), err
+}
+
+// Page is a cursor-paginated slice of a list.
+type Page[T any] struct {
+	Items []T
+	Next  fablab.ID // id to pass as After for the next page; 0 when done
+}
+
+// listByID returns up to limit values of bucket name with id > after.
+func listByID[T any](tx *bbolt.Tx, name []byte, after fablab.ID, limit int) (Page[T], error) {
+	c := tx.Bucket(name).Cursor()
+	p := Page[T]{Items: []T{}}
+	for k, v := c.Seek(itob(after + 1)); k != nil; k, v = c.Next() {
+		if len(p.Items) == limit {
+			p.Next = btoi(k) - 1
+			break
+		}
+		var item T
+		if err := json.Unmarshal(v, &item); err != nil {
+			return p, fmt.Errorf("decode %s %d: %w", name, btoi(k), err)
+		}
+		p.Items = append(p.Items, item)
+	}
+	return p, nil
+}
+
+func getJSONBytes(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode stored value: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+package bolt
+
+import (
+	"context"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// Token is an authentication token as stored (under the SHA-256 of the raw
+// token, which is never stored).
+type Token struct {
+	MemberID  fablab.ID `json:"member_id"`
+	CSRF      string    `json:"csrf"` // secret the web UI echoes in X-CSRF-Token
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// PutToken stores a token under key.
+func (s *Store) PutToken(ctx context.Context, key [32]byte, t Token) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bTokens), key[:], t)
+	})
+}
+
+// TokenByKey returns the token stored under key. An expired token counts as
+// absent. Errors: EUNAUTHORIZED.
+func (s *Store) TokenByKey(ctx context.Context, key [32]byte) (Token, error) {
+	var t Token
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bTokens).Get(key[:])
+		if v == nil {
+			return fablab.Errorf(fablab.EUNAUTHORIZED, "the session has ended; log in again")
+		}
+		return getJSONBytes(v, &t)
+	})
+	if err == nil && !s.now().Before(t.ExpiresAt) {
+		err = fablab.Errorf(fablab.EUNAUTHORIZED, "the session has expired; log in again")
+	}
+	return t, err
+}
+
+// DeleteToken removes a token (logout). Deleting an absent token is not an error.
+func (s *Store) DeleteToken(ctx context.Context, key [32]byte) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bTokens).Delete(key[:])
+	})
+}

@@ -1,0 +1,230 @@
+package booking
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// Request is a booking to be checked.
+type Request struct {
+	Start, End     time.Time
+	Machine        *fablab.Machine
+	Member         *fablab.Member
+	Qualifications []fablab.Qualification // the member's qualifications
+	ByStaff        bool                   // made by staff/admin: max_ahead_days and weekly quota do not apply
+}
+
+// layout is how instants appear in messages, in lab time.
+const layout = "2006-01-02 15:04"
+
+// Check validates a new booking against the machine's rules at instant now.
+//
+// weekMinutes is what the member already has booked (confirmed or completed)
+// on this machine in the ISO week (Monday 00:00 lab time, see WeekOf) that
+// contains req.Start. Overlap with other bookings is NOT checked here: the
+// store does it inside its write transaction.
+//
+// It returns nil or a *fablab.Error whose code is, checking in this order:
+//   - fablab.EINVALID: end not after start, or longer than fablab.MaxBookingMinutes;
+//   - fablab.CodeMachineUnavailable: the machine is in maintenance or retired;
+//   - fablab.CodeMemberInactive: the member is suspended or their membership expired (at now);
+//   - fablab.CodeInThePast: start is before now truncated to the minute;
+//   - fablab.CodeSlotGranularity: start's wall-clock minute of day (lab time) or
+//     the duration (real minutes) is not a multiple of Rules.SlotMinutes;
+//   - fablab.CodeTooShort, fablab.CodeTooLong: Rules.MinMinutes, Rules.MaxMinutes;
+//   - fablab.CodeTooFarAhead: start after now + Rules.MaxAheadDays calendar days, unless ByStaff;
+//   - fablab.CodeLabClosed: the booking touches a closure day;
+//   - fablab.CodeOutsideOpeningHours: it is not entirely inside one merged opening interval;
+//   - fablab.CodeMaintenance: it overlaps a maintenance block;
+//   - fablab.CodeTrainingRequired: Rules.RequireTraining and a required training has
+//     no qualification valid at req.End;
+//   - fablab.CodeWeeklyQuota: Rules.WeeklyQuotaMinutes > 0 and weekMinutes plus the
+//     duration exceeds it, unless ByStaff.
+//
+// A request without machine or member is a caller bug: fablab.EINTERNAL.
+func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) error {
+	if req.Machine == nil || req.Member == nil {
+		return fablab.Errorf(fablab.EINTERNAL, "booking check without machine or member")
+	}
+	m, r, loc := req.Machine, req.Machine.Rules, s.Location()
+	start, end := req.Start.In(loc), req.End.In(loc)
+	dur := end.Sub(start)
+
+	if dur <= 0 {
+		return fablab.Errorf(fablab.EINVALID, "booking must end after it starts")
+	}
+	if dur > fablab.MaxBookingMinutes*time.Minute {
+		return fablab.Errorf(fablab.EINVALID, "a booking may last at most %d minutes (%d days)", fablab.MaxBookingMinutes, fablab.MaxBookingMinutes/(24*60))
+	}
+
+	if m.State != fablab.MachineAvailable {
+		state := m.State
+		if state == fablab.MachineMaintenance {
+			state = "in maintenance"
+		}
+		return fablab.Errorf(fablab.CodeMachineUnavailable, "%s is %s and cannot be booked; choose another machine", machineName(m), state)
+	}
+
+	if !req.Member.ActiveAt(now) {
+		if req.Member.Status != fablab.StatusActive {
+			return fablab.Errorf(fablab.CodeMemberInactive, "the member's account is suspended; only active members can book")
+		}
+		return fablab.Errorf(fablab.CodeMemberInactive, "the membership expired on %s; renew it to book", req.Member.MembershipUntil.In(loc).Format(layout))
+	}
+
+	earliest := now.Truncate(time.Minute).In(loc)
+	if start.Before(earliest) {
+		return fablab.Errorf(fablab.CodeInThePast, "the booking starts in the past (%s); choose a start at %s or later", start.Format(layout), earliest.Format(layout))
+	}
+
+	// Rules are validated when a machine is saved; a zero slot would only
+	// come from a caller bug and must not divide by zero.
+	slot := max(r.SlotMinutes, 1)
+	if start.Second() != 0 || start.Nanosecond() != 0 || minuteOfDay(start)%slot != 0 {
+		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must start on a %d-minute boundary (lab time, e.g. %s); got %s", slot, slotExample(slot), start.Format("15:04:05"))
+	}
+	if dur%(time.Duration(slot)*time.Minute) != 0 {
+		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must last a multiple of %d minutes; got %s", slot, formatDuration(dur))
+	}
+	minutes := int(dur / time.Minute)
+
+	if minutes < r.MinMinutes {
+		return fablab.Errorf(fablab.CodeTooShort, "bookings on this machine must last at least %d minutes; got %d", r.MinMinutes, minutes)
+	}
+	if minutes > r.MaxMinutes {
+		return fablab.Errorf(fablab.CodeTooLong, "bookings on this machine may last at most %d minutes; got %d", r.MaxMinutes, minutes)
+	}
+
+	if !req.ByStaff {
+		// Calendar days in lab time: AddDate keeps the wall clock across DST.
+		limit := now.In(loc).AddDate(0, 0, r.MaxAheadDays)
+		if start.After(limit) {
+			return fablab.Errorf(fablab.CodeTooFarAhead, "bookings on this machine can be made at most %d days ahead; choose a start no later than %s", r.MaxAheadDays, limit.Format(layout))
+		}
+	}
+
+	// The days the booking touches: from start's day to the day of its last instant.
+	lastDay := fablab.DateOf(end.Add(-time.Nanosecond))
+	for d := fablab.DateOf(start); !lastDay.Before(d); d = d.AddDays(1) {
+		if s.ClosedOn(d) {
+			return fablab.Errorf(fablab.CodeLabClosed, "the lab is closed on %s%s; choose another day", d, closureReason(s, d))
+		}
+	}
+	if open := OpenIntervals(s, start, end); len(open) != 1 || !open[0].Start.Equal(start) || !open[0].End.Equal(end) {
+		return fablab.Errorf(fablab.CodeOutsideOpeningHours, "the booking must lie within the lab's opening hours; %s", describeDay(s, fablab.DateOf(start)))
+	}
+
+	want := fablab.Interval{Start: start, End: end}
+	for _, b := range m.Maintenance {
+		if want.Overlaps(fablab.Interval{Start: b.Start, End: b.End}) {
+			reason := ""
+			if b.Reason != "" {
+				reason = " (" + b.Reason + ")"
+			}
+			return fablab.Errorf(fablab.CodeMaintenance, "the machine is under maintenance from %s to %s%s; book before or after it", b.Start.In(loc).Format(layout), b.End.In(loc).Format(layout), reason)
+		}
+	}
+
+	if r.RequireTraining {
+		for _, id := range m.RequiredTrainings {
+			if !qualified(req, id) {
+				return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, end.Format(layout))
+			}
+		}
+	}
+
+	if r.WeeklyQuotaMinutes > 0 && !req.ByStaff && weekMinutes+minutes > r.WeeklyQuotaMinutes {
+		left := max(r.WeeklyQuotaMinutes-weekMinutes, 0)
+		return fablab.Errorf(fablab.CodeWeeklyQuota, "the weekly quota on this machine is %d minutes per member; %d minutes remain this week and this booking needs %d", r.WeeklyQuotaMinutes, left, minutes)
+	}
+	return nil
+}
+
+// qualified reports whether req's member holds training id, valid at req.End.
+// Qualifications of other members (a caller mix-up) do not count.
+func qualified(req Request, id fablab.ID) bool {
+	for i := range req.Qualifications {
+		q := &req.Qualifications[i]
+		if q.TrainingID == id && (q.MemberID == 0 || q.MemberID == req.Member.ID) && q.ValidAt(req.End) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckCancel says whether booking b of machine m may be cancelled at now.
+//
+// Only confirmed bookings can be cancelled (fablab.CodeNotCancellable). A maker
+// (byStaff=false) cannot cancel later than m.Rules.CancelCutoffMinutes before
+// b.Start (fablab.CodeCancellationCutoff); cancelling exactly at the cutoff is
+// allowed. Staff always can.
+func CheckCancel(m *fablab.Machine, b *fablab.Booking, now time.Time, byStaff bool) error {
+	if m == nil || b == nil {
+		return fablab.Errorf(fablab.EINTERNAL, "cancel check without machine or booking")
+	}
+	if b.State != fablab.BookingConfirmed {
+		state := b.State
+		if state == fablab.BookingNoShow {
+			state = "a no-show"
+		}
+		return fablab.Errorf(fablab.CodeNotCancellable, "only confirmed bookings can be cancelled; this one is %s", state)
+	}
+	if byStaff {
+		return nil
+	}
+	cutoff := b.Start.Add(-time.Duration(m.Rules.CancelCutoffMinutes) * time.Minute)
+	if now.After(cutoff) {
+		return fablab.Errorf(fablab.CodeCancellationCutoff, "bookings on this machine can be cancelled no later than %d minutes before they start; ask the staff to cancel this one", m.Rules.CancelCutoffMinutes)
+	}
+	return nil
+}
+
+func machineName(m *fablab.Machine) string {
+	if m.Name == "" {
+		return "the machine"
+	}
+	return fmt.Sprintf("%q", m.Name)
+}
+
+// slotExample shows two consecutive accepted start times, e.g. "09:00, 09:30".
+func slotExample(slot int) string {
+	a := fablab.ClockTime(9 * 60)
+	b := a + fablab.ClockTime(slot)
+	if b > 24*60 {
+		return "00:00"
+	}
+	return a.String() + ", " + b.String()
+}
+
+func formatDuration(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%d minutes", int(d/time.Minute))
+	}
+	return d.String()
+}
+
+func closureReason(s *fablab.Settings, d fablab.Date) string {
+	for _, c := range s.Closures {
+		if !d.Before(c.From) && !c.To.Before(d) && c.Reason != "" {
+			return " (" + c.Reason + ")"
+		}
+	}
+	return ""
+}
+
+// describeDay says when the lab is open on d, e.g. "on Sunday 2026-03-29 it is
+// open 01:00–04:00".
+func describeDay(s *fablab.Settings, d fablab.Date) string {
+	rs := s.OpeningHours.Day(d.Weekday())
+	if len(rs) == 0 {
+		return fmt.Sprintf("it is closed on %ss", d.Weekday())
+	}
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.Open.String() + "–" + r.Close.String()
+	}
+	return fmt.Sprintf("on %s %s it is open %s", d.Weekday(), d, strings.Join(parts, ", "))
+}

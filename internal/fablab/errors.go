@@ -1,0 +1,90 @@
+// Package fablab holds FabGate's domain: the types of a lab (settings, members,
+// machines, bookings…), their validation rules, the one error type every other
+// package returns, and the clock. It depends on the standard library only.
+package fablab
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Generic error codes. Every Error carries one of these or a more precise
+// rule code (see the Rule* constants); the HTTP layer maps codes to statuses in
+// one table and shows Code and Message to the client.
+const (
+	EINVALID      = "invalid_request"   // malformed or semantically wrong input
+	ENOTFOUND     = "not_found"         // the addressed thing does not exist (or is not visible)
+	ECONFLICT     = "conflict"          // the request conflicts with current state
+	EUNAUTHORIZED = "unauthorized"      // no or bad credentials
+	EFORBIDDEN    = "forbidden"         // authenticated but not allowed
+	ETOOMANY      = "too_many_attempts" // throttled
+	EINTERNAL     = "internal"          // a bug or an I/O failure; details are logged, never shown
+)
+
+// Booking rule and state codes: stable identifiers clients can rely on.
+const (
+	CodeBookingConflict     = "booking_conflict"
+	CodeOutsideOpeningHours = "outside_opening_hours"
+	CodeLabClosed           = "lab_closed"
+	CodeSlotGranularity     = "slot_granularity"
+	CodeTooShort            = "booking_too_short"
+	CodeTooLong             = "booking_too_long"
+	CodeTooFarAhead         = "booking_too_far_ahead"
+	CodeInThePast           = "booking_in_the_past"
+	CodeWeeklyQuota         = "weekly_quota_exceeded"
+	CodeCancellationCutoff  = "cancellation_cutoff"
+	CodeMachineUnavailable  = "machine_unavailable"
+	CodeMaintenance         = "machine_maintenance"
+	CodeTrainingRequired    = "training_required"
+	CodeMemberInactive      = "member_inactive"
+	CodeNotCancellable      = "booking_not_cancellable"
+)
+
+// Error is FabGate's one error type. Message is safe to show to a client; the
+// wrapped Err (if any) is for logs only.
+type Error struct {
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Internal wraps an unexpected failure. The client sees only "internal error".
+func Internal(err error, format string, args ...any) *Error {
+	return &Error{Code: EINTERNAL, Message: fmt.Sprintf(format, args...), Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for
+// any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the client-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EINTERNAL {
+		return e.Message
+	}
+	return "internal error"
+}

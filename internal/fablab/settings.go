@@ -1,0 +1,271 @@
+package fablab
+
+import (
+	"slices"
+	"strings"
+	"time"
+	_ "time/tzdata" // time zones work on hosts without a zoneinfo database
+)
+
+// TimeRange is one opening range within a day, [Open, Close) in wall-clock time.
+type TimeRange struct {
+	Open  ClockTime `json:"open"`
+	Close ClockTime `json:"close"`
+}
+
+// OpeningHours lists the opening ranges for each weekday (lab time zone).
+// A day with no ranges is closed.
+type OpeningHours struct {
+	Monday    []TimeRange `json:"monday"`
+	Tuesday   []TimeRange `json:"tuesday"`
+	Wednesday []TimeRange `json:"wednesday"`
+	Thursday  []TimeRange `json:"thursday"`
+	Friday    []TimeRange `json:"friday"`
+	Saturday  []TimeRange `json:"saturday"`
+	Sunday    []TimeRange `json:"sunday"`
+}
+
+// Day returns the ranges of weekday w.
+func (o *OpeningHours) Day(w time.Weekday) []TimeRange {
+	return *o.day(w)
+}
+
+func (o *OpeningHours) day(w time.Weekday) *[]TimeRange {
+	switch w {
+	case time.Monday:
+		return &o.Monday
+	case time.Tuesday:
+		return &o.Tuesday
+	case time.Wednesday:
+		return &o.Wednesday
+	case time.Thursday:
+		return &o.Thursday
+	case time.Friday:
+		return &o.Friday
+	case time.Saturday:
+		return &o.Saturday
+	default:
+		return &o.Sunday
+	}
+}
+
+// Validate checks that each day's ranges are non-empty, in order and disjoint.
+func (o *OpeningHours) Validate() error {
+	for w := time.Sunday; w <= time.Saturday; w++ {
+		rs := o.Day(w)
+		for i, r := range rs {
+			if r.Close <= r.Open {
+				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close)
+			}
+			if i > 0 && r.Open < rs[i-1].Close {
+				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", strings.ToLower(w.String()))
+			}
+		}
+	}
+	return nil
+}
+
+// Closure is a span of whole days (inclusive) when the lab is closed.
+type Closure struct {
+	From   Date   `json:"from"`
+	To     Date   `json:"to"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// BookingRules are a machine's booking rules; the lab settings hold the
+// defaults given to new machines. Durations are in minutes.
+type BookingRules struct {
+	SlotMinutes          int  `json:"slot_minutes"`            // start, end and length are multiples of this
+	MinMinutes           int  `json:"min_minutes"`             // shortest booking
+	MaxMinutes           int  `json:"max_minutes"`             // longest booking
+	MaxAheadDays         int  `json:"max_ahead_days"`          // how far ahead a maker may book
+	WeeklyQuotaMinutes   int  `json:"weekly_quota_minutes"`    // per member per ISO week on this machine; 0 = none
+	CancelCutoffMinutes  int  `json:"cancel_cutoff_minutes"`   // makers cannot cancel later than this before start
+	CheckInMinutes       int  `json:"check_in_minutes"`        // check-in opens this early when the machine is free
+	NoShowReleaseMinutes int  `json:"no_show_release_minutes"` // unclaimed booking released after this
+	WalkIn               bool `json:"walk_in"`                 // unbooked use allowed when free
+	MaxWalkInMinutes     int  `json:"max_walk_in_minutes"`     // cap of one walk-in session
+	RequireTraining      bool `json:"require_training"`        // the required trainings are needed to book, not only to use
+}
+
+// MaxBookingMinutes is the absolute cap on one booking, whatever the rules say.
+const MaxBookingMinutes = 7 * 24 * 60
+
+// DefaultBookingRules are the rules of a new lab.
+func DefaultBookingRules() BookingRules {
+	return BookingRules{
+		SlotMinutes: 30, MinMinutes: 30, MaxMinutes: 240, MaxAheadDays: 28,
+		WeeklyQuotaMinutes: 0, CancelCutoffMinutes: 120, CheckInMinutes: 15,
+		NoShowReleaseMinutes: 15, WalkIn: true, MaxWalkInMinutes: 120, RequireTraining: true,
+	}
+}
+
+// Validate checks the rules for consistency.
+func (r *BookingRules) Validate() error {
+	switch {
+	case r.SlotMinutes < 5 || r.SlotMinutes > 24*60 || (24*60)%r.SlotMinutes != 0:
+		return Errorf(EINVALID, "rules.slot_minutes must divide a day (5, 10, 15, 30, 60…), got %d", r.SlotMinutes)
+	case r.MinMinutes < r.SlotMinutes || r.MinMinutes%r.SlotMinutes != 0:
+		return Errorf(EINVALID, "rules.min_minutes must be a positive multiple of slot_minutes (%d), got %d", r.SlotMinutes, r.MinMinutes)
+	case r.MaxMinutes < r.MinMinutes || r.MaxMinutes > MaxBookingMinutes || r.MaxMinutes%r.SlotMinutes != 0:
+		return Errorf(EINVALID, "rules.max_minutes must be a multiple of slot_minutes between min_minutes (%d) and %d, got %d", r.MinMinutes, MaxBookingMinutes, r.MaxMinutes)
+	case r.MaxAheadDays < 1 || r.MaxAheadDays > 366:
+		return Errorf(EINVALID, "rules.max_ahead_days must be between 1 and 366, got %d", r.MaxAheadDays)
+	case r.WeeklyQuotaMinutes < 0:
+		return Errorf(EINVALID, "rules.weekly_quota_minutes must be 0 (no quota) or positive, got %d", r.WeeklyQuotaMinutes)
+	case r.CancelCutoffMinutes < 0 || r.CheckInMinutes < 0 || r.NoShowReleaseMinutes < 0 || r.MaxWalkInMinutes < 0:
+		return Errorf(EINVALID, "rules: cutoff, check-in, no-show and walk-in minutes must not be negative")
+	}
+	return nil
+}
+
+// TariffGroup is a price category (student, sme…).
+type TariffGroup struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// DefaultTariffGroups are the groups of a new lab.
+func DefaultTariffGroups() []TariffGroup {
+	return []TariffGroup{
+		{ID: "student", Name: "Étudiant"},
+		{ID: "academic", Name: "Académique"},
+		{ID: "sme", Name: "PME"},
+		{ID: "association", Name: "Association"},
+		{ID: "non-member", Name: "Non-membre"},
+		{ID: "staff", Name: "Équipe"},
+	}
+}
+
+// ValidateTariffGroups checks ids ([a-z0-9-]{1,32}), names and uniqueness.
+func ValidateTariffGroups(gs []TariffGroup) error {
+	if len(gs) == 0 {
+		return Errorf(EINVALID, "there must be at least one tariff group")
+	}
+	seen := map[string]bool{}
+	for _, g := range gs {
+		if !validSlug(g.ID) {
+			return Errorf(EINVALID, "tariff group id %q must be 1–32 of a-z, 0-9 and -", truncate(g.ID, 40))
+		}
+		if seen[g.ID] {
+			return Errorf(EINVALID, "tariff group %q is listed twice", g.ID)
+		}
+		seen[g.ID] = true
+		if strings.TrimSpace(g.Name) == "" || len(g.Name) > 100 {
+			return Errorf(EINVALID, "tariff group %q needs a name of 1–100 characters", g.ID)
+		}
+	}
+	return nil
+}
+
+func validSlug(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Settings are the lab-wide settings.
+type Settings struct {
+	Name                string       `json:"name"`
+	TimeZone            string       `json:"time_zone"`
+	Currency            string       `json:"currency"`
+	VATRateBasisPoints  int          `json:"vat_rate_bp"` // 2000 = 20 %; 0 with a legal mention for exempt associations
+	VATMention          string       `json:"vat_mention,omitempty"`
+	OpeningHours        OpeningHours `json:"opening_hours"`
+	Closures            []Closure    `json:"closures"`
+	InvoicePrefix       string       `json:"invoice_prefix"`
+	BillingIncrementMin int          `json:"billing_increment_minutes"`
+	DefaultRules        BookingRules `json:"default_rules"`
+	Language            string       `json:"language"`
+	loc                 *time.Location
+}
+
+// DefaultSettings are the settings of a new lab: Europe/Paris, EUR, open
+// Monday–Friday 09:00–21:00 and Saturday 10:00–18:00.
+func DefaultSettings() Settings {
+	week := []TimeRange{{Open: 9 * 60, Close: 21 * 60}}
+	s := Settings{
+		Name:     "FabLab",
+		TimeZone: "Europe/Paris",
+		Currency: "EUR",
+		OpeningHours: OpeningHours{
+			Monday: week, Tuesday: week, Wednesday: week, Thursday: week, Friday: week,
+			Saturday: []TimeRange{{Open: 10 * 60, Close: 18 * 60}},
+			Sunday:   []TimeRange{},
+		},
+		Closures:            []Closure{},
+		VATRateBasisPoints:  0,
+		VATMention:          "TVA non applicable, art. 293 B du CGI",
+		InvoicePrefix:       "FG",
+		BillingIncrementMin: 1,
+		DefaultRules:        DefaultBookingRules(),
+		Language:            "fr",
+	}
+	_ = s.Validate() // sets loc; the defaults are valid
+	return s
+}
+
+// Location returns the lab's time zone (valid after Validate).
+func (s *Settings) Location() *time.Location {
+	if s.loc == nil {
+		loc, err := time.LoadLocation(s.TimeZone)
+		if err != nil {
+			return time.UTC
+		}
+		s.loc = loc
+	}
+	return s.loc
+}
+
+// Validate checks the settings and loads the time zone.
+func (s *Settings) Validate() error {
+	if strings.TrimSpace(s.Name) == "" || len(s.Name) > 200 {
+		return Errorf(EINVALID, "name must be 1–200 characters")
+	}
+	loc, err := time.LoadLocation(s.TimeZone)
+	if err != nil || s.TimeZone == "" || s.TimeZone == "Local" {
+		return Errorf(EINVALID, "time_zone %q is not an IANA time zone such as Europe/Paris", truncate(s.TimeZone, 60))
+	}
+	s.loc = loc
+	if len(s.Currency) != 3 || strings.ToUpper(s.Currency) != s.Currency {
+		return Errorf(EINVALID, "currency must be an ISO 4217 code such as EUR, got %q", truncate(s.Currency, 10))
+	}
+	if s.VATRateBasisPoints < 0 || s.VATRateBasisPoints > 10000 {
+		return Errorf(EINVALID, "vat_rate_bp must be between 0 and 10000 (2000 = 20 %%)")
+	}
+	if err := s.OpeningHours.Validate(); err != nil {
+		return err
+	}
+	for _, c := range s.Closures {
+		if c.To.Before(c.From) {
+			return Errorf(EINVALID, "closure %s–%s ends before it starts", c.From, c.To)
+		}
+	}
+	if !validSlug(strings.ToLower(s.InvoicePrefix)) || len(s.InvoicePrefix) > 10 {
+		return Errorf(EINVALID, "invoice_prefix must be 1–10 letters, digits or -")
+	}
+	if s.BillingIncrementMin < 1 || s.BillingIncrementMin > 60 {
+		return Errorf(EINVALID, "billing_increment_minutes must be between 1 and 60")
+	}
+	if s.Language != "fr" && s.Language != "en" {
+		return Errorf(EINVALID, "language must be fr or en")
+	}
+	if s.Closures == nil {
+		s.Closures = []Closure{}
+	}
+	return s.DefaultRules.Validate()
+}
+
+// ClosedOn reports whether d falls in a closure.
+func (s *Settings) ClosedOn(d Date) bool {
+	return slices.ContainsFunc(s.Closures, func(c Closure) bool {
+		return !d.Before(c.From) && !c.To.Before(d)
+	})
+}

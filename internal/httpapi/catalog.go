@@ -1,0 +1,168 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+type trainingRequest struct {
+	Name           string `json:"name"`
+	Description    string `json:"description"`
+	ValidityMonths int    `json:"validity_months"`
+}
+
+func (s *Server) listTrainings(c *gin.Context) {
+	p, err := s.store.Trainings(c.Request.Context(), 0, 10_000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p.Items)
+}
+
+func (s *Server) createTraining(c *gin.Context) {
+	var req trainingRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	t, err := s.store.CreateTraining(c.Request.Context(), fablab.Training{Name: req.Name, Description: req.Description, ValidityMonths: req.ValidityMonths})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("training created", "training", t.ID, "by", member(c).ID)
+	c.JSON(http.StatusCreated, t)
+}
+
+type organisationRequest struct {
+	Name           string `json:"name"`
+	Group          string `json:"group"`
+	BillingAddress string `json:"billing_address"`
+	VATNumber      string `json:"vat_number"`
+}
+
+func (s *Server) listOrganisations(c *gin.Context) {
+	p, err := s.store.Organisations(c.Request.Context(), 0, 100_000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p.Items)
+}
+
+func (s *Server) createOrganisation(c *gin.Context) {
+	var req organisationRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	o, err := s.store.CreateOrganisation(c.Request.Context(), fablab.Organisation{Name: req.Name, Group: req.Group, BillingAddress: req.BillingAddress, VATNumber: req.VATNumber})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("organisation created", "organisation", o.ID, "by", member(c).ID)
+	c.JSON(http.StatusCreated, o)
+}
+
+type tariffsDoc struct {
+	Groups []fablab.TariffGroup `json:"groups"`
+}
+
+func (s *Server) getTariffs(c *gin.Context) {
+	gs, err := s.store.TariffGroups(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, tariffsDoc{Groups: gs})
+}
+
+func (s *Server) putTariffs(c *gin.Context) {
+	var req tariffsDoc
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	gs, err := s.store.PutTariffGroups(c.Request.Context(), req.Groups)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("tariff groups replaced", "groups", len(gs), "by", member(c).ID)
+	c.JSON(http.StatusOK, tariffsDoc{Groups: gs})
+}
+
+// settingsRequest is the body of PATCH /settings: every field optional.
+type settingsRequest struct {
+	Name                *string               `json:"name"`
+	TimeZone            *string               `json:"time_zone"`
+	Currency            *string               `json:"currency"`
+	VATRateBasisPoints  *int                  `json:"vat_rate_bp"`
+	VATMention          *string               `json:"vat_mention"`
+	OpeningHours        *fablab.OpeningHours  `json:"opening_hours"`
+	Closures            *[]fablab.Closure     `json:"closures"`
+	InvoicePrefix       *string               `json:"invoice_prefix"`
+	BillingIncrementMin *int                  `json:"billing_increment_minutes"`
+	DefaultRules        *fablab.BookingRules  `json:"default_rules"`
+	Language            *string               `json:"language"`
+}
+
+func (s *Server) getSettings(c *gin.Context) {
+	st, err := s.store.Settings(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) patchSettings(c *gin.Context) {
+	var req settingsRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.store.UpdateSettings(c.Request.Context(), func(st *fablab.Settings) error {
+		set(&st.Name, req.Name)
+		set(&st.TimeZone, req.TimeZone)
+		set(&st.Currency, req.Currency)
+		set(&st.VATRateBasisPoints, req.VATRateBasisPoints)
+		set(&st.VATMention, req.VATMention)
+		set(&st.OpeningHours, req.OpeningHours)
+		set(&st.Closures, req.Closures)
+		set(&st.InvoicePrefix, req.InvoicePrefix)
+		set(&st.BillingIncrementMin, req.BillingIncrementMin)
+		set(&st.DefaultRules, req.DefaultRules)
+		set(&st.Language, req.Language)
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("settings updated", "by", member(c).ID)
+	c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) backup(c *gin.Context) {
+	name := fmt.Sprintf("fabgate-%s.db", s.now().UTC().Format("20060102-150405"))
+	c.Header("Content-Type", "application/octet-stream")
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	n, err := s.store.Snapshot(c.Writer, func(size int64) {
+		c.Header("Content-Length", strconv.FormatInt(size, 10))
+		c.Status(http.StatusOK)
+	})
+	if err != nil {
+		// Headers are gone; the short body tells the client it failed.
+		s.log.Error("backup failed", "written", n, "err", err)
+		return
+	}
+	s.log.Info("backup streamed", "bytes", n, "by", member(c).ID)
+}

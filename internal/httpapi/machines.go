@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/booking"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// machineRequest is the body of POST /machines; PATCH takes the same fields,
+// all optional.
+type machineRequest struct {
+	Name               *string                   `json:"name"`
+	Kind               *string                   `json:"kind"`
+	Description        *string                   `json:"description"`
+	RequiredTrainings  *[]fablab.ID              `json:"required_trainings"`
+	DeviceID           *string                   `json:"device_id"`
+	State              *string                   `json:"state"`
+	Rules              *fablab.BookingRules      `json:"rules"`
+	Prices             *map[string]int64         `json:"prices"`
+	MinimumChargeCents *int64                    `json:"minimum_charge_cents"`
+	NoShowFeeCents     *int64                    `json:"no_show_fee_cents"`
+	GraceMinutes       *int                      `json:"grace_minutes"`
+	IdlePowerW         *float64                  `json:"idle_power_w"`
+	Maintenance        *[]fablab.MaintenanceBlock `json:"maintenance"`
+}
+
+func (r *machineRequest) apply(m *fablab.Machine) {
+	set(&m.Name, r.Name)
+	set(&m.Kind, r.Kind)
+	set(&m.Description, r.Description)
+	set(&m.RequiredTrainings, r.RequiredTrainings)
+	set(&m.DeviceID, r.DeviceID)
+	set(&m.State, r.State)
+	set(&m.Rules, r.Rules)
+	set(&m.Prices, r.Prices)
+	set(&m.MinimumChargeCents, r.MinimumChargeCents)
+	set(&m.NoShowFeeCents, r.NoShowFeeCents)
+	set(&m.GraceMinutes, r.GraceMinutes)
+	set(&m.IdlePowerW, r.IdlePowerW)
+	set(&m.Maintenance, r.Maintenance)
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func (s *Server) listMachines(c *gin.Context) {
+	p, err := s.store.Machines(c.Request.Context(), 0, 10_000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, p.Items)
+}
+
+func (s *Server) createMachine(c *gin.Context) {
+	var req machineRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Name == nil || req.Kind == nil {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "name and kind are required"))
+		return
+	}
+	var m fablab.Machine
+	req.apply(&m)
+	m, err := s.store.CreateMachine(c.Request.Context(), m)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("machine created", "machine", m.ID, "by", member(c).ID)
+	c.JSON(http.StatusCreated, m)
+}
+
+func (s *Server) getMachine(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.Machine(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) patchMachine(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req machineRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.UpdateMachine(c.Request.Context(), id, func(m *fablab.Machine) error {
+		req.apply(m)
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("machine updated", "machine", id, "by", member(c).ID)
+	c.JSON(http.StatusOK, m)
+}
+
+type availabilityResponse struct {
+	MachineID fablab.ID         `json:"machine_id"`
+	From      time.Time         `json:"from"`
+	To        time.Time         `json:"to"`
+	TimeZone  string            `json:"time_zone"`
+	Free      []fablab.Interval `json:"free"`
+	Busy      []fablab.Interval `json:"busy"`
+}
+
+func (s *Server) availability(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	from, to, err := queryRange(c, s.now().UTC().Truncate(time.Minute), 7*24*time.Hour)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.Machine(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.store.Settings(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	occ, err := s.store.Occupied(ctx, id, from, to)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	free, busy := booking.Availability(&st, &m, occ, from, to)
+	c.JSON(http.StatusOK, availabilityResponse{MachineID: id, From: from, To: to, TimeZone: st.TimeZone, Free: nonNil(free), Busy: nonNil(busy)})
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

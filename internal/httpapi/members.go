@@ -1,0 +1,281 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// memberRequest is the body of POST /members; PATCH takes the same fields,
+// all optional.
+type memberRequest struct {
+	Email           *string      `json:"email"`
+	Name            *string      `json:"name"`
+	Role            *fablab.Role `json:"role"`
+	Group           *string      `json:"group"`
+	OrganisationID  *fablab.ID   `json:"organisation_id"`
+	Payer           *string      `json:"payer"`
+	Status          *string      `json:"status"`
+	MembershipUntil *time.Time   `json:"membership_until"`
+	Language        *string      `json:"language"`
+	Password        *string      `json:"password"`
+}
+
+func (r *memberRequest) apply(m *fablab.Member) {
+	set(&m.Email, r.Email)
+	set(&m.Name, r.Name)
+	set(&m.Role, r.Role)
+	set(&m.Group, r.Group)
+	set(&m.OrganisationID, r.OrganisationID)
+	set(&m.Payer, r.Payer)
+	set(&m.Status, r.Status)
+	set(&m.Language, r.Language)
+	if r.MembershipUntil != nil {
+		t := r.MembershipUntil.UTC()
+		m.MembershipUntil = &t
+	}
+}
+
+// checkRoleChange enforces that only admins make or change staff and admins.
+func checkRoleChange(c *gin.Context, target fablab.Role) error {
+	if target.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
+		return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can give the %s role", target)
+	}
+	return nil
+}
+
+func (s *Server) listMembers(c *gin.Context) {
+	after, err := queryID(c, "after")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	limit, err := queryInt(c, "limit", 100, 1, 1000)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	p, err := s.store.Members(c.Request.Context(), after, limit)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	resp := gin.H{"items": p.Items}
+	if p.Next != 0 {
+		resp["next"] = p.Next
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) createMember(c *gin.Context) {
+	var req memberRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Email == nil || req.Name == nil {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "email and name are required"))
+		return
+	}
+	var m fablab.Member
+	req.apply(&m)
+	if m.Role == "" {
+		m.Role = fablab.RoleMaker
+	}
+	if err := checkRoleChange(c, m.Role); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Password != nil {
+		h, err := auth.HashPassword(s.pw, *req.Password)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		m.PasswordHash = h
+	}
+	m, err := s.store.CreateMember(c.Request.Context(), m)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("member created", "member", m.ID, "role", m.Role, "by", member(c).ID)
+	c.JSON(http.StatusCreated, m)
+}
+
+// visibleMemberID returns the :id of a member the caller may see: themselves,
+// or anyone for staff.
+func visibleMemberID(c *gin.Context) (fablab.ID, error) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		return 0, err
+	}
+	if id != member(c).ID && !isStaff(c) {
+		return 0, fablab.Errorf(fablab.ENOTFOUND, "member %s does not exist", id)
+	}
+	return id, nil
+}
+
+func (s *Server) getMember(c *gin.Context) {
+	id, err := visibleMemberID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.Member(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, m)
+}
+
+func (s *Server) patchMember(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req memberRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	var hash string
+	if req.Password != nil {
+		if hash, err = auth.HashPassword(s.pw, *req.Password); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	m, err := s.store.UpdateMember(c.Request.Context(), id, func(m *fablab.Member) error {
+		// Staff manage makers; staff and admin accounts are the admins' to change.
+		if err := checkRoleChange(c, m.Role); err != nil {
+			return err
+		}
+		req.apply(m)
+		if err := checkRoleChange(c, m.Role); err != nil {
+			return err
+		}
+		if hash != "" {
+			m.PasswordHash = hash
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("member updated", "member", id, "by", member(c).ID)
+	c.JSON(http.StatusOK, m)
+}
+
+type badgeRequest struct {
+	UID   string `json:"uid"`
+	Label string `json:"label"`
+}
+
+func (s *Server) addBadge(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req badgeRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	uid, err := fablab.NormalizeUID(req.UID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if len(req.Label) > 100 {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "label is limited to 100 characters"))
+		return
+	}
+	b, err := s.store.AddBadge(c.Request.Context(), fablab.Badge{Hash: auth.BadgeHash(s.store.BadgeSecret(), uid), MemberID: id, Label: req.Label})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("badge enrolled", "member", id, "by", member(c).ID)
+	c.JSON(http.StatusCreated, b)
+}
+
+func (s *Server) listBadges(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, err := s.store.Member(c.Request.Context(), id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	bs, err := s.store.Badges(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, bs)
+}
+
+type qualificationRequest struct {
+	TrainingID fablab.ID  `json:"training_id"`
+	ExpiresAt  *time.Time `json:"expires_at"`
+}
+
+func (s *Server) grantQualification(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req qualificationRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.TrainingID == 0 {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "training_id is required"))
+		return
+	}
+	t, err := s.store.Training(ctx, req.TrainingID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	q := fablab.Qualification{MemberID: id, TrainingID: t.ID, GrantedBy: member(c).ID, ExpiresAt: req.ExpiresAt}
+	if q.ExpiresAt == nil && t.ValidityMonths > 0 {
+		exp := s.now().UTC().AddDate(0, t.ValidityMonths, 0).Truncate(time.Second)
+		q.ExpiresAt = &exp
+	}
+	q, err = s.store.GrantQualification(ctx, q)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("qualification granted", "member", id, "training", t.ID, "by", member(c).ID)
+	c.JSON(http.StatusCreated, q)
+}
+
+func (s *Server) listQualifications(c *gin.Context) {
+	id, err := visibleMemberID(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	qs, err := s.store.Qualifications(c.Request.Context(), id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, qs)
+}

@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// statusOf maps error codes to HTTP statuses: the one table of the API.
+// Codes not listed are booking or domain rules: 422.
+var statusOf = map[string]int{
+	fablab.EINVALID:               http.StatusBadRequest,
+	fablab.ENOTFOUND:              http.StatusNotFound,
+	fablab.ECONFLICT:              http.StatusConflict,
+	fablab.EUNAUTHORIZED:          http.StatusUnauthorized,
+	fablab.EFORBIDDEN:             http.StatusForbidden,
+	fablab.ETOOMANY:               http.StatusTooManyRequests,
+	fablab.EINTERNAL:              http.StatusInternalServerError,
+	fablab.CodeBookingConflict:    http.StatusConflict,
+	"email_taken":                 http.StatusConflict,
+	"badge_taken":                 http.StatusConflict,
+	"payload_too_large":           http.StatusRequestEntityTooLarge,
+	"unsupported_media_type":      http.StatusUnsupportedMediaType,
+	"method_not_allowed":          http.StatusMethodNotAllowed,
+}
+
+// Problem is an RFC 9457 problem document with FabGate's stable code.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// fail writes err as application/problem+json and aborts the request.
+// Internal errors are logged here, once, and shown as "internal error".
+func (s *Server) fail(c *gin.Context, err error) {
+	code := fablab.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusUnprocessableEntity
+	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+	}
+	p := Problem{
+		Type:   "about:blank",
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: fablab.ErrorMessage(err),
+		Code:   code,
+	}
+	body, _ := json.Marshal(p)
+	c.Abort()
+	c.Data(status, "application/problem+json", body)
+}
+
+// maxBody limits request bodies.
+const maxBody = 1 << 20
+
+// decode reads exactly one JSON object from the request body into v,
+// rejecting unknown fields and trailing data, with messages that say what to
+// fix. It never partially applies anything: v is a fresh request struct.
+func decode(c *gin.Context, v any) error {
+	ct := c.GetHeader("Content-Type")
+	if ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return fablab.Errorf("unsupported_media_type", "send the body as application/json")
+	}
+	r := http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fablab.Errorf(fablab.EINVALID, "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syn  *json.SyntaxError
+		typ  *json.UnmarshalTypeError
+		tpe  *time.ParseError
+		fe   *fablab.Error
+		mbe  *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, io.EOF):
+		return fablab.Errorf(fablab.EINVALID, "the body is empty; send a JSON object")
+	case errors.As(err, &mbe):
+		return fablab.Errorf("payload_too_large", "the body is larger than %d bytes", maxBody)
+	case errors.As(err, &syn):
+		return fablab.Errorf(fablab.EINVALID, "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fablab.Errorf(fablab.EINVALID, "malformed JSON: the body ends too early")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return fablab.Errorf(fablab.EINVALID, "the body must be a JSON object, not %s", typ.Value)
+		}
+		return fablab.Errorf(fablab.EINVALID, "field %q must be %s, not %s", field, jsonKind(typ.Type.String()), typ.Value)
+	case errors.As(err, &tpe):
+		return fablab.Errorf(fablab.EINVALID, "times must be RFC 3339, such as 2026-03-02T09:00:00+01:00 (got %s)", tpe.Value)
+	case errors.As(err, &fe):
+		return fe
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fablab.Errorf(fablab.EINVALID, "%s is not accepted here; remove it", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return fablab.Errorf(fablab.EINVALID, "invalid JSON body: %s", err.Error())
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.Contains(goType, "int"), strings.Contains(goType, "float"):
+		return "a number"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map"), strings.Contains(goType, "struct"):
+		return "an object"
+	case strings.Contains(goType, "Time"):
+		return "an RFC 3339 time"
+	}
+	return "a string"
+}
+
+// queryTime parses an optional RFC 3339 query parameter.
+func queryTime(c *gin.Context, name string, def time.Time) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return t, fablab.Errorf(fablab.EINVALID, "query %s must be an RFC 3339 time such as 2026-03-02T09:00:00+01:00 (in a URL, write + as %%2B)", name)
+	}
+	return t, nil
+}
+
+// maxRange bounds the time range of list and availability queries.
+const maxRange = 366 * 24 * time.Hour
+
+// queryRange reads ?from=&to= with defaults and checks them.
+func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, to time.Time, err error) {
+	if from, err = queryTime(c, "from", defFrom); err != nil {
+		return
+	}
+	if to, err = queryTime(c, "to", from.Add(defLen)); err != nil {
+		return
+	}
+	if !to.After(from) {
+		err = fablab.Errorf(fablab.EINVALID, "to must be after from")
+	} else if to.Sub(from) > maxRange {
+		err = fablab.Errorf(fablab.EINVALID, "the range from %s to %s is longer than a year; ask for less", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	}
+	return
+}
+
+// pathID parses the :name path parameter as an id.
+func pathID(c *gin.Context, name string) (fablab.ID, error) {
+	id, err := fablab.ParseID(c.Param(name))
+	if err != nil {
+		return 0, fablab.Errorf(fablab.ENOTFOUND, "no %s has id %q", strings.TrimSuffix(name, "_id"), c.Param(name))
+	}
+	return id, nil
+}
+
+func queryID(c *gin.Context, name string) (fablab.ID, error) {
+	v := c.Query(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := fablab.ParseID(v)
+	if err != nil {
+		return 0, fablab.Errorf(fablab.EINVALID, "query %s: %s", name, fablab.ErrorMessage(err))
+	}
+	return id, nil
+}
+
+func queryInt(c *gin.Context, name string, def, min, max int) (int, error) {
+	v := c.Query(name)
+	if v == "" {
+		return def, nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || fmt.Sprint(n) != v || n < min || n > max {
+		return 0, fablab.Errorf(fablab.EINVALID, "query %s must be a whole number from %d to %d", name, min, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"crypto/subtle"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+const (
+	sessionCookie = "fabgate_session"
+	csrfCookie    = "fabgate_csrf"
+	csrfHeader    = "X-CSRF-Token"
+	ctxMember     = "fabgate.member"
+)
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	Token     string        `json:"token"`
+	ExpiresAt time.Time     `json:"expires_at"`
+	CSRFToken string        `json:"csrf_token"`
+	Member    fablab.Member `json:"member"`
+}
+
+func (s *Server) login(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req loginRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	account, addr := fablab.NormalizeEmail(req.Email), c.ClientIP()
+	if account == "" || req.Password == "" {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "email and password are required"))
+		return
+	}
+	if err := s.throttle.Allow(account, addr); err != nil {
+		wait := s.throttle.RetryAfter(account, addr)
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.MemberByEmail(ctx, account)
+	ok := false
+	switch {
+	case fablab.ErrorCode(err) == fablab.ENOTFOUND || (err == nil && m.PasswordHash == ""):
+		auth.DummyVerify(s.pw)
+	case err != nil:
+		s.fail(c, err)
+		return
+	default:
+		if ok, err = auth.VerifyPassword(m.PasswordHash, req.Password); err != nil {
+			s.fail(c, fablab.Internal(err, "stored password hash of member %s is unreadable", m.ID))
+			return
+		}
+	}
+	if !ok {
+		s.throttle.Failure(account, addr)
+		s.log.Info("login failed", "email", account, "addr", addr)
+		s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "wrong email or password"))
+		return
+	}
+	s.throttle.Success(account)
+	token, csrf := auth.NewToken(), auth.NewToken()
+	now := s.now()
+	t := bolt.Token{MemberID: m.ID, CSRF: csrf, CreatedAt: now.UTC(), ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Second)}
+	if err := s.store.PutToken(ctx, auth.TokenKey(token), t); err != nil {
+		s.fail(c, err)
+		return
+	}
+	secure := c.Request.TLS != nil
+	maxAge := int(s.ttl / time.Second)
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: csrf, Path: "/", MaxAge: maxAge, Secure: secure, SameSite: http.SameSiteLaxMode})
+	s.log.Info("login", "member", m.ID)
+	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: t.ExpiresAt, CSRFToken: csrf, Member: m})
+}
+
+func (s *Server) logout(c *gin.Context) {
+	if err := s.store.DeleteToken(c.Request.Context(), c.MustGet("fabgate.token_key").([32]byte)); err != nil {
+		s.fail(c, err)
+		return
+	}
+	secure := c.Request.TLS != nil
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: "", Path: "/", MaxAge: -1, Secure: secure, SameSite: http.SameSiteLaxMode})
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) me(c *gin.Context) { c.JSON(http.StatusOK, member(c)) }
+
+// authenticate admits requests carrying a valid bearer token or session
+// cookie of a member whose role is at least min. Cookie-authenticated unsafe
+// requests must echo the CSRF secret in X-CSRF-Token.
+func (s *Server) authenticate(min fablab.Role) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, viaCookie := "", false
+		if h := c.GetHeader("Authorization"); h != "" {
+			scheme, rest, _ := strings.Cut(h, " ")
+			if !strings.EqualFold(scheme, "Bearer") || rest == "" {
+				s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "Authorization must be \"Bearer <token>\""))
+				return
+			}
+			token = strings.TrimSpace(rest)
+		} else if ck, err := c.Cookie(sessionCookie); err == nil && ck != "" {
+			token, viaCookie = ck, true
+		}
+		if token == "" {
+			s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "log in first (POST /api/v1/auth/login) and send the token as \"Authorization: Bearer <token>\""))
+			return
+		}
+		key := auth.TokenKey(token)
+		t, err := s.store.TokenByKey(c.Request.Context(), key)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if viaCookie && !safeMethod(c.Request.Method) {
+			got := c.GetHeader(csrfHeader)
+			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(t.CSRF)) != 1 {
+				s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "missing or wrong %s header (the csrf_token given at login)", csrfHeader))
+				return
+			}
+		}
+		m, err := s.store.Member(c.Request.Context(), t.MemberID)
+		if err != nil {
+			s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists"))
+			return
+		}
+		if !m.Role.AtLeast(min) {
+			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "this needs the %s role", min))
+			return
+		}
+		c.Set(ctxMember, m)
+		c.Set("fabgate.token_key", key)
+		c.Next()
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// member returns the authenticated member of the request.
+func member(c *gin.Context) fablab.Member { return c.MustGet(ctxMember).(fablab.Member) }
+
+// isStaff reports whether the authenticated member is staff or admin.
+func isStaff(c *gin.Context) bool { return member(c).Role.AtLeast(fablab.RoleStaff) }

@@ -1,0 +1,29 @@
+// Package web holds FabGate's HTML templates and static files, embedded in
+// the binary so that `go build` is all a deployment needs.
+package web
+
+import (
+	"embed"
+	"io/fs"
+)
+
+//go:embed templates static
+var files embed.FS
+
+// Templates returns the HTML templates (templates/*.html).
+func Templates() fs.FS {
+	sub, err := fs.Sub(files, "templates")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return sub
+}
+
+// Static returns the static files (CSS, JavaScript, vendored libraries).
+func Static() fs.FS {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
