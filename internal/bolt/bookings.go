@@ -36,15 +36,15 @@ func getBooking(tx *bbolt.Tx, id fablab.ID) (fablab.Booking, error) {
 // slotConflict returns the occupying booking of machine that overlaps iv, or 0.
 // Occupying bookings never overlap, so only the last one starting before
 // iv.End can overlap iv.
-func slotConflict(tx *bbolt.Tx, machine fablab.ID, iv fablab.Interval) fablab.ID {
+func slotConflict(tx *bbolt.Tx, machine fablab.ID, iv fablab.Interval) (fablab.ID, fablab.Interval) {
 	k, v := lastBefore(tx.Bucket(bSlots).Cursor(), cat(itob(machine), tkey(iv.End)))
 	if k == nil || !bytes.HasPrefix(k, itob(machine)) {
-		return 0
+		return 0, fablab.Interval{}
 	}
 	if end := fromTkey(v[8:16]); end.After(iv.Start) {
-		return btoi(v[:8])
+		return btoi(v[:8]), fablab.Interval{Start: fromTkey(k[8:16]), End: end}
 	}
-	return 0
+	return 0, fablab.Interval{}
 }
 
 // lastBefore positions c on the last key strictly below key.
@@ -58,13 +58,22 @@ func lastBefore(c *bbolt.Cursor, key []byte) (k, v []byte) {
 // CreateBooking stores a confirmed booking if check accepts it and it overlaps
 // no occupying booking of the machine. Both the check and the write happen in
 // one write transaction, so concurrent requests cannot double-book. Errors:
-// ENOTFOUND (machine, member), CodeBookingConflict, whatever check returns.
+// EINVALID, CodeTooLong (longer than fablab.MaxBookingMinutes, which range
+// listings rely on), ENOTFOUND (machine, member), CodeBookingConflict,
+// whatever check returns.
 func (s *Store) CreateBooking(ctx context.Context, b fablab.Booking, check func(BookingContext) error) (fablab.Booking, error) {
 	b.Start, b.End = b.Start.UTC().Truncate(time.Second), b.End.UTC().Truncate(time.Second)
 	if !b.End.After(b.Start) {
 		return b, fablab.Errorf(fablab.EINVALID, "end must be after start")
 	}
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	if b.End.Sub(b.Start) > maxBookingSpan {
+		return b, fablab.Errorf(fablab.CodeTooLong, "a booking lasts at most %d minutes", fablab.MaxBookingMinutes)
+	}
+	if b.CreatedBy == 0 {
+		// fablab.ID refuses to decode 0: the stored booking could not be read back.
+		return b, fablab.Errorf(fablab.EINVALID, "created_by is required")
+	}
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		st, err := loadSettings(tx)
 		if err != nil {
 			return err
@@ -90,9 +99,10 @@ func (s *Store) CreateBooking(ctx context.Context, b fablab.Booking, check func(
 		if err := check(bc); err != nil {
 			return err
 		}
-		if other := slotConflict(tx, b.MachineID, b.Interval()); other != 0 {
+		if other, taken := slotConflict(tx, b.MachineID, b.Interval()); other != 0 {
+			loc := st.Location()
 			return fablab.Errorf(fablab.CodeBookingConflict, "%s is already booked from %s to %s; pick a free slot",
-				m.Name, b.Start.In(st.Location()).Format("2006-01-02 15:04"), b.End.In(st.Location()).Format("15:04"))
+				m.Name, taken.Start.In(loc).Format("2006-01-02 15:04"), taken.End.In(loc).Format("2006-01-02 15:04"))
 		}
 		bk := tx.Bucket(bBookings)
 		if b.ID, err = nextID(bk); err != nil {
@@ -219,9 +229,16 @@ func (s *Store) Occupied(ctx context.Context, machine fablab.ID, from, to time.T
 }
 
 // SetBookingState moves a booking to a new state (cancel, no-show, complete)
-// after check accepts it, updating the slot index. Errors: ENOTFOUND, whatever
+// after check accepts it, updating the slot index. A booking that released
+// its slot (cancelled, no-show) takes it back only if it is still free.
+// Errors: EINVALID (unknown state), ENOTFOUND, CodeBookingConflict, whatever
 // check returns.
 func (s *Store) SetBookingState(ctx context.Context, id fablab.ID, state string, by fablab.ID, check func(fablab.Machine, fablab.Booking) error) (fablab.Booking, error) {
+	switch state {
+	case fablab.BookingConfirmed, fablab.BookingCancelled, fablab.BookingNoShow, fablab.BookingCompleted:
+	default:
+		return fablab.Booking{}, fablab.Errorf(fablab.EINVALID, "booking state must be confirmed, cancelled, no_show or completed")
+	}
 	var out fablab.Booking
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b, err := getBooking(tx, id)
@@ -241,8 +258,16 @@ func (s *Store) SetBookingState(ctx context.Context, id fablab.ID, state string,
 			now := s.now().UTC().Truncate(0)
 			b.CancelledAt, b.CancelledBy = &now, by
 		}
-		if wasOccupying && !b.Occupies() {
+		switch {
+		case wasOccupying && !b.Occupies():
 			if err := tx.Bucket(bSlots).Delete(cat(itob(b.MachineID), tkey(b.Start))); err != nil {
+				return err
+			}
+		case !wasOccupying && b.Occupies():
+			if other, _ := slotConflict(tx, b.MachineID, b.Interval()); other != 0 {
+				return fablab.Errorf(fablab.CodeBookingConflict, "%s has been booked by someone else since this booking released its slot", m.Name)
+			}
+			if err := tx.Bucket(bSlots).Put(cat(itob(b.MachineID), tkey(b.Start)), cat(itob(b.ID), tkey(b.End))); err != nil {
 				return err
 			}
 		}

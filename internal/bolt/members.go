@@ -233,8 +233,13 @@ func (s *Store) Trainings(ctx context.Context, after fablab.ID, limit int) (Page
 }
 
 // GrantQualification records (or renews) a member's qualification. Errors:
-// ENOTFOUND (member or training), EINVALID (expiry not after grant).
+// ENOTFOUND (member or training), EINVALID (no granted_by, expiry not after grant).
 func (s *Store) GrantQualification(ctx context.Context, q fablab.Qualification) (fablab.Qualification, error) {
+	if q.GrantedBy == 0 {
+		// fablab.ID refuses to decode 0: the stored qualification could not be
+		// read back, and every later read of the member's qualifications would fail.
+		return q, fablab.Errorf(fablab.EINVALID, "granted_by is required")
+	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		if _, err := getMember(tx, q.MemberID); err != nil {
 			return err

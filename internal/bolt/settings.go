@@ -25,14 +25,14 @@ func loadTariffs(tx *bbolt.Tx) ([]fablab.TariffGroup, error) {
 	return gs, err
 }
 
-// Settings returns the lab settings.
+// Settings returns the lab settings, from memory: they change only through
+// UpdateSettings, which refreshes the copy after its commit. The slices of
+// the result are shared: callers must not modify them.
 func (s *Store) Settings(ctx context.Context) (fablab.Settings, error) {
-	var out fablab.Settings
-	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
-		out, err = loadSettings(tx)
-		return err
-	})
-	return out, err
+	if err := ctx.Err(); err != nil {
+		return fablab.Settings{}, err
+	}
+	return *s.settings.Load(), nil
 }
 
 // UpdateSettings applies fn to the settings and stores the result if it
@@ -51,6 +51,7 @@ func (s *Store) UpdateSettings(ctx context.Context, fn func(*fablab.Settings) er
 			return err
 		}
 		out = cur
+		tx.OnCommit(func() { s.settings.Store(&cur) })
 		return putJSON(tx.Bucket(bMeta), kSettings, cur)
 	})
 	return out, err

@@ -36,6 +36,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -93,9 +95,14 @@ type Options struct {
 
 // Store is FabGate's bbolt storage. It is safe for concurrent use.
 type Store struct {
-	db     *bbolt.DB
-	now    fablab.Clock
-	secret []byte
+	db       *bbolt.DB
+	now      fablab.Clock
+	secret   []byte
+	settings atomic.Pointer[fablab.Settings] // committed settings, read without a transaction
+	// machines holds the committed machines, replaced whole on each change
+	// (copy on write under machinesMu) so readers never lock.
+	machines   atomic.Pointer[map[fablab.ID]*fablab.Machine]
+	machinesMu sync.Mutex
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -114,6 +121,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
+	// Concurrent booking requests share commits; a lone one waits at most this.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, now: opts.Now}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()
@@ -121,7 +130,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := db.View(func(tx *bbolt.Tx) error {
 		s.secret = append([]byte(nil), tx.Bucket(bMeta).Get(kSecret)...)
-		return nil
+		st, err := loadSettings(tx)
+		s.settings.Store(&st)
+		if err != nil {
+			return err
+		}
+		return s.loadMachines(tx)
 	}); err != nil {
 		db.Close()
 		return nil, err
@@ -214,6 +228,16 @@ func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 		return err
 	}
 	return s.db.View(fn)
+}
+
+// batch runs fn in a write transaction that may be shared with other
+// concurrent batch calls (one commit and fsync for all of them). fn may run
+// more than once, so it must only write through tx and assign its results.
+func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Batch(fn)
 }
 
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

@@ -48,3 +48,30 @@ func (s *Store) DeleteToken(ctx context.Context, key [32]byte) error {
 		return tx.Bucket(bTokens).Delete(key[:])
 	})
 }
+
+// Session returns the token stored under key and its member, in one read.
+// An expired token counts as absent. Errors: EUNAUTHORIZED.
+func (s *Store) Session(ctx context.Context, key [32]byte) (Token, fablab.Member, error) {
+	var (
+		t Token
+		r memberRecord
+	)
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bTokens).Get(key[:])
+		if v == nil {
+			return fablab.Errorf(fablab.EUNAUTHORIZED, "the session has ended; log in again")
+		}
+		if err := getJSONBytes(v, &t); err != nil {
+			return err
+		}
+		var err error
+		if r, err = getMember(tx, t.MemberID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
+			return fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists")
+		}
+		return err
+	})
+	if err == nil && !s.now().Before(t.ExpiresAt) {
+		err = fablab.Errorf(fablab.EUNAUTHORIZED, "the session has expired; log in again")
+	}
+	return t, r.Member, err
+}

@@ -119,7 +119,9 @@ func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) erro
 
 	want := fablab.Interval{Start: start, End: end}
 	for _, b := range m.Maintenance {
-		if want.Overlaps(fablab.Interval{Start: b.Start, End: b.End}) {
+		// Empty or inverted blocks (refused by Machine.Validate) block nothing,
+		// as in Availability.
+		if b.Start.Before(b.End) && want.Overlaps(fablab.Interval{Start: b.Start, End: b.End}) {
 			reason := ""
 			if b.Reason != "" {
 				reason = " (" + b.Reason + ")"
@@ -189,14 +191,17 @@ func machineName(m *fablab.Machine) string {
 	return fmt.Sprintf("%q", m.Name)
 }
 
-// slotExample shows two consecutive accepted start times, e.g. "09:00, 09:30".
+// slotExample shows two consecutive accepted start times from 08:00 on, e.g.
+// "08:00, 08:30".
 func slotExample(slot int) string {
-	a := fablab.ClockTime(9 * 60)
-	b := a + fablab.ClockTime(slot)
-	if b > 24*60 {
+	if slot >= 24*60 {
 		return "00:00"
 	}
-	return a.String() + ", " + b.String()
+	a := (8*60 + slot - 1) / slot * slot
+	if a+slot >= 24*60 {
+		a = 0
+	}
+	return fablab.ClockTime(a).String() + ", " + fablab.ClockTime(a+slot).String()
 }
 
 func formatDuration(d time.Duration) string {

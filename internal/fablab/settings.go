@@ -3,6 +3,7 @@ package fablab
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // time zones work on hosts without a zoneinfo database
 )
@@ -215,7 +216,7 @@ func DefaultSettings() Settings {
 // Location returns the lab's time zone (valid after Validate).
 func (s *Settings) Location() *time.Location {
 	if s.loc == nil {
-		loc, err := time.LoadLocation(s.TimeZone)
+		loc, err := LoadLocation(s.TimeZone)
 		if err != nil {
 			return time.UTC
 		}
@@ -224,12 +225,28 @@ func (s *Settings) Location() *time.Location {
 	return s.loc
 }
 
+var locations sync.Map // name → *time.Location
+
+// LoadLocation is time.LoadLocation with a cache: the standard one reads and
+// parses the zone database on every call.
+func LoadLocation(name string) (*time.Location, error) {
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(name, loc)
+	return loc, nil
+}
+
 // Validate checks the settings and loads the time zone.
 func (s *Settings) Validate() error {
 	if strings.TrimSpace(s.Name) == "" || len(s.Name) > 200 {
 		return Errorf(EINVALID, "name must be 1–200 characters")
 	}
-	loc, err := time.LoadLocation(s.TimeZone)
+	loc, err := LoadLocation(s.TimeZone)
 	if err != nil || s.TimeZone == "" || s.TimeZone == "Local" {
 		return Errorf(EINVALID, "time_zone %q is not an IANA time zone such as Europe/Paris", truncate(s.TimeZone, 60))
 	}

@@ -27,6 +27,10 @@ func (r *bookingRequest) validate() error {
 		return fablab.Errorf(fablab.EINVALID, "machine_id is required")
 	case r.Start.IsZero() || r.End.IsZero():
 		return fablab.Errorf(fablab.EINVALID, "start and end are required (RFC 3339 times)")
+	case checkInstant("start", r.Start) != nil:
+		return checkInstant("start", r.Start)
+	case checkInstant("end", r.End) != nil:
+		return checkInstant("end", r.End)
 	case !r.End.After(r.Start):
 		return fablab.Errorf(fablab.EINVALID, "end must be after start")
 	case r.End.Sub(r.Start) > fablab.MaxBookingMinutes*time.Minute:

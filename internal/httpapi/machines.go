@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -13,18 +14,18 @@ import (
 // machineRequest is the body of POST /machines; PATCH takes the same fields,
 // all optional.
 type machineRequest struct {
-	Name               *string                   `json:"name"`
-	Kind               *string                   `json:"kind"`
-	Description        *string                   `json:"description"`
-	RequiredTrainings  *[]fablab.ID              `json:"required_trainings"`
-	DeviceID           *string                   `json:"device_id"`
-	State              *string                   `json:"state"`
-	Rules              *fablab.BookingRules      `json:"rules"`
-	Prices             *map[string]int64         `json:"prices"`
-	MinimumChargeCents *int64                    `json:"minimum_charge_cents"`
-	NoShowFeeCents     *int64                    `json:"no_show_fee_cents"`
-	GraceMinutes       *int                      `json:"grace_minutes"`
-	IdlePowerW         *float64                  `json:"idle_power_w"`
+	Name               *string                    `json:"name"`
+	Kind               *string                    `json:"kind"`
+	Description        *string                    `json:"description"`
+	RequiredTrainings  *[]fablab.ID               `json:"required_trainings"`
+	DeviceID           *string                    `json:"device_id"`
+	State              *string                    `json:"state"`
+	Rules              *fablab.BookingRules       `json:"rules"`
+	Prices             *map[string]int64          `json:"prices"`
+	MinimumChargeCents *int64                     `json:"minimum_charge_cents"`
+	NoShowFeeCents     *int64                     `json:"no_show_fee_cents"`
+	GraceMinutes       *int                       `json:"grace_minutes"`
+	IdlePowerW         *float64                   `json:"idle_power_w"`
 	Maintenance        *[]fablab.MaintenanceBlock `json:"maintenance"`
 }
 
@@ -154,12 +155,48 @@ func (s *Server) availability(c *gin.Context) {
 		return
 	}
 	free, busy := booking.Availability(&st, &m, occ, from, to)
-	c.JSON(http.StatusOK, availabilityResponse{MachineID: id, From: from, To: to, TimeZone: st.TimeZone, Free: nonNil(free), Busy: nonNil(busy)})
+	resp := availabilityResponse{MachineID: id, From: from.In(st.Location()), To: to.In(st.Location()), TimeZone: st.TimeZone, Free: free, Busy: busy}
+	body, _ := resp.MarshalJSON()
+	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
+// MarshalJSON writes the availability document directly: it is the hottest
+// read of the API (calendars poll it), and encoding/json's reflection and
+// re-validation of time.Time output cost more than the lookup itself.
+func (r *availabilityResponse) MarshalJSON() ([]byte, error) {
+	buf := make([]byte, 0, 160+64*(len(r.Free)+len(r.Busy)))
+	buf = append(buf, `{"machine_id":"`...)
+	buf = strconv.AppendUint(buf, uint64(r.MachineID), 10)
+	buf = append(buf, `","from":`...)
+	buf = appendTime(buf, r.From)
+	buf = append(buf, `,"to":`...)
+	buf = appendTime(buf, r.To)
+	buf = append(buf, `,"time_zone":`...)
+	buf = strconv.AppendQuote(buf, r.TimeZone)
+	buf = append(buf, `,"free":`...)
+	buf = appendIntervals(buf, r.Free)
+	buf = append(buf, `,"busy":`...)
+	buf = appendIntervals(buf, r.Busy)
+	return append(buf, '}'), nil
+}
+
+func appendTime(buf []byte, t time.Time) []byte {
+	buf = append(buf, '"')
+	buf = t.AppendFormat(buf, time.RFC3339)
+	return append(buf, '"')
+}
+
+func appendIntervals(buf []byte, ivs []fablab.Interval) []byte {
+	buf = append(buf, '[')
+	for i, iv := range ivs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"start":`...)
+		buf = appendTime(buf, iv.Start)
+		buf = append(buf, `,"end":`...)
+		buf = appendTime(buf, iv.End)
+		buf = append(buf, '}')
 	}
-	return s
+	return append(buf, ']')
 }

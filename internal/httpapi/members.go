@@ -25,6 +25,14 @@ type memberRequest struct {
 	Password        *string      `json:"password"`
 }
 
+// validate checks what the store cannot: that membership_until can be stored.
+func (r *memberRequest) validate() error {
+	if r.MembershipUntil != nil {
+		return checkInstant("membership_until", *r.MembershipUntil)
+	}
+	return nil
+}
+
 func (r *memberRequest) apply(m *fablab.Member) {
 	set(&m.Email, r.Email)
 	set(&m.Name, r.Name)
@@ -74,6 +82,10 @@ func (s *Server) listMembers(c *gin.Context) {
 func (s *Server) createMember(c *gin.Context) {
 	var req memberRequest
 	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := req.validate(); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -142,6 +154,10 @@ func (s *Server) patchMember(c *gin.Context) {
 	}
 	var req memberRequest
 	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := req.validate(); err != nil {
 		s.fail(c, err)
 		return
 	}

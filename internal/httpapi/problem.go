@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -17,19 +18,19 @@ import (
 // statusOf maps error codes to HTTP statuses: the one table of the API.
 // Codes not listed are booking or domain rules: 422.
 var statusOf = map[string]int{
-	fablab.EINVALID:               http.StatusBadRequest,
-	fablab.ENOTFOUND:              http.StatusNotFound,
-	fablab.ECONFLICT:              http.StatusConflict,
-	fablab.EUNAUTHORIZED:          http.StatusUnauthorized,
-	fablab.EFORBIDDEN:             http.StatusForbidden,
-	fablab.ETOOMANY:               http.StatusTooManyRequests,
-	fablab.EINTERNAL:              http.StatusInternalServerError,
-	fablab.CodeBookingConflict:    http.StatusConflict,
-	"email_taken":                 http.StatusConflict,
-	"badge_taken":                 http.StatusConflict,
-	"payload_too_large":           http.StatusRequestEntityTooLarge,
-	"unsupported_media_type":      http.StatusUnsupportedMediaType,
-	"method_not_allowed":          http.StatusMethodNotAllowed,
+	fablab.EINVALID:            http.StatusBadRequest,
+	fablab.ENOTFOUND:           http.StatusNotFound,
+	fablab.ECONFLICT:           http.StatusConflict,
+	fablab.EUNAUTHORIZED:       http.StatusUnauthorized,
+	fablab.EFORBIDDEN:          http.StatusForbidden,
+	fablab.ETOOMANY:            http.StatusTooManyRequests,
+	fablab.EINTERNAL:           http.StatusInternalServerError,
+	fablab.CodeBookingConflict: http.StatusConflict,
+	"email_taken":              http.StatusConflict,
+	"badge_taken":              http.StatusConflict,
+	"payload_too_large":        http.StatusRequestEntityTooLarge,
+	"unsupported_media_type":   http.StatusUnsupportedMediaType,
+	"method_not_allowed":       http.StatusMethodNotAllowed,
 }
 
 // Problem is an RFC 9457 problem document with FabGate's stable code.
@@ -71,9 +72,11 @@ const maxBody = 1 << 20
 // rejecting unknown fields and trailing data, with messages that say what to
 // fix. It never partially applies anything: v is a fresh request struct.
 func decode(c *gin.Context, v any) error {
-	ct := c.GetHeader("Content-Type")
-	if ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return fablab.Errorf("unsupported_media_type", "send the body as application/json")
+	if ct := c.GetHeader("Content-Type"); ct != "" {
+		// Media types are case-insensitive and may carry parameters (charset).
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return fablab.Errorf("unsupported_media_type", "send the body as application/json")
+		}
 	}
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 	dec := json.NewDecoder(r)
@@ -82,6 +85,10 @@ func decode(c *gin.Context, v any) error {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) { // an object followed by padding past the limit
+			return jsonError(err)
+		}
 		return fablab.Errorf(fablab.EINVALID, "the body must hold exactly one JSON object")
 	}
 	return nil
@@ -89,11 +96,11 @@ func decode(c *gin.Context, v any) error {
 
 func jsonError(err error) error {
 	var (
-		syn  *json.SyntaxError
-		typ  *json.UnmarshalTypeError
-		tpe  *time.ParseError
-		fe   *fablab.Error
-		mbe  *http.MaxBytesError
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		tpe *time.ParseError
+		fe  *fablab.Error
+		mbe *http.MaxBytesError
 	)
 	switch {
 	case errors.Is(err, io.EOF):
@@ -146,7 +153,23 @@ func queryTime(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	if err != nil {
 		return t, fablab.Errorf(fablab.EINVALID, "query %s must be an RFC 3339 time such as 2026-03-02T09:00:00+01:00 (in a URL, write + as %%2B)", name)
 	}
-	return t, nil
+	return t, checkInstant("query "+name, t)
+}
+
+// The instants the API accepts. JSON and RFC 3339 have four-digit years, and
+// a day of margin keeps the year in range in every time zone (the lab's
+// included), so that whatever is accepted can be stored and shown again.
+var (
+	minInstant = time.Date(1, 1, 2, 0, 0, 0, 0, time.UTC)
+	maxInstant = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// checkInstant rejects instants outside [minInstant, maxInstant].
+func checkInstant(name string, t time.Time) error {
+	if t.Before(minInstant) || t.After(maxInstant) {
+		return fablab.Errorf(fablab.EINVALID, "%s must lie between the years 0001 and 9999", name)
+	}
+	return nil
 }
 
 // maxRange bounds the time range of list and availability queries.
@@ -158,6 +181,9 @@ func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, 
 		return
 	}
 	if to, err = queryTime(c, "to", from.Add(defLen)); err != nil {
+		return
+	}
+	if err = checkInstant("to", to); err != nil {
 		return
 	}
 	if !to.After(from) {

@@ -32,7 +32,7 @@ type Config struct {
 	// Login throttling: failures allowed per account and per client address
 	// within ThrottleWindow (defaults 5, 20, 15 min).
 	ThrottleAccount, ThrottleAddr int
-	ThrottleWindow               time.Duration
+	ThrottleWindow                time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (none by default).
 	TrustedProxies []string
 }

@@ -122,7 +122,7 @@ func (s *Server) authenticate(min fablab.Role) gin.HandlerFunc {
 			return
 		}
 		key := auth.TokenKey(token)
-		t, err := s.store.TokenByKey(c.Request.Context(), key)
+		t, m, err := s.store.Session(c.Request.Context(), key)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -133,11 +133,6 @@ func (s *Server) authenticate(min fablab.Role) gin.HandlerFunc {
 				s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "missing or wrong %s header (the csrf_token given at login)", csrfHeader))
 				return
 			}
-		}
-		m, err := s.store.Member(c.Request.Context(), t.MemberID)
-		if err != nil {
-			s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists"))
-			return
 		}
 		if !m.Role.AtLeast(min) {
 			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "this needs the %s role", min))

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "fabgate.json")
+	if err := os.WriteFile(file, []byte(`{"data":"/from/file","http":"127.0.0.1:9000","log_level":"debug","token_ttl":"2h"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(Config) string // "" when fine, else what is wrong
+	}{
+		{"defaults", nil, nil, func(c Config) string {
+			if c.Data != "data" || c.HTTP != "127.0.0.1:8080" || c.Demo || time.Duration(c.TokenTTL) != 12*time.Hour {
+				return "defaults not applied"
+			}
+			return ""
+		}},
+		{"file", []string{"--config", file}, nil, func(c Config) string {
+			if c.Data != "/from/file" || c.HTTP != "127.0.0.1:9000" || c.LogLevel != "debug" || time.Duration(c.TokenTTL) != 2*time.Hour {
+				return "file values not applied"
+			}
+			return ""
+		}},
+		{"env over file", []string{"--config", file}, map[string]string{"FABGATE_DATA": "/from/env", "FABGATE_DEMO": "true"}, func(c Config) string {
+			if c.Data != "/from/env" || !c.Demo || c.HTTP != "127.0.0.1:9000" {
+				return "env did not override the file"
+			}
+			return ""
+		}},
+		{"config file from env", nil, map[string]string{"FABGATE_CONFIG": file}, func(c Config) string {
+			if c.Data != "/from/file" {
+				return "FABGATE_CONFIG not read"
+			}
+			return ""
+		}},
+		{"flags over env", []string{"--data", "/from/flag", "--http", ":0", "--demo"}, map[string]string{"FABGATE_DATA": "/from/env", "FABGATE_HTTP": "127.0.0.1:1"}, func(c Config) string {
+			if c.Data != "/from/flag" || c.HTTP != ":0" || !c.Demo {
+				return "flags did not override env"
+			}
+			return ""
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(tt.args, envOf(tt.env))
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			if msg := tt.want(c); msg != "" {
+				t.Errorf("%s: %+v", msg, c)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad address", []string{"--http", "localhost"}, nil, "is not host:port"},
+		{"bad port", []string{"--http", "127.0.0.1:99999"}, nil, "port"},
+		{"bad level", []string{"--log-level", "loud"}, nil, "must be debug, info, warn or error"},
+		{"bad format", []string{"--log-format", "xml"}, nil, "must be text or json"},
+		{"bad ttl", []string{"--token-ttl", "5s"}, nil, "token_ttl"},
+		{"unparsable ttl", nil, map[string]string{"FABGATE_TOKEN_TTL": "soon"}, "FABGATE_TOKEN_TTL"},
+		{"bad demo env", nil, map[string]string{"FABGATE_DEMO": "perhaps"}, "FABGATE_DEMO"},
+		{"half tls", []string{"--tls-cert", "c.pem"}, nil, "set both"},
+		{"bad proxy", []string{"--trusted-proxies", "not-an-ip"}, nil, "trusted_proxies"},
+		{"unknown flag", []string{"--colour"}, nil, "flag provided but not defined"},
+		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"missing file", []string{"--config", "/nonexistent/fabgate.json"}, nil, "config file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(tt.args, envOf(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigRejectsUnknownFileField(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(file, []byte(`{"data":"x","htpp":"typo"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfig([]string{"--config", file}, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "htpp") {
+		t.Fatalf("got %v, want an error naming the unknown field", err)
+	}
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/demo"
+)
+
+// addrWriter collects output and reports the server's address once printed.
+type addrWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	addr chan string
+	sent bool
+}
+
+var runningAt = regexp.MustCompile(`running at (https?://[^/\s]+)/`)
+
+func (w *addrWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if m := runningAt.FindSubmatch(w.buf.Bytes()); m != nil && !w.sent {
+		w.sent = true
+		w.addr <- string(m[1])
+	}
+	return len(p), nil
+}
+
+type server struct {
+	url  string
+	stop func()
+	done chan error
+}
+
+// startServer runs `fabgate serve` through run() on a random port.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &addrWriter{addr: make(chan string, 1)}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--http", "127.0.0.1:0", "--log-level", "warn"}, args...), strings.NewReader(""), out, io.Discard, envOf(nil))
+	}()
+	s := &server{stop: cancel, done: done}
+	select {
+	case s.url = <-out.addr:
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve stopped before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start within 60 s")
+	}
+	t.Cleanup(func() { s.shutdown(t) })
+	return s
+}
+
+func (s *server) shutdown(t *testing.T) {
+	if s.stop == nil {
+		return
+	}
+	s.stop()
+	s.stop = nil
+	if err := <-s.done; err != nil {
+		t.Errorf("serve returned %v after shutdown", err)
+	}
+}
+
+func call(t *testing.T, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, url, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func login(t *testing.T, base, email, password string) string {
+	t.Helper()
+	var r struct{ Token string }
+	if st := call(t, "POST", base+"/api/v1/auth/login", "", map[string]string{"email": email, "password": password}, &r); st != 200 || r.Token == "" {
+		t.Fatalf("login %s: status %d", email, st)
+	}
+	return r.Token
+}
+
+func demoAccount(t *testing.T, role string) demo.Account {
+	for _, a := range demo.Accounts {
+		if string(a.Role) == role {
+			return a
+		}
+	}
+	t.Fatalf("no demo account with role %s", role)
+	return demo.Account{}
+}
+
+// TestE2EServeDemoLifecycle runs the demo lab the way `make run` does, uses
+// it over HTTP, checks the lock and the admin subcommands, restarts it and
+// checks that nothing was lost or reseeded.
+func TestE2EServeDemoLifecycle(t *testing.T) {
+	data := t.TempDir()
+	srv := startServer(t, "--data", data, "--demo")
+
+	var health map[string]string
+	if st := call(t, "GET", srv.url+"/healthz", "", nil, &health); st != 200 || health["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", st, health)
+	}
+	admin := demoAccount(t, "admin")
+	maker := demoAccount(t, "maker")
+	adminTok := login(t, srv.url, admin.Email, admin.Password)
+	makerTok := login(t, srv.url, maker.Email, maker.Password)
+
+	var machines []struct {
+		ID, Name, Kind, State string
+	}
+	call(t, "GET", srv.url+"/api/v1/machines", makerTok, nil, &machines)
+	kinds := map[string]bool{}
+	for _, m := range machines {
+		kinds[m.Kind] = true
+	}
+	if len(machines) < 6 || len(kinds) < 3 {
+		t.Fatalf("demo lab has %d machines of %d kinds, want ≥6 of ≥3", len(machines), len(kinds))
+	}
+
+	// The maker books the first free slot found on a machine they may use.
+	booked := false
+	for _, m := range machines {
+		if m.State != "available" {
+			continue
+		}
+		var av struct {
+			Free []struct{ Start, End time.Time }
+		}
+		call(t, "GET", srv.url+"/api/v1/machines/"+m.ID+"/availability", makerTok, nil, &av)
+		for _, f := range av.Free {
+			start := f.Start.Truncate(time.Hour).Add(time.Hour)
+			if start.Add(time.Hour).After(f.End) {
+				continue
+			}
+			var b struct{ ID, State string }
+			st := call(t, "POST", srv.url+"/api/v1/bookings", makerTok, map[string]any{"machine_id": m.ID, "start": start, "end": start.Add(time.Hour)}, &b)
+			if st == 201 && b.State == "confirmed" {
+				booked = true
+				break
+			}
+		}
+		if booked {
+			break
+		}
+	}
+	if !booked {
+		t.Fatal("the demo maker could not book any free one-hour slot")
+	}
+	var mine []struct{ ID string }
+	call(t, "GET", srv.url+"/api/v1/bookings", makerTok, nil, &mine)
+	if len(mine) == 0 {
+		t.Fatal("the maker's booking is not listed")
+	}
+
+	// A second opener of the same data directory is refused with a clear message.
+	err := run(context.Background(), []string{"check", "--data", data}, nil, io.Discard, io.Discard, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("check on a running server's data: got %v, want a 'locked' error", err)
+	}
+
+	// Hot backup over HTTP.
+	req, _ := http.NewRequest("POST", srv.url+"/api/v1/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+adminTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || fmt.Sprint(len(snap)) != resp.Header.Get("Content-Length") {
+		t.Fatalf("backup: status %d, %d bytes, Content-Length %s", resp.StatusCode, len(snap), resp.Header.Get("Content-Length"))
+	}
+	snapPath := filepath.Join(t.TempDir(), "snap.db")
+	if err := os.WriteFile(snapPath, snap, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := bolt.Open(snapPath, bolt.Options{})
+	if err != nil {
+		t.Fatalf("the hot backup does not open: %v", err)
+	}
+	n, _ := bs.CountMembers(context.Background())
+	if err := bs.Check(); err != nil || n < 18 {
+		t.Fatalf("hot backup: check %v, %d members", err, n)
+	}
+	bs.Close()
+
+	srv.shutdown(t)
+
+	// Admin subcommands on the stopped data directory.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"check", "--data", data}, nil, &out, io.Discard, envOf(nil)); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Fatalf("check: %v %q", err, out.String())
+	}
+	backupFile := filepath.Join(t.TempDir(), "fabgate-backup.db")
+	if err := run(context.Background(), []string{"backup", "--data", data, "--out", backupFile}, nil, io.Discard, io.Discard, envOf(nil)); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if err := run(context.Background(), []string{"check", "--data", filepath.Dir(backupFile)}, nil, io.Discard, io.Discard, envOf(nil)); err == nil {
+		t.Fatal("check of a directory without fabgate.db should fail")
+	}
+	err = run(context.Background(), []string{"user", "add", "--data", data, "--email", "New.Admin@Example.org", "--name", "Nouvelle Admin", "--role", "admin", "--password-stdin"},
+		strings.NewReader("correct horse battery\n"), io.Discard, io.Discard, envOf(nil))
+	if err != nil {
+		t.Fatalf("user add: %v", err)
+	}
+	err = run(context.Background(), []string{"user", "add", "--data", data, "--email", "new.admin@example.org", "--name", "Twice", "--role", "maker", "--password-stdin"},
+		strings.NewReader("another password\n"), io.Discard, io.Discard, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("user add with a taken email: got %v", err)
+	}
+
+	// Restart with --demo: the data is kept, not reseeded, and the new admin logs in.
+	srv2 := startServer(t, "--data", data, "--demo")
+	tok := login(t, srv2.url, "new.admin@example.org", "correct horse battery")
+	var page struct {
+		Items []struct{ Email string }
+		Next  string
+	}
+	total := 0
+	for after := ""; ; after = page.Next {
+		page.Next = ""
+		call(t, "GET", srv2.url+"/api/v1/members?limit=1000&after="+after, tok, nil, &page)
+		total += len(page.Items)
+		if page.Next == "" {
+			break
+		}
+	}
+	if total != n+1 {
+		t.Fatalf("after restart: %d members, want %d (demo data kept plus the new admin)", total, n+1)
+	}
+	call(t, "GET", srv2.url+"/api/v1/bookings", login(t, srv2.url, maker.Email, maker.Password), nil, &mine)
+	if len(mine) == 0 {
+		t.Fatal("the maker's booking did not survive the restart")
+	}
+}
+
+func TestRunCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		wantOut string
+	}{
+		{"version", []string{"version"}, "", "fabgate"},
+		{"no command", nil, "no command", ""},
+		{"unknown", []string{"frobnicate"}, "unknown command", ""},
+		{"user without add", []string{"user"}, "usage: fabgate user add", ""},
+		{"user add without email", []string{"user", "add", "--data", t.TempDir(), "--name", "X"}, "--email and --name are required", ""},
+		{"user add bad role", []string{"user", "add", "--data", t.TempDir(), "--email", "a@b.org", "--name", "X", "--role", "boss"}, "--role must be", ""},
+		{"backup without out", []string{"backup", "--data", t.TempDir()}, "--out FILE is required", ""},
+		{"check missing data", []string{"check", "--data", filepath.Join(t.TempDir(), "none")}, "no data file", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, strings.NewReader(""), &out, io.Discard, envOf(nil))
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("output %q lacks %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestUserAddRejectsShortPassword(t *testing.T) {
+	data := t.TempDir()
+	err := run(context.Background(), []string{"user", "add", "--data", data, "--email", "a@b.org", "--name", "A", "--password-stdin"}, strings.NewReader("short\n"), io.Discard, io.Discard, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("got %v, want a password error", err)
+	}
+	// Nothing half-written: the member does not exist.
+	s, err := bolt.Open(filepath.Join(data, "fabgate.db"), bolt.Options{})
+	if err == nil {
+		n, _ := s.CountMembers(context.Background())
+		s.Close()
+		if n != 0 {
+			t.Fatalf("%d members after a refused user add", n)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// apiRouteCase says who may call one route and how to build a request that
+// succeeds for a caller who may.
+type apiRouteCase struct {
+	min  fablab.Role // lowest role admitted; "" for public routes
+	want int         // status of the request when admitted
+	// prep builds the request for caller as (nil for anonymous). It need not
+	// set the token: the caller's bearer token is used when it leaves it empty.
+	prep func(t *testing.T, h *apiHarness, as *apiAccount) apiReq
+}
+
+// apiGet is a prep for a GET of a fixed path.
+func apiGet(path func(h *apiHarness) string) func(*testing.T, *apiHarness, *apiAccount) apiReq {
+	return func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "GET", path: path(h)}
+	}
+}
+
+// apiSelfOr returns as's own id for makers and alice's for everyone else, so
+// that every admitted caller may see the member addressed.
+func apiSelfOr(h *apiHarness, as *apiAccount) fablab.ID {
+	if as != nil && as.Role == fablab.RoleMaker {
+		return as.ID
+	}
+	return h.alice.ID
+}
+
+// apiRouteTable has one case per route under /api/v1. TestAPIRouteRoleTable
+// fails for a route without a case, so a new route must say who may call it.
+var apiRouteTable = map[string]apiRouteCase{
+	"GET /api/v1/openapi.json": {"", http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/openapi.json" })},
+	"POST /api/v1/auth/login": {"", http.StatusOK, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": h.bob.Email, "password": h.bob.Password}}
+	}},
+	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
+		if as != nil { // a session of its own, so that the harness's token survives
+			rq.token, _ = h.login(t, as)
+		}
+		return rq
+	}},
+	"GET /api/v1/me": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me" })},
+
+	"GET /api/v1/machines": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
+	"POST /api/v1/machines": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": fmt.Sprintf("Router %d", h.uniq()), "kind": "cnc"}}
+	}},
+	"GET /api/v1/machines/:id": {fablab.RoleMaker, http.StatusOK, apiGet(func(h *apiHarness) string { return "/api/v1/machines/" + h.printer.ID.String() })},
+	"PATCH /api/v1/machines/:id": {fablab.RoleStaff, http.StatusOK, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "PATCH", path: "/api/v1/machines/" + h.printer.ID.String(), body: map[string]any{"description": "Prusa MK4"}}
+	}},
+	"GET /api/v1/machines/:id/availability": {fablab.RoleMaker, http.StatusOK, apiGet(func(h *apiHarness) string {
+		return "/api/v1/machines/" + h.laser.ID.String() + "/availability"
+	})},
+
+	"GET /api/v1/bookings": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/bookings" })},
+	"POST /api/v1/bookings": {fablab.RoleMaker, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		start := h.nextSlot(apiAt(1, 9, 0)) // a fresh half hour each time
+		return apiReq{method: "POST", path: "/api/v1/bookings", body: apiBookingBody(h.printer.ID, start, start.Add(apiMinutes(30)))}
+	}},
+	"GET /api/v1/bookings/:id": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		start := apiAt(2, 9, 0).Add(apiMinutes(30 * int(h.uniq())))
+		b := h.seedBooking(t, h.laser.ID, h.alice, start, start.Add(apiMinutes(30)))
+		return apiReq{method: "GET", path: "/api/v1/bookings/" + b.ID.String()}
+	}},
+	"DELETE /api/v1/bookings/:id": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		start := apiAt(3, 9, 0).Add(apiMinutes(30 * int(h.uniq())))
+		b := h.seedBooking(t, h.laser.ID, h.alice, start, start.Add(apiMinutes(30)))
+		return apiReq{method: "DELETE", path: "/api/v1/bookings/" + b.ID.String()}
+	}},
+
+	"GET /api/v1/members": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/members" })},
+	"POST /api/v1/members": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		n := h.uniq()
+		return apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{
+			"email": fmt.Sprintf("new%d@fablab.test", n), "name": "New Maker", "role": "maker", "group": "student", "password": "a long password"}}
+	}},
+	"GET /api/v1/members/:id": {fablab.RoleMaker, http.StatusOK, func(_ *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		return apiReq{method: "GET", path: "/api/v1/members/" + apiSelfOr(h, as).String()}
+	}},
+	"PATCH /api/v1/members/:id": {fablab.RoleStaff, http.StatusOK, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"name": "Bob Builder"}}
+	}},
+	"GET /api/v1/members/:id/badges": {fablab.RoleStaff, http.StatusOK, apiGet(func(h *apiHarness) string { return "/api/v1/members/" + h.bob.ID.String() + "/badges" })},
+	"POST /api/v1/members/:id/badges": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/members/" + h.bob.ID.String() + "/badges", body: map[string]any{"uid": fmt.Sprintf("04:A2:%04X", h.uniq())}}
+	}},
+	"GET /api/v1/members/:id/qualifications": {fablab.RoleMaker, http.StatusOK, func(_ *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		return apiReq{method: "GET", path: "/api/v1/members/" + apiSelfOr(h, as).String() + "/qualifications"}
+	}},
+	"POST /api/v1/members/:id/qualifications": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/members/" + h.bob.ID.String() + "/qualifications",
+			body: map[string]any{"training_id": h.training.ID.String(), "expires_at": apiAt(365, 0, 0).Format(time.RFC3339)}}
+	}},
+
+	"GET /api/v1/trainings": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/trainings" })},
+	"POST /api/v1/trainings": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/trainings", body: map[string]any{"name": fmt.Sprintf("CNC basics %d", h.uniq()), "validity_months": 24}}
+	}},
+	"GET /api/v1/organisations": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/organisations" })},
+	"POST /api/v1/organisations": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/organisations", body: map[string]any{"name": fmt.Sprintf("Acme %d", h.uniq()), "group": "sme"}}
+	}},
+	"GET /api/v1/tariffs": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/tariffs" })},
+	"PUT /api/v1/tariffs": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "PUT", path: "/api/v1/tariffs", body: map[string]any{"groups": fablab.DefaultTariffGroups()}}
+	}},
+	"GET /api/v1/settings": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/settings" })},
+	"PATCH /api/v1/settings": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "PATCH", path: "/api/v1/settings", body: map[string]any{"vat_mention": "TVA non applicable, art. 293 B du CGI"}}
+	}},
+
+	"POST /api/v1/backup": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/backup"}
+	}},
+}
+
+// TestAPIRouteRoleTable calls every route under /api/v1 as anonymous, maker,
+// staff and admin: 401 without credentials, 403 forbidden below the route's
+// role, success otherwise.
+func TestAPIRouteRoleTable(t *testing.T) {
+	h := newAPIHarness(t)
+	callers := []struct {
+		name string
+		as   *apiAccount
+	}{{"anonymous", nil}, {"maker", h.alice}, {"staff", h.staff}, {"admin", h.admin}}
+
+	served := map[string]bool{}
+	for _, r := range h.server.Routes() {
+		if !strings.HasPrefix(r.Path, "/api/v1/") {
+			continue
+		}
+		key := r.Method + " " + r.Path
+		served[key] = true
+		tc, ok := apiRouteTable[key]
+		if !ok {
+			t.Errorf("route %s has no case in apiRouteTable: say who may call it", key)
+			continue
+		}
+		t.Run(strings.ReplaceAll(key, "/", "_"), func(t *testing.T) {
+			for _, c := range callers {
+				t.Run(c.name, func(t *testing.T) {
+					rq := tc.prep(t, h, c.as)
+					if rq.token == "" && c.as != nil {
+						rq.token = c.as.Token
+					}
+					res := h.send(t, rq)
+					switch {
+					case tc.min == "":
+						res.want(t, tc.want, "")
+					case c.as == nil:
+						res.want(t, http.StatusUnauthorized, fablab.EUNAUTHORIZED)
+					case !c.as.Role.AtLeast(tc.min):
+						res.want(t, http.StatusForbidden, fablab.EFORBIDDEN)
+					default:
+						res.want(t, tc.want, "")
+						apiWantSuccessBody(t, key, res)
+					}
+				})
+			}
+		})
+	}
+	for key := range apiRouteTable {
+		if !served[key] {
+			t.Errorf("apiRouteTable has a case for %s, which is not a route", key)
+		}
+	}
+}
+
+// apiWantSuccessBody checks the body of a successful response: JSON except
+// for the backup (a bbolt file) and 204s.
+func apiWantSuccessBody(t *testing.T, key string, res apiResp) {
+	t.Helper()
+	ct := res.header.Get("Content-Type")
+	switch {
+	case res.status == http.StatusNoContent:
+		if len(res.body) != 0 {
+			t.Errorf("%s: 204 with a body %q", key, apiShort(res.body))
+		}
+	case key == "POST /api/v1/backup":
+		if ct != "application/octet-stream" || len(res.body) == 0 {
+			t.Errorf("%s: Content-Type %q, %d bytes", key, ct, len(res.body))
+		}
+	case !strings.HasPrefix(ct, "application/json"):
+		t.Errorf("%s: Content-Type %q, want JSON", key, ct)
+	}
+}
+
+// TestAPIAuthorizationHeader checks malformed credentials: 401, never a pass.
+func TestAPIAuthorizationHeader(t *testing.T) {
+	h := newAPIHarness(t)
+	for _, tc := range []struct{ name, header string }{
+		{"basic scheme", "Basic YWxpY2U6cGFzc3dvcmQ="},
+		{"bearer without token", "Bearer"},
+		{"bearer with blanks only", "Bearer   "},
+		{"unknown token", "Bearer not-a-token"},
+		{"token of another scheme", "Token " + h.alice.Token},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.send(t, apiReq{method: "GET", path: "/api/v1/me", header: http.Header{"Authorization": {tc.header}}})
+			res.want(t, http.StatusUnauthorized, fablab.EUNAUTHORIZED)
+		})
+	}
+	t.Run("lower-case scheme", func(t *testing.T) {
+		res := h.send(t, apiReq{method: "GET", path: "/api/v1/me", header: http.Header{"Authorization": {"bearer " + h.alice.Token}}})
+		res.want(t, http.StatusOK, "")
+	})
+}
