@@ -131,3 +131,55 @@ func TestConcurrentBookings(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentBookingsRefusedByCheck mixes requests whose rule check
+// refuses them into a burst on 8 disjoint slots. Concurrent creates may share
+// a commit, and a refused one must neither be written nor take the others
+// down with it.
+func TestConcurrentBookingsRefusedByCheck(t *testing.T) {
+	const goroutines = 64
+	s, _ := newStore(t)
+	ctx := t.Context()
+	machine := mustMachine(t, s, "Laser").ID
+	maker := mustMember(t, s, "Maker").ID
+	quota := func(bolt.BookingContext) error { return fablab.Errorf(fablab.CodeWeeklyQuota, "quota") }
+
+	errs := make([]error, goroutines)
+	start := make(chan struct{})
+	var ready, done sync.WaitGroup
+	for g := range goroutines {
+		ready.Add(1)
+		done.Go(func() {
+			check := accept
+			if g%2 == 1 {
+				check = quota
+			}
+			slot := (g / 2) % 8 // every slot gets 4 accepted and 4 refused requests
+			iv := span(60*slot, 60*slot+60)
+			ready.Done()
+			<-start
+			_, errs[g] = s.CreateBooking(ctx, fablab.Booking{MachineID: machine, MemberID: maker, Start: iv.Start, End: iv.End, CreatedBy: maker}, check)
+		})
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+
+	count := map[string]int{}
+	for g, err := range errs {
+		code := fablab.ErrorCode(err)
+		count[code]++
+		if g%2 == 1 && code != fablab.CodeWeeklyQuota {
+			t.Errorf("goroutine %d (refusing check): %v, want %s", g, err, fablab.CodeWeeklyQuota)
+		}
+	}
+	want := map[string]int{"": 8, fablab.CodeBookingConflict: 24, fablab.CodeWeeklyQuota: 32}
+	if fmt.Sprint(count) != fmt.Sprint(want) {
+		t.Errorf("outcomes %v, want %v", count, want)
+	}
+	stored, err := s.Bookings(ctx, bolt.BookingFilter{MachineID: machine, From: at(-600), To: at(1200)})
+	if err != nil || len(stored) != 8 {
+		t.Errorf("%d bookings stored (%v), want 8", len(stored), err)
+	}
+	checkNoOverlap(t, s, machine)
+}

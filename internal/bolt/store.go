@@ -122,7 +122,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
 	// Concurrent booking requests share commits; a lone one waits at most this.
-	db.MaxBatchDelay = 2 * time.Millisecond
+	db.MaxBatchDelay = time.Millisecond
 	s := &Store{db: db, now: opts.Now}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()

@@ -63,10 +63,13 @@ func (s *Server) createBooking(c *gin.Context) {
 	b, err := s.store.CreateBooking(ctx, fablab.Booking{MachineID: req.MachineID, MemberID: req.MemberID, Start: req.Start, End: req.End, CreatedBy: me.ID},
 		func(bc bolt.BookingContext) error {
 			r := booking.Request{Start: req.Start, End: req.End, Machine: bc.Machine, Member: bc.Member, Qualifications: bc.Qualifications, ByStaff: staff}
-			week := booking.WeekOf(bc.Settings, req.Start)
-			used, err := bc.MemberMinutes(week.Start, week.End)
-			if err != nil {
-				return err
+			used := 0
+			if bc.Machine.Rules.WeeklyQuotaMinutes > 0 && !staff {
+				week := booking.WeekOf(bc.Settings, req.Start)
+				var err error
+				if used, err = bc.MemberMinutes(week.Start, week.End); err != nil {
+					return err
+				}
 			}
 			return booking.Check(bc.Settings, r, now, used)
 		})
