@@ -114,6 +114,7 @@ func TestOpenReopenKeepsSecretAndData(t *testing.T) {
 	ctx := t.Context()
 	secret := bytes.Clone(s.BadgeSecret())
 	m := mustMember(t, s, "Ada")
+	laser := mustMachine(t, s, "Laser")
 	if _, err := s.UpdateSettings(ctx, func(st *fablab.Settings) error { st.Name = "Lab du Parc"; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +131,9 @@ func TestOpenReopenKeepsSecretAndData(t *testing.T) {
 	}
 	if got.Email != m.Email || !got.CreatedAt.Equal(m.CreatedAt) {
 		t.Errorf("member after reopen = %+v, want %+v", got, m)
+	}
+	if got, err := s2.Machine(ctx, laser.ID); err != nil || got.Name != "Laser" || got.Rules != laser.Rules {
+		t.Errorf("machine after reopen = %+v, %v", got, err)
 	}
 	st, err := s2.Settings(ctx)
 	if err != nil || st.Name != "Lab du Parc" {

@@ -129,7 +129,7 @@ type Booking struct {
 	Start       time.Time  `json:"start"`
 	End         time.Time  `json:"end"`
 	State       string     `json:"state"`
-	CreatedBy   ID         `json:"created_by"`
+	CreatedBy   ID         `json:"created_by,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 	CancelledBy ID         `json:"cancelled_by,omitempty"`

@@ -226,7 +226,7 @@ func (t *Training) Validate() error {
 type Qualification struct {
 	MemberID   ID         `json:"member_id"`
 	TrainingID ID         `json:"training_id"`
-	GrantedBy  ID         `json:"granted_by"`
+	GrantedBy  ID         `json:"granted_by,omitempty"`
 	GrantedAt  time.Time  `json:"granted_at"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 }
