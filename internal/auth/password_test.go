@@ -353,6 +353,11 @@ func TestVerifyPasswordRejectsMalformed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// Parse first: should the limits regress, VerifyPassword would
+			// run argon2 with the absurd parameters and hang the test.
+			if _, err := parsePHC(tc.encoded); err == nil {
+				t.Fatalf("parsePHC(%q) accepted it", tc.encoded)
+			}
 			ok, err := VerifyPassword(tc.encoded, "some password")
 			if err == nil || ok {
 				t.Fatalf("VerifyPassword(%q) = %v, %v; want an error", tc.encoded, ok, err)
