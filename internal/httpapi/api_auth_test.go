@@ -138,6 +138,12 @@ func TestAPILoginThrottlePerAddress(t *testing.T) {
 	if secs, err := strconv.Atoi(res.header.Get("Retry-After")); err != nil || secs < 1 {
 		t.Errorf("Retry-After %q", res.header.Get("Retry-After"))
 	}
+	// No proxy is trusted, so forwarding headers do not make a new address.
+	for _, hd := range []string{"X-Forwarded-For", "X-Real-IP"} {
+		spoofed := apiReq{method: "POST", path: "/api/v1/auth/login", body: apiLoginBody(h.alice.Email, h.alice.Password),
+			header: http.Header{hd: {"203.0.113.7"}}}
+		h.send(t, spoofed).want(t, http.StatusTooManyRequests, fablab.ETOOMANY)
+	}
 	h.clock.Advance(15 * time.Minute)
 	h.do(t, "POST", "/api/v1/auth/login", "", apiLoginBody(h.alice.Email, h.alice.Password)).want(t, http.StatusOK, "")
 }

@@ -153,6 +153,18 @@ func TestAPIBadInput(t *testing.T) {
 		{"login with an unknown field", nil, post("/api/v1/auth/login", `{"email":"alice@fablab.test","password":"alice password","remember":true}`), 400, fablab.EINVALID},
 		{"cancel twice", h.staff, apiReq{method: "DELETE", path: "/api/v1/bookings/" + h.cancelled(t, existing).ID.String()}, 422, fablab.CodeNotCancellable},
 	}
+	// Messages say what to fix.
+	details := map[string]string{
+		"unknown field":          `"note"`,
+		"machine_id as a number": `"machine_id" must be a string`,
+		"start not RFC 3339":     "RFC 3339",
+		"empty body":             "empty",
+		"trailing object":        "exactly one JSON object",
+		"body over 1 MiB":        "larger than 1048576 bytes",
+		"availability bad from":  "query from must be an RFC 3339 time",
+		"end before start":       "end must be after start",
+		"text/plain":             "application/json",
+	}
 	seen := map[string]bool{}
 	for _, c := range cases {
 		if seen[c.name] {
@@ -164,33 +176,44 @@ func TestAPIBadInput(t *testing.T) {
 				c.rq.token = c.as.Token
 			}
 			before := h.state(t)
-			h.send(t, c.rq).want(t, c.status, c.code)
+			res := h.send(t, c.rq)
+			res.want(t, c.status, c.code)
 			h.unchanged(t, before)
+			if want, ok := details[c.name]; ok && res.status >= 400 {
+				if d := res.problem(t).Detail; !strings.Contains(d, want) {
+					t.Errorf("detail %q does not say %q", d, want)
+				}
+			}
 		})
+	}
+	for name := range details {
+		if !seen[name] {
+			t.Errorf("details for %q, which is not a case", name)
+		}
 	}
 
 	// The same bodies with the right media type spelled differently are fine.
 	for _, ct := range []string{"application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"} {
 		t.Run("accepted "+ct, func(t *testing.T) {
-			start := h.nextSlot(apiAt(1, 9, 0))
+			start := h.nextSlot(apiAt(2, 9, 0)) // clear of the day the failing cases aim at
 			body := apiBookingBody(h.printer.ID, start, start.Add(apiMinutes(30)))
 			h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token, body: body, contentType: ct}).want(t, http.StatusCreated, "")
 		})
 	}
 	t.Run("accepted without content type", func(t *testing.T) {
-		start := h.nextSlot(apiAt(1, 9, 0))
+		start := h.nextSlot(apiAt(2, 9, 0)) // clear of the day the failing cases aim at
 		body := apiBookingBody(h.printer.ID, start, start.Add(apiMinutes(30)))
 		h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token, body: body, contentType: "-"}).want(t, http.StatusCreated, "")
 	})
 	t.Run("accepted just under 1 MiB", func(t *testing.T) {
-		start := h.nextSlot(apiAt(1, 9, 0))
+		start := h.nextSlot(apiAt(2, 9, 0)) // clear of the day the failing cases aim at
 		body := `{"machine_id":"` + printer + `","start":"` + start.Format(time.RFC3339) + `","end":"` + start.Add(apiMinutes(30)).Format(time.RFC3339) + `"}`
 		body += strings.Repeat(" ", maxBody-len(body))
 		h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token, body: body}).want(t, http.StatusCreated, "")
 	})
 }
 
-// cancelled cancels b through the store and returns it.
+// cancelled cancels b as staff over HTTP and returns it.
 func (h *apiHarness) cancelled(t testing.TB, b fablab.Booking) fablab.Booking {
 	t.Helper()
 	res := h.do(t, "DELETE", "/api/v1/bookings/"+b.ID.String(), h.staff.Token, nil)

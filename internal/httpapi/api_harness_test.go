@@ -222,6 +222,17 @@ func (h *apiHarness) send(t testing.TB, rq apiReq) apiResp {
 
 func apiSendWith(t testing.TB, client *http.Client, base string, rq apiReq) apiResp {
 	t.Helper()
+	r, err := apiRoundTrip(client, base, rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiCheckAlways(t, rq.method+" "+rq.path, r.status, r.header, r.body)
+	return r
+}
+
+// apiRoundTrip sends rq and reads the whole response. It does not use a
+// testing.TB, so that any goroutine may call it.
+func apiRoundTrip(client *http.Client, base string, rq apiReq) (apiResp, error) {
 	var body io.Reader
 	if rq.body != nil {
 		switch b := rq.body.(type) {
@@ -232,14 +243,14 @@ func apiSendWith(t testing.TB, client *http.Client, base string, rq apiReq) apiR
 		default:
 			data, err := json.Marshal(b)
 			if err != nil {
-				t.Fatalf("marshal request body: %v", err)
+				return apiResp{}, fmt.Errorf("marshal request body: %w", err)
 			}
 			body = bytes.NewReader(data)
 		}
 	}
 	req, err := http.NewRequest(rq.method, base+rq.path, body)
 	if err != nil {
-		t.Fatalf("new request: %v", err)
+		return apiResp{}, err
 	}
 	for k, vs := range rq.header {
 		req.Header[k] = vs
@@ -256,16 +267,14 @@ func apiSendWith(t testing.TB, client *http.Client, base string, rq apiReq) apiR
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
+		return apiResp{}, fmt.Errorf("%s %s: %w", rq.method, rq.path, err)
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", rq.method, rq.path, err)
+		return apiResp{}, fmt.Errorf("%s %s: read body: %w", rq.method, rq.path, err)
 	}
-	r := apiResp{status: res.StatusCode, header: res.Header, body: data, cookie: res.Cookies()}
-	apiCheckAlways(t, rq.method+" "+rq.path, r.status, r.header, r.body)
-	return r
+	return apiResp{status: res.StatusCode, header: res.Header, body: data, cookie: res.Cookies()}, nil
 }
 
 // apiCheckAlways checks what every response must satisfy: never a 5xx, and
@@ -274,6 +283,9 @@ func apiCheckAlways(t testing.TB, what string, status int, header http.Header, b
 	t.Helper()
 	if status >= 500 {
 		t.Errorf("%s: status %d (never a 5xx): %s", what, status, body)
+	}
+	if ct := header.Get("Content-Type"); strings.Contains(ct, "json") && bytes.Contains(body, []byte("$argon2id$")) {
+		t.Errorf("%s: the response shows a password hash", what)
 	}
 	if status < 400 {
 		return
