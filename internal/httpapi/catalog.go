@@ -106,11 +106,11 @@ type settingsRequest struct {
 	Currency            *string              `json:"currency"`
 	VATRateBasisPoints  *int                 `json:"vat_rate_bp"`
 	VATMention          *string              `json:"vat_mention"`
-	OpeningHours        *fablab.OpeningHours `json:"opening_hours"`
+	OpeningHours        partial[fablab.OpeningHours] `json:"opening_hours"`
 	Closures            *[]fablab.Closure    `json:"closures"`
 	InvoicePrefix       *string              `json:"invoice_prefix"`
 	BillingIncrementMin *int                 `json:"billing_increment_minutes"`
-	DefaultRules        *fablab.BookingRules `json:"default_rules"`
+	DefaultRules        partial[fablab.BookingRules] `json:"default_rules"`
 	Language            *string              `json:"language"`
 }
 
@@ -135,11 +135,11 @@ func (s *Server) patchSettings(c *gin.Context) {
 		set(&st.Currency, req.Currency)
 		set(&st.VATRateBasisPoints, req.VATRateBasisPoints)
 		set(&st.VATMention, req.VATMention)
-		set(&st.OpeningHours, req.OpeningHours)
+		req.OpeningHours.mergeInto(&st.OpeningHours)
 		set(&st.Closures, req.Closures)
 		set(&st.InvoicePrefix, req.InvoicePrefix)
 		set(&st.BillingIncrementMin, req.BillingIncrementMin)
-		set(&st.DefaultRules, req.DefaultRules)
+		req.DefaultRules.mergeInto(&st.DefaultRules)
 		set(&st.Language, req.Language)
 		return nil
 	})

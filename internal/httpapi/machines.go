@@ -20,7 +20,7 @@ type machineRequest struct {
 	RequiredTrainings  *[]fablab.ID               `json:"required_trainings"`
 	DeviceID           *string                    `json:"device_id"`
 	State              *string                    `json:"state"`
-	Rules              *fablab.BookingRules       `json:"rules"`
+	Rules              partial[fablab.BookingRules] `json:"rules"`
 	Prices             *map[string]int64          `json:"prices"`
 	MinimumChargeCents *int64                     `json:"minimum_charge_cents"`
 	NoShowFeeCents     *int64                     `json:"no_show_fee_cents"`
@@ -36,7 +36,7 @@ func (r *machineRequest) apply(m *fablab.Machine) {
 	set(&m.RequiredTrainings, r.RequiredTrainings)
 	set(&m.DeviceID, r.DeviceID)
 	set(&m.State, r.State)
-	set(&m.Rules, r.Rules)
+	r.Rules.mergeInto(&m.Rules)
 	set(&m.Prices, r.Prices)
 	set(&m.MinimumChargeCents, r.MinimumChargeCents)
 	set(&m.NoShowFeeCents, r.NoShowFeeCents)
@@ -70,9 +70,15 @@ func (s *Server) createMachine(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "name and kind are required"))
 		return
 	}
-	var m fablab.Machine
+	st, err := s.store.Settings(c.Request.Context())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	// Rules given in part complete the lab's defaults.
+	m := fablab.Machine{Rules: st.DefaultRules}
 	req.apply(&m)
-	m, err := s.store.CreateMachine(c.Request.Context(), m)
+	m, err = s.store.CreateMachine(c.Request.Context(), m)
 	if err != nil {
 		s.fail(c, err)
 		return

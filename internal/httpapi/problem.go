@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,9 +199,38 @@ func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, 
 func pathID(c *gin.Context, name string) (fablab.ID, error) {
 	id, err := fablab.ParseID(c.Param(name))
 	if err != nil {
-		return 0, fablab.Errorf(fablab.ENOTFOUND, "no %s has id %q", strings.TrimSuffix(name, "_id"), c.Param(name))
+		return 0, fablab.Errorf(fablab.ENOTFOUND, "nothing has id %q: ids are positive decimal numbers such as 42", c.Param(name))
 	}
 	return id, nil
+}
+
+// partial is an object field of a PATCH-like body that updates only the
+// members it names: decoding into an existing value leaves absent fields as
+// they are. It is checked strictly against T when the request arrives, so
+// unknown fields and wrong types answer 400 before anything is touched.
+type partial[T any] struct {
+	raw json.RawMessage
+}
+
+// UnmarshalJSON checks the object against T and keeps it for mergeInto.
+func (p *partial[T]) UnmarshalJSON(b []byte) error {
+	var probe T
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&probe); err != nil {
+		return err
+	}
+	if string(bytes.TrimSpace(b)) != "null" {
+		p.raw = append(json.RawMessage(nil), b...)
+	}
+	return nil
+}
+
+// mergeInto overwrites the fields of dst that the request named.
+func (p *partial[T]) mergeInto(dst *T) {
+	if p.raw != nil {
+		_ = json.Unmarshal(p.raw, dst) // cannot fail: checked against T in UnmarshalJSON
+	}
 }
 
 func queryID(c *gin.Context, name string) (fablab.ID, error) {

@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"testing"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// Partial objects in machine and settings bodies update only what they name.
+func TestAPIPartialObjects(t *testing.T) {
+	h := newAPIHarness(t)
+	defaults := fablab.DefaultBookingRules()
+
+	t.Run("machine created with some rules keeps the lab defaults for the rest", func(t *testing.T) {
+		r := h.do(t, "POST", "/api/v1/machines", h.staff.Token, map[string]any{
+			"name": "Router", "kind": "cnc", "rules": map[string]any{"slot_minutes": 60, "min_minutes": 60},
+		})
+		r.want(t, 201, "")
+		var m fablab.Machine
+		r.decode(t, &m)
+		want := defaults
+		want.SlotMinutes, want.MinMinutes = 60, 60
+		if m.Rules != want {
+			t.Fatalf("rules = %+v, want %+v", m.Rules, want)
+		}
+	})
+
+	t.Run("machine patch of one rule keeps the others", func(t *testing.T) {
+		r := h.do(t, "PATCH", "/api/v1/machines/"+h.cnc.ID.String(), h.staff.Token, map[string]any{
+			"rules": map[string]any{"max_ahead_days": 10},
+		})
+		r.want(t, 200, "")
+		var m fablab.Machine
+		r.decode(t, &m)
+		want := h.cnc.Rules
+		want.MaxAheadDays = 10
+		if m.Rules != want {
+			t.Fatalf("rules = %+v, want %+v", m.Rules, want)
+		}
+	})
+
+	t.Run("unknown or mistyped rule is refused and nothing changes", func(t *testing.T) {
+		before := h.state(t)
+		h.do(t, "PATCH", "/api/v1/machines/"+h.cnc.ID.String(), h.staff.Token, map[string]any{"rules": map[string]any{"slot_minute": 10}}).want(t, 400, fablab.EINVALID)
+		h.do(t, "PATCH", "/api/v1/machines/"+h.cnc.ID.String(), h.staff.Token, map[string]any{"rules": map[string]any{"slot_minutes": "ten"}}).want(t, 400, fablab.EINVALID)
+		h.do(t, "PATCH", "/api/v1/machines/"+h.cnc.ID.String(), h.staff.Token, map[string]any{"rules": map[string]any{"slot_minutes": 7}}).want(t, 400, fablab.EINVALID)
+		h.unchanged(t, before)
+	})
+
+	t.Run("settings patch of one day keeps the other days", func(t *testing.T) {
+		r := h.do(t, "PATCH", "/api/v1/settings", h.admin.Token, map[string]any{
+			"opening_hours": map[string]any{"sunday": []map[string]string{{"open": "10:00", "close": "16:00"}}},
+			"default_rules": map[string]any{"weekly_quota_minutes": 600},
+		})
+		r.want(t, 200, "")
+		var st fablab.Settings
+		r.decode(t, &st)
+		if got := st.OpeningHours.Sunday; len(got) != 1 || got[0].Open != 10*60 || got[0].Close != 16*60 {
+			t.Fatalf("sunday = %+v", got)
+		}
+		if got := st.OpeningHours.Monday; len(got) != 1 || got[0].Open != 9*60 || got[0].Close != 21*60 {
+			t.Fatalf("monday changed: %+v", got)
+		}
+		want := defaults
+		want.WeeklyQuotaMinutes = 600
+		if st.DefaultRules != want {
+			t.Fatalf("default rules = %+v, want %+v", st.DefaultRules, want)
+		}
+	})
+}
