@@ -101,17 +101,17 @@ func (s *Server) putTariffs(c *gin.Context) {
 
 // settingsRequest is the body of PATCH /settings: every field optional.
 type settingsRequest struct {
-	Name                *string              `json:"name"`
-	TimeZone            *string              `json:"time_zone"`
-	Currency            *string              `json:"currency"`
-	VATRateBasisPoints  *int                 `json:"vat_rate_bp"`
-	VATMention          *string              `json:"vat_mention"`
+	Name                *string                      `json:"name"`
+	TimeZone            *string                      `json:"time_zone"`
+	Currency            *string                      `json:"currency"`
+	VATRateBasisPoints  *int                         `json:"vat_rate_bp"`
+	VATMention          *string                      `json:"vat_mention"`
 	OpeningHours        partial[fablab.OpeningHours] `json:"opening_hours"`
-	Closures            *[]fablab.Closure    `json:"closures"`
-	InvoicePrefix       *string              `json:"invoice_prefix"`
-	BillingIncrementMin *int                 `json:"billing_increment_minutes"`
+	Closures            *[]fablab.Closure            `json:"closures"`
+	InvoicePrefix       *string                      `json:"invoice_prefix"`
+	BillingIncrementMin *int                         `json:"billing_increment_minutes"`
 	DefaultRules        partial[fablab.BookingRules] `json:"default_rules"`
-	Language            *string              `json:"language"`
+	Language            *string                      `json:"language"`
 }
 
 func (s *Server) getSettings(c *gin.Context) {

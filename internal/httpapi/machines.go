@@ -14,19 +14,19 @@ import (
 // machineRequest is the body of POST /machines; PATCH takes the same fields,
 // all optional.
 type machineRequest struct {
-	Name               *string                    `json:"name"`
-	Kind               *string                    `json:"kind"`
-	Description        *string                    `json:"description"`
-	RequiredTrainings  *[]fablab.ID               `json:"required_trainings"`
-	DeviceID           *string                    `json:"device_id"`
-	State              *string                    `json:"state"`
+	Name               *string                      `json:"name"`
+	Kind               *string                      `json:"kind"`
+	Description        *string                      `json:"description"`
+	RequiredTrainings  *[]fablab.ID                 `json:"required_trainings"`
+	DeviceID           *string                      `json:"device_id"`
+	State              *string                      `json:"state"`
 	Rules              partial[fablab.BookingRules] `json:"rules"`
-	Prices             *map[string]int64          `json:"prices"`
-	MinimumChargeCents *int64                     `json:"minimum_charge_cents"`
-	NoShowFeeCents     *int64                     `json:"no_show_fee_cents"`
-	GraceMinutes       *int                       `json:"grace_minutes"`
-	IdlePowerW         *float64                   `json:"idle_power_w"`
-	Maintenance        *[]fablab.MaintenanceBlock `json:"maintenance"`
+	Prices             *map[string]int64            `json:"prices"`
+	MinimumChargeCents *int64                       `json:"minimum_charge_cents"`
+	NoShowFeeCents     *int64                       `json:"no_show_fee_cents"`
+	GraceMinutes       *int                         `json:"grace_minutes"`
+	IdlePowerW         *float64                     `json:"idle_power_w"`
+	Maintenance        *[]fablab.MaintenanceBlock   `json:"maintenance"`
 }
 
 func (r *machineRequest) apply(m *fablab.Machine) {
