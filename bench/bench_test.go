@@ -148,6 +148,7 @@ func BenchmarkBookingCreate(b *testing.B) {
 					failed.Add(1)
 				}
 				if resp != nil {
+					io.Copy(io.Discard, resp.Body) // read to the end so the connection is reused
 					resp.Body.Close()
 				}
 			}

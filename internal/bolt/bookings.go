@@ -76,15 +76,15 @@ func (s *Store) CreateBooking(ctx context.Context, b fablab.Booking, check func(
 		return b, fablab.Errorf(fablab.EINVALID, "created_by is required")
 	}
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		st, err := loadSettings(tx)
+		st, err := s.readSettings(tx)
 		if err != nil {
 			return err
 		}
-		m, err := getMachine(tx, b.MachineID)
+		m, err := s.readMachine(tx, b.MachineID)
 		if err != nil {
 			return err
 		}
-		mr, err := getMember(tx, b.MemberID)
+		mr, err := s.readMember(tx, b.MemberID)
 		if err != nil {
 			return err
 		}

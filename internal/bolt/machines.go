@@ -51,54 +51,29 @@ func (s *Store) CreateMachine(ctx context.Context, m fablab.Machine) (fablab.Mac
 			return err
 		}
 		m.CreatedAt = s.now().UTC().Truncate(0)
-		s.cacheMachine(tx, m)
 		return putJSON(b, itob(m.ID), m)
 	})
 	return m, err
 }
 
-// Machine returns one machine, from memory (machines are few and read on
-// every availability and access request; the copy follows each commit).
-// The slices and map of the result are shared: callers must not modify them.
-// Errors: ENOTFOUND.
+// Machine returns one machine. The slices and map of the result are shared
+// with the store's cache: callers must not modify them. Errors: ENOTFOUND.
 func (s *Store) Machine(ctx context.Context, id fablab.ID) (fablab.Machine, error) {
-	if err := ctx.Err(); err != nil {
-		return fablab.Machine{}, err
-	}
-	if m, ok := (*s.machines.Load())[id]; ok {
-		return *m, nil
-	}
-	return fablab.Machine{}, fablab.Errorf(fablab.ENOTFOUND, "machine %s does not exist", id)
+	var m fablab.Machine
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		m, err = s.readMachine(tx, id)
+		return err
+	})
+	return m, err
 }
 
-// cacheMachine publishes m to readers once tx commits.
-func (s *Store) cacheMachine(tx *bbolt.Tx, m fablab.Machine) {
-	tx.OnCommit(func() {
-		s.machinesMu.Lock()
-		defer s.machinesMu.Unlock()
-		old := *s.machines.Load()
-		next := make(map[fablab.ID]*fablab.Machine, len(old)+1)
-		for k, v := range old {
-			next[k] = v
-		}
-		next[m.ID] = &m
-		s.machines.Store(&next)
-	})
-}
-
-// loadMachines fills the machine cache at open.
-func (s *Store) loadMachines(tx *bbolt.Tx) error {
-	all := map[fablab.ID]*fablab.Machine{}
-	err := tx.Bucket(bMachines).ForEach(func(k, v []byte) error {
-		var m fablab.Machine
-		if err := getJSONBytes(v, &m); err != nil {
-			return err
-		}
-		all[m.ID] = &m
-		return nil
-	})
-	s.machines.Store(&all)
-	return err
+// readMachine is getMachine through the decode cache, for read-only use.
+func (s *Store) readMachine(tx *bbolt.Tx, id fablab.ID) (fablab.Machine, error) {
+	raw := tx.Bucket(bMachines).Get(itob(id))
+	if raw == nil {
+		return fablab.Machine{}, fablab.Errorf(fablab.ENOTFOUND, "machine %s does not exist", id)
+	}
+	return s.machineCache.get(id, raw)
 }
 
 // Machines lists machines by id.
@@ -129,7 +104,6 @@ func (s *Store) UpdateMachine(ctx context.Context, id fablab.ID, fn func(*fablab
 			return err
 		}
 		out = m
-		s.cacheMachine(tx, m)
 		return putJSON(tx.Bucket(bMachines), itob(id), m)
 	})
 	return out, err

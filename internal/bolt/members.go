@@ -23,6 +23,22 @@ func getMember(tx *bbolt.Tx, id fablab.ID) (memberRecord, error) {
 	return r, err
 }
 
+// readMember is getMember through the decode cache, for read-only use.
+func (s *Store) readMember(tx *bbolt.Tx, id fablab.ID) (memberRecord, error) {
+	raw := tx.Bucket(bMembers).Get(itob(id))
+	if raw == nil {
+		return memberRecord{}, fablab.Errorf(fablab.ENOTFOUND, "member %s does not exist", id)
+	}
+	return s.memberCache.get(id, raw)
+}
+
+func decodeMember(raw []byte) (memberRecord, error) {
+	var r memberRecord
+	err := getJSONBytes(raw, &r)
+	r.Member.PasswordHash = r.PasswordHash
+	return r, err
+}
+
 func putMember(tx *bbolt.Tx, m fablab.Member) error {
 	return putJSON(tx.Bucket(bMembers), itob(m.ID), memberRecord{Member: m, PasswordHash: m.PasswordHash})
 }
@@ -72,7 +88,7 @@ func (s *Store) CreateMember(ctx context.Context, m fablab.Member) (fablab.Membe
 func (s *Store) Member(ctx context.Context, id fablab.ID) (fablab.Member, error) {
 	var r memberRecord
 	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
-		r, err = getMember(tx, id)
+		r, err = s.readMember(tx, id)
 		return err
 	})
 	return r.Member, err
@@ -86,7 +102,7 @@ func (s *Store) MemberByEmail(ctx context.Context, email string) (fablab.Member,
 		if id == nil {
 			return fablab.Errorf(fablab.ENOTFOUND, "no member has this email")
 		}
-		r, err = getMember(tx, btoi(id))
+		r, err = s.readMember(tx, btoi(id))
 		return err
 	})
 	return r.Member, err
@@ -341,7 +357,7 @@ func (s *Store) BadgeOwner(ctx context.Context, hash string) (fablab.Member, err
 			return err
 		}
 		var err error
-		r, err = getMember(tx, b.MemberID)
+		r, err = s.readMember(tx, b.MemberID)
 		return err
 	})
 	return r.Member, err

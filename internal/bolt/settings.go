@@ -9,8 +9,16 @@ import (
 )
 
 func loadSettings(tx *bbolt.Tx) (fablab.Settings, error) {
+	raw := tx.Bucket(bMeta).Get(kSettings)
+	if raw == nil {
+		return fablab.Settings{}, fablab.Errorf(fablab.ENOTFOUND, "settings do not exist")
+	}
+	return decodeSettings(raw)
+}
+
+func decodeSettings(raw []byte) (fablab.Settings, error) {
 	var s fablab.Settings
-	if err := getJSON(tx.Bucket(bMeta), kSettings, &s, "settings"); err != nil {
+	if err := getJSONBytes(raw, &s); err != nil {
 		return s, err
 	}
 	if err := s.Validate(); err != nil { // loads the time zone
@@ -19,20 +27,30 @@ func loadSettings(tx *bbolt.Tx) (fablab.Settings, error) {
 	return s, nil
 }
 
+// readSettings is loadSettings through the decode cache, for read-only use.
+func (s *Store) readSettings(tx *bbolt.Tx) (fablab.Settings, error) {
+	raw := tx.Bucket(bMeta).Get(kSettings)
+	if raw == nil {
+		return fablab.Settings{}, fablab.Errorf(fablab.ENOTFOUND, "settings do not exist")
+	}
+	return s.settingsCache.get(0, raw)
+}
+
 func loadTariffs(tx *bbolt.Tx) ([]fablab.TariffGroup, error) {
 	var gs []fablab.TariffGroup
 	err := getJSON(tx.Bucket(bMeta), kTariffs, &gs, "tariff groups")
 	return gs, err
 }
 
-// Settings returns the lab settings, from memory: they change only through
-// UpdateSettings, which refreshes the copy after its commit. The slices of
-// the result are shared: callers must not modify them.
+// Settings returns the lab settings. The slices of the result are shared
+// with the store's cache: callers must not modify them.
 func (s *Store) Settings(ctx context.Context) (fablab.Settings, error) {
-	if err := ctx.Err(); err != nil {
-		return fablab.Settings{}, err
-	}
-	return *s.settings.Load(), nil
+	var out fablab.Settings
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = s.readSettings(tx)
+		return err
+	})
+	return out, err
 }
 
 // UpdateSettings applies fn to the settings and stores the result if it
@@ -51,7 +69,6 @@ func (s *Store) UpdateSettings(ctx context.Context, fn func(*fablab.Settings) er
 			return err
 		}
 		out = cur
-		tx.OnCommit(func() { s.settings.Store(&cur) })
 		return putJSON(tx.Bucket(bMeta), kSettings, cur)
 	})
 	return out, err

@@ -36,8 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -95,14 +93,14 @@ type Options struct {
 
 // Store is FabGate's bbolt storage. It is safe for concurrent use.
 type Store struct {
-	db       *bbolt.DB
-	now      fablab.Clock
-	secret   []byte
-	settings atomic.Pointer[fablab.Settings] // committed settings, read without a transaction
-	// machines holds the committed machines, replaced whole on each change
-	// (copy on write under machinesMu) so readers never lock.
-	machines   atomic.Pointer[map[fablab.ID]*fablab.Machine]
-	machinesMu sync.Mutex
+	db     *bbolt.DB
+	now    fablab.Clock
+	secret []byte
+	group  *groupCommit // started once the file is open and migrated
+
+	settingsCache *decodeCache[int, fablab.Settings]
+	machineCache  *decodeCache[fablab.ID, fablab.Machine]
+	memberCache   *decodeCache[fablab.ID, memberRecord]
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -121,25 +119,27 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
-	// Concurrent booking requests share commits; a lone one waits at most this.
-	db.MaxBatchDelay = time.Millisecond
-	s := &Store{db: db, now: opts.Now}
+	s := &Store{
+		db: db, now: opts.Now,
+		settingsCache: newDecodeCache[int](1, decodeSettings),
+		machineCache: newDecodeCache[fablab.ID](10_000, func(raw []byte) (m fablab.Machine, err error) {
+			return m, getJSONBytes(raw, &m)
+		}),
+		memberCache: newDecodeCache[fablab.ID](100_000, decodeMember),
+	}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if err := db.View(func(tx *bbolt.Tx) error {
 		s.secret = append([]byte(nil), tx.Bucket(bMeta).Get(kSecret)...)
-		st, err := loadSettings(tx)
-		s.settings.Store(&st)
-		if err != nil {
-			return err
-		}
-		return s.loadMachines(tx)
+		_, err := loadSettings(tx) // fail at open, not at the first request
+		return err
 	}); err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.group = newGroupCommit(db)
 	return s, nil
 }
 
@@ -184,8 +184,11 @@ func migrateInit(tx *bbolt.Tx) error {
 	return putJSON(meta, kTariffs, fablab.DefaultTariffGroups())
 }
 
-// Close releases the file and its lock.
-func (s *Store) Close() error { return s.db.Close() }
+// Close finishes the writes under way, then releases the file and its lock.
+func (s *Store) Close() error {
+	s.group.close()
+	return s.db.Close()
+}
 
 // Path returns the data file's path.
 func (s *Store) Path() string { return s.db.Path() }
@@ -231,13 +234,10 @@ func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 }
 
 // batch runs fn in a write transaction that may be shared with other
-// concurrent batch calls (one commit and fsync for all of them). fn may run
-// more than once, so it must only write through tx and assign its results.
+// concurrent batch calls (one commit and fsync for all of them); see
+// groupCommit for what fn must respect.
 func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Batch(fn)
+	return s.group.run(ctx, fn)
 }
 
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {

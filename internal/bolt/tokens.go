@@ -65,7 +65,7 @@ func (s *Store) Session(ctx context.Context, key [32]byte) (Token, fablab.Member
 			return err
 		}
 		var err error
-		if r, err = getMember(tx, t.MemberID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
+		if r, err = s.readMember(tx, t.MemberID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
 			return fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists")
 		}
 		return err
