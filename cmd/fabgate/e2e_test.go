@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -316,5 +319,41 @@ func TestUserAddRejectsShortPassword(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("%d members after a refused user add", n)
 		}
+	}
+}
+
+// An interrupted demo seeding leaves no data file, so the next run seeds
+// again from scratch; an existing data file is never seeded into.
+func TestSeedDemoAllOrNothing(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	path := filepath.Join(t.TempDir(), "fabgate.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := seedDemo(ctx, path, log); err == nil {
+		t.Fatal("seeding with a cancelled context succeeded")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an interrupted seeding left %s behind (%v)", path, err)
+	}
+	if _, err := os.Stat(path + ".seeding"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an interrupted seeding left its temporary file behind (%v)", err)
+	}
+
+	// A data file that exists (here: a lab with no members) is left alone.
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := seedDemo(context.Background(), path, log); err != nil {
+		t.Fatal(err)
+	}
+	s, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, _ := s.CountMembers(context.Background()); n != 0 {
+		t.Fatalf("an existing data file was seeded: %d members", n)
 	}
 }

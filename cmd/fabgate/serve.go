@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +36,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", cfg.Data, err)
 	}
+	if cfg.Demo {
+		if err := seedDemo(ctx, cfg.DBPath(), log); err != nil {
+			return err
+		}
+	}
 	store, err := bolt.Open(cfg.DBPath(), bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return err
@@ -44,15 +50,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 			log.Error("close data file", "err", err)
 		}
 	}()
-	if cfg.Demo {
-		seeded, err := demo.Seed(ctx, store, time.Now(), auth.OWASPParams)
-		if err != nil {
-			return fmt.Errorf("seed demo lab: %w", err)
-		}
-		if seeded {
-			log.Info("demo lab seeded", "accounts", "see README: Demo accounts")
-		}
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -102,5 +99,36 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http", "err", err)
 	}
+	return nil
+}
+
+// seedDemo creates the demo lab at path when there is no data file yet. It
+// is seeded into a file beside it and renamed into place once complete, so
+// an interrupted seeding leaves no half-seeded lab behind; an existing data
+// file is never touched.
+func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil // an existing lab (or an unreadable path, which Open reports)
+	}
+	tmp := path + ".seeding"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("seed demo lab: %w", err)
+	}
+	store, err := bolt.Open(tmp, bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("seed demo lab: %w", err)
+	}
+	_, err = demo.Seed(ctx, store, time.Now(), auth.OWASPParams)
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("seed demo lab: %w", err)
+	}
+	log.Info("demo lab seeded", "accounts", "see README: Demo accounts")
 	return nil
 }
