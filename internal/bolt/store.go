@@ -208,17 +208,10 @@ func (s *Store) Check() error {
 }
 
 // WriteTo writes a consistent snapshot of the whole file to w (hot backup).
+// It holds a read transaction until w has taken everything: give it a local
+// file, not a network peer.
 func (s *Store) WriteTo(w io.Writer) (n int64, err error) {
-	return s.Snapshot(w, nil)
-}
-
-// Snapshot writes a consistent snapshot of the whole file to w, first telling
-// size (when not nil) how many bytes will follow.
-func (s *Store) Snapshot(w io.Writer, size func(int64)) (n int64, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
-		if size != nil {
-			size(tx.Size())
-		}
 		n, err = tx.WriteTo(w)
 		return err
 	})
@@ -294,7 +287,7 @@ func getJSON(b *bbolt.Bucket, k []byte, v any, what string) error {
 		return fablab.Errorf(fablab.ENOTFOUND, "%s does not exist", what)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode %s: %w", what, err)
+		return fablab.Internal(err, "decode stored %s", what)
 	}
 	return nil
 }
@@ -321,16 +314,18 @@ func listByID[T any](tx *bbolt.Tx, name []byte, after fablab.ID, limit int) (Pag
 		}
 		var item T
 		if err := json.Unmarshal(v, &item); err != nil {
-			return p, fmt.Errorf("decode %s %d: %w", name, btoi(k), err)
+			return p, fablab.Internal(err, "decode stored %s %d", name, btoi(k))
 		}
 		p.Items = append(p.Items, item)
 	}
 	return p, nil
 }
 
+// getJSONBytes decodes a stored value. A value that does not decode is
+// damaged storage, never the client's mistake: the error is internal.
 func getJSONBytes(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decode stored value: %w", err)
+		return fablab.Internal(err, "decode stored value")
 	}
 	return nil
 }

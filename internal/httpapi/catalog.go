@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"fmt"
+	"io"
 	"net/http"
-	"strconv"
+	"os"
+	"path/filepath"
 
 	"github.com/gin-gonic/gin"
 
@@ -151,18 +153,27 @@ func (s *Server) patchSettings(c *gin.Context) {
 	c.JSON(http.StatusOK, st)
 }
 
+// backup copies a consistent snapshot to a temporary file beside the data
+// file first, then streams that file: the read transaction lasts as long as
+// a local copy takes, not as long as the client takes to download.
 func (s *Server) backup(c *gin.Context) {
-	name := fmt.Sprintf("fabgate-%s.db", s.now().UTC().Format("20060102-150405"))
-	c.Header("Content-Type", "application/octet-stream")
-	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
-	n, err := s.store.Snapshot(c.Writer, func(size int64) {
-		c.Header("Content-Length", strconv.FormatInt(size, 10))
-		c.Status(http.StatusOK)
-	})
+	f, err := os.CreateTemp(filepath.Dir(s.store.Path()), ".backup-*")
 	if err != nil {
-		// Headers are gone; the short body tells the client it failed.
-		s.log.Error("backup failed", "written", n, "err", err)
+		s.fail(c, fablab.Internal(err, "create backup file"))
 		return
 	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := s.store.WriteTo(f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		s.fail(c, fablab.Internal(err, "write backup snapshot"))
+		return
+	}
+	name := fmt.Sprintf("fabgate-%s.db", s.now().UTC().Format("20060102-150405"))
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.DataFromReader(http.StatusOK, n, "application/octet-stream", f, nil)
 	s.log.Info("backup streamed", "bytes", n, "by", member(c).ID)
 }
