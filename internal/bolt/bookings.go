@@ -214,20 +214,27 @@ func (s *Store) Occupied(ctx context.Context, machine fablab.ID, from, to time.T
 	var out []fablab.Interval
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		out = nil
-		prefix := itob(machine)
-		c := tx.Bucket(bSlots).Cursor()
-		// The one booking starting before from may still run into the range.
-		pk, pv := lastBefore(c, cat(prefix, tkey(from)))
-		if pk != nil && bytes.HasPrefix(pk, prefix) && fromTkey(pv[8:16]).After(from) {
-			out = append(out, fablab.Interval{Start: fromTkey(pk[8:16]), End: fromTkey(pv[8:16])})
-		}
-		limit := cat(prefix, tkey(to))
-		for k, v := c.Seek(cat(prefix, tkey(from))); k != nil && bytes.Compare(k, limit) < 0; k, v = c.Next() {
-			out = append(out, fablab.Interval{Start: fromTkey(k[8:16]), End: fromTkey(v[8:16])})
-		}
+		occupiedIn(tx, machine, from, to, func(_ fablab.ID, iv fablab.Interval) {
+			out = append(out, iv)
+		})
 		return nil
 	})
 	return out, err
+}
+
+// occupiedIn calls fn, by start, for each occupying booking of machine that
+// overlaps [from, to).
+func occupiedIn(tx *bbolt.Tx, machine fablab.ID, from, to time.Time, fn func(fablab.ID, fablab.Interval)) {
+	prefix := itob(machine)
+	c := tx.Bucket(bSlots).Cursor()
+	// The one booking starting before from may still run into the range.
+	if k, v := lastBefore(c, cat(prefix, tkey(from))); k != nil && bytes.HasPrefix(k, prefix) && fromTkey(v[8:16]).After(from) {
+		fn(btoi(v[:8]), fablab.Interval{Start: fromTkey(k[8:16]), End: fromTkey(v[8:16])})
+	}
+	limit := cat(prefix, tkey(to))
+	for k, v := c.Seek(cat(prefix, tkey(from))); k != nil && bytes.Compare(k, limit) < 0; k, v = c.Next() {
+		fn(btoi(v[:8]), fablab.Interval{Start: fromTkey(k[8:16]), End: fromTkey(v[8:16])})
+	}
 }
 
 // SetBookingState moves a booking to a new state (cancel, no-show, complete)

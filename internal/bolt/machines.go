@@ -3,6 +3,9 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -26,6 +29,24 @@ func validateMachine(tx *bbolt.Tx, m *fablab.Machine) error {
 	for _, t := range m.RequiredTrainings {
 		if tx.Bucket(bTrainings).Get(itob(t)) == nil {
 			return fablab.Errorf(fablab.ENOTFOUND, "required training %s does not exist", t)
+		}
+	}
+	return nil
+}
+
+// checkNewMaintenance refuses maintenance blocks, added or moved, that
+// overlap bookings holding their slot: staff cancel or move those first, so
+// that no confirmed booking silently falls inside a maintenance.
+func checkNewMaintenance(tx *bbolt.Tx, m fablab.Machine, before []fablab.MaintenanceBlock) error {
+	for _, b := range m.Maintenance {
+		if slices.ContainsFunc(before, func(o fablab.MaintenanceBlock) bool { return o.Start.Equal(b.Start) && o.End.Equal(b.End) }) {
+			continue
+		}
+		var ids []string
+		occupiedIn(tx, m.ID, b.Start, b.End, func(id fablab.ID, _ fablab.Interval) { ids = append(ids, id.String()) })
+		if len(ids) > 0 {
+			return fablab.Errorf(fablab.CodeBookingConflict, "the maintenance from %s to %s overlaps booking(s) %s; cancel or move them first",
+				b.Start.Format(time.RFC3339), b.End.Format(time.RFC3339), strings.Join(ids, ", "))
 		}
 	}
 	return nil
@@ -95,12 +116,16 @@ func (s *Store) UpdateMachine(ctx context.Context, id fablab.ID, fn func(*fablab
 		if err != nil {
 			return err
 		}
+		before := m.Maintenance
 		created := m.CreatedAt
 		if err := fn(&m); err != nil {
 			return err
 		}
 		m.ID, m.CreatedAt = id, created
 		if err := validateMachine(tx, &m); err != nil {
+			return err
+		}
+		if err := checkNewMaintenance(tx, m, before); err != nil {
 			return err
 		}
 		out = m

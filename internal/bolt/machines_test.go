@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +263,52 @@ func TestTokens(t *testing.T) {
 	wantCode(t, err, fablab.EUNAUTHORIZED)
 	if err := s.DeleteToken(ctx, key); err != nil {
 		t.Errorf("deleting an absent token: %v", err)
+	}
+}
+
+// A maintenance block may not be laid over bookings that hold their slot.
+func TestUpdateMachineMaintenanceOverBookings(t *testing.T) {
+	s, _ := newStore(t)
+	m := mustMachine(t, s, "Laser")
+	ada := mustMember(t, s, "Ada")
+	b, err := book(t, s, m.ID, ada.ID, fablab.Interval{Start: at(60), End: at(120)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(from, to int) fablab.MaintenanceBlock { return fablab.MaintenanceBlock{Start: at(from), End: at(to), Reason: "laser tube"} }
+	setBlocks := func(bs ...fablab.MaintenanceBlock) error {
+		_, err := s.UpdateMachine(t.Context(), m.ID, func(m *fablab.Machine) error { m.Maintenance = bs; return nil })
+		return err
+	}
+	tests := []struct {
+		name   string
+		blocks []fablab.MaintenanceBlock
+		code   string
+	}{
+		{"before the booking, touching it", []fablab.MaintenanceBlock{block(0, 60)}, ""},
+		{"kept as it is, plus one after the booking", []fablab.MaintenanceBlock{block(0, 60), block(120, 180)}, ""},
+		{"over the booking", []fablab.MaintenanceBlock{block(0, 60), block(90, 100)}, fablab.CodeBookingConflict},
+		{"an existing block moved over the booking", []fablab.MaintenanceBlock{block(0, 61)}, fablab.CodeBookingConflict},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := s.Machine(t.Context(), m.ID)
+			err := setBlocks(tt.blocks...)
+			wantCode(t, err, tt.code)
+			if err != nil && !strings.Contains(err.Error(), b.ID.String()) {
+				t.Errorf("the refusal %q does not name booking %s", err, b.ID)
+			}
+			after, _ := s.Machine(t.Context(), m.ID)
+			if err != nil && !reflect.DeepEqual(before, after) {
+				t.Errorf("a refused update changed the machine")
+			}
+		})
+	}
+	// Once the booking is cancelled, the block fits.
+	if _, err := s.SetBookingState(t.Context(), b.ID, fablab.BookingCancelled, ada.ID, func(fablab.Machine, fablab.Booking) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := setBlocks(block(0, 180)); err != nil {
+		t.Fatalf("block over a cancelled booking: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ type ClockTime int
 // ParseClockTime parses "HH:MM".
 func ParseClockTime(s string) (ClockTime, error) {
 	h, m, ok := strings.Cut(s, ":")
-	if !ok || len(h) != 2 || len(m) != 2 {
+	if !ok || len(h) != 2 || len(m) != 2 || !isDigits(h) || !isDigits(m) { // Atoi alone accepts "+9" and "-0"
 		return 0, Errorf(EINVALID, "time of day %q must be HH:MM", truncate(s, 20))
 	}
 	hh, err1 := strconv.Atoi(h)
@@ -23,6 +23,15 @@ func ParseClockTime(s string) (ClockTime, error) {
 		return 0, Errorf(EINVALID, "time of day %q must be between 00:00 and 24:00", truncate(s, 20))
 	}
 	return ClockTime(hh*60 + mm), nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c ClockTime) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
@@ -65,7 +74,21 @@ func DateOf(t time.Time) Date {
 // In returns local midnight (or the first instant of the day when midnight is
 // skipped by a DST change) of d in loc.
 func (d Date) In(loc *time.Location) time.Time {
-	return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	t := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, loc)
+	if h, m, _ := t.Clock(); DateOf(t) == d && h == 0 && m == 0 {
+		return t
+	}
+	// Midnight was skipped. time.Date moved it past the change (east of UTC)
+	// or back into the previous day (west of UTC, e.g. America/Santiago); the
+	// change itself is the first instant of d.
+	start, end := t.ZoneBounds()
+	if DateOf(t).Before(d) {
+		start = end
+	}
+	if start.IsZero() {
+		return t
+	}
+	return start
 }
 
 // At returns the instant of wall-clock time c on day d in loc. 24:00 is the

@@ -251,7 +251,7 @@ func (s *Settings) Validate() error {
 		return Errorf(EINVALID, "time_zone %q is not an IANA time zone such as Europe/Paris", truncate(s.TimeZone, 60))
 	}
 	s.loc = loc
-	if len(s.Currency) != 3 || strings.ToUpper(s.Currency) != s.Currency {
+	if len(s.Currency) != 3 || strings.ContainsFunc(s.Currency, func(r rune) bool { return r < 'A' || r > 'Z' }) {
 		return Errorf(EINVALID, "currency must be an ISO 4217 code such as EUR, got %q", truncate(s.Currency, 10))
 	}
 	if s.VATRateBasisPoints < 0 || s.VATRateBasisPoints > 10000 {
@@ -265,7 +265,8 @@ func (s *Settings) Validate() error {
 			return Errorf(EINVALID, "closure %s–%s ends before it starts", c.From, c.To)
 		}
 	}
-	if !validSlug(strings.ToLower(s.InvoicePrefix)) || len(s.InvoicePrefix) > 10 {
+	// ToLower maps some non-ASCII runes to ASCII (the Kelvin sign U+212A to k).
+	if !validSlug(strings.ToLower(s.InvoicePrefix)) || len(s.InvoicePrefix) > 10 || strings.ContainsFunc(s.InvoicePrefix, func(r rune) bool { return r >= 0x80 }) {
 		return Errorf(EINVALID, "invoice_prefix must be 1–10 letters, digits or -")
 	}
 	if s.BillingIncrementMin < 1 || s.BillingIncrementMin > 60 {
