@@ -275,7 +275,9 @@ func TestUpdateMachineMaintenanceOverBookings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := func(from, to int) fablab.MaintenanceBlock { return fablab.MaintenanceBlock{Start: at(from), End: at(to), Reason: "laser tube"} }
+	block := func(from, to int) fablab.MaintenanceBlock {
+		return fablab.MaintenanceBlock{Start: at(from), End: at(to), Reason: "laser tube"}
+	}
 	setBlocks := func(bs ...fablab.MaintenanceBlock) error {
 		_, err := s.UpdateMachine(t.Context(), m.ID, func(m *fablab.Machine) error { m.Maintenance = bs; return nil })
 		return err
