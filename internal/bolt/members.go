@@ -264,8 +264,12 @@ func (s *Store) GrantQualification(ctx context.Context, q fablab.Qualification) 
 			return fablab.Errorf(fablab.ENOTFOUND, "training %s does not exist", q.TrainingID)
 		}
 		q.GrantedAt = s.now().UTC().Truncate(0)
-		if q.ExpiresAt != nil && !q.ExpiresAt.After(q.GrantedAt) {
-			return fablab.Errorf(fablab.EINVALID, "expires_at must be in the future")
+		if q.ExpiresAt != nil {
+			if !q.ExpiresAt.After(q.GrantedAt) {
+				return fablab.Errorf(fablab.EINVALID, "expires_at must be in the future")
+			}
+			exp := q.ExpiresAt.UTC()
+			q.ExpiresAt = &exp
 		}
 		return putJSON(tx.Bucket(bQualifications), cat(itob(q.MemberID), itob(q.TrainingID)), q)
 	})

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -68,8 +69,16 @@ func (s *Store) UpdateSettings(ctx context.Context, fn func(*fablab.Settings) er
 		if err := cur.Validate(); err != nil {
 			return err
 		}
+		raw, err := json.Marshal(cur)
+		if err != nil {
+			return fablab.Internal(err, "encode settings")
+		}
+		// The file must stay openable: what is stored must read back.
+		if _, err := decodeSettings(raw); err != nil {
+			return fablab.Internal(err, "settings would not read back")
+		}
 		out = cur
-		return putJSON(tx.Bucket(bMeta), kSettings, cur)
+		return tx.Bucket(bMeta).Put(kSettings, raw)
 	})
 	return out, err
 }

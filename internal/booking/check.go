@@ -74,6 +74,9 @@ func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) erro
 		}
 		return fablab.Errorf(fablab.CodeMemberInactive, "the membership expired on %s; renew it to book", req.Member.MembershipUntil.In(loc).Format(layout))
 	}
+	if u := req.Member.MembershipUntil; u != nil && req.End.After(*u) {
+		return fablab.Errorf(fablab.CodeMemberInactive, "the membership ends on %s, before this booking does; renew it or book an earlier slot", u.In(loc).Format(layout))
+	}
 
 	earliest := now.Truncate(time.Minute).In(loc)
 	if start.Before(earliest) {

@@ -140,8 +140,9 @@ type Interval struct {
 }
 
 // Overlaps reports whether the two half-open intervals share an instant.
+// An empty interval holds no instant and overlaps nothing.
 func (i Interval) Overlaps(j Interval) bool {
-	return i.Start.Before(j.End) && j.Start.Before(i.End)
+	return i.Start.Before(i.End) && j.Start.Before(j.End) && i.Start.Before(j.End) && j.Start.Before(i.End)
 }
 
 // Duration returns End-Start.

@@ -374,6 +374,9 @@ func TestIntervalOverlaps(t *testing.T) {
 		{"same start", iv(10, 11), iv(10, 14), true},
 		{"same end", iv(10, 14), iv(13, 14), true},
 		{"empty at start", iv(10, 10), iv(10, 12), false},
+		{"empty strictly inside", iv(11, 11), iv(10, 12), false},
+		{"containing an empty one", iv(10, 12), iv(11, 11), false},
+		{"reversed", iv(12, 10), iv(9, 13), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

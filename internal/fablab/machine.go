@@ -20,6 +20,9 @@ const (
 	KindCNC         = "cnc"
 )
 
+// maxFeeCents bounds one-off amounts (minimum charge, no-show fee).
+const maxFeeCents = 100_000_00
+
 var deviceIDPattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 
 // ValidDeviceID reports whether s is a valid device id ([a-z0-9-]{1,32}).
@@ -89,6 +92,9 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 	if m.MinimumChargeCents < 0 || m.NoShowFeeCents < 0 || m.GraceMinutes < 0 || m.GraceMinutes > 240 || m.IdlePowerW < 0 {
 		return Errorf(EINVALID, "minimum charge, no-show fee, grace (0–240 min) and idle power must not be negative")
 	}
+	if m.MinimumChargeCents > maxFeeCents || m.NoShowFeeCents > maxFeeCents || m.IdlePowerW > 1e6 {
+		return Errorf(EINVALID, "minimum charge and no-show fee are limited to %d cents, idle power to 1000000 W", maxFeeCents)
+	}
 	if m.RequiredTrainings == nil {
 		m.RequiredTrainings = []ID{}
 	}
@@ -105,10 +111,14 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 	if len(m.Maintenance) > 100 {
 		return Errorf(EINVALID, "at most 100 maintenance blocks")
 	}
-	for _, b := range m.Maintenance {
+	for i, b := range m.Maintenance {
 		if !b.End.After(b.Start) {
 			return Errorf(EINVALID, "maintenance block must end after it starts")
 		}
+		if len(b.Reason) > 200 {
+			return Errorf(EINVALID, "a maintenance reason is limited to 200 characters")
+		}
+		m.Maintenance[i].Start, m.Maintenance[i].End = b.Start.UTC(), b.End.UTC() // instants are stored in UTC
 	}
 	return nil
 }

@@ -55,6 +55,9 @@ func (o *OpeningHours) Validate() error {
 	for w := time.Sunday; w <= time.Saturday; w++ {
 		rs := o.Day(w)
 		for i, r := range rs {
+			if r.Open < 0 || r.Close > 24*60 {
+				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", strings.ToLower(w.String()))
+			}
 			if r.Close <= r.Open {
 				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close)
 			}
@@ -92,6 +95,9 @@ type BookingRules struct {
 // MaxBookingMinutes is the absolute cap on one booking, whatever the rules say.
 const MaxBookingMinutes = 7 * 24 * 60
 
+// maxRuleMinutes bounds the rules' delays (cancellation cutoff, check-in…).
+const maxRuleMinutes = 7 * 24 * 60
+
 // DefaultBookingRules are the rules of a new lab.
 func DefaultBookingRules() BookingRules {
 	return BookingRules{
@@ -114,8 +120,12 @@ func (r *BookingRules) Validate() error {
 		return Errorf(EINVALID, "rules.max_ahead_days must be between 1 and 366, got %d", r.MaxAheadDays)
 	case r.WeeklyQuotaMinutes < 0:
 		return Errorf(EINVALID, "rules.weekly_quota_minutes must be 0 (no quota) or positive, got %d", r.WeeklyQuotaMinutes)
+	case r.WeeklyQuotaMinutes > 7*24*60:
+		return Errorf(EINVALID, "rules.weekly_quota_minutes must be at most a week (%d), got %d", 7*24*60, r.WeeklyQuotaMinutes)
 	case r.CancelCutoffMinutes < 0 || r.CheckInMinutes < 0 || r.NoShowReleaseMinutes < 0 || r.MaxWalkInMinutes < 0:
 		return Errorf(EINVALID, "rules: cutoff, check-in, no-show and walk-in minutes must not be negative")
+	case r.CancelCutoffMinutes > maxRuleMinutes || r.CheckInMinutes > maxRuleMinutes || r.NoShowReleaseMinutes > maxRuleMinutes || r.MaxWalkInMinutes > maxRuleMinutes:
+		return Errorf(EINVALID, "rules: cutoff, check-in, no-show and walk-in minutes must be at most %d (a week)", maxRuleMinutes)
 	}
 	return nil
 }
@@ -191,13 +201,13 @@ type Settings struct {
 // DefaultSettings are the settings of a new lab: Europe/Paris, EUR, open
 // Monday–Friday 09:00–21:00 and Saturday 10:00–18:00.
 func DefaultSettings() Settings {
-	week := []TimeRange{{Open: 9 * 60, Close: 21 * 60}}
+	week := func() []TimeRange { return []TimeRange{{Open: 9 * 60, Close: 21 * 60}} }
 	s := Settings{
 		Name:     "FabLab",
 		TimeZone: "Europe/Paris",
 		Currency: "EUR",
 		OpeningHours: OpeningHours{
-			Monday: week, Tuesday: week, Wednesday: week, Thursday: week, Friday: week,
+			Monday: week(), Tuesday: week(), Wednesday: week(), Thursday: week(), Friday: week(),
 			Saturday: []TimeRange{{Open: 10 * 60, Close: 18 * 60}},
 			Sunday:   []TimeRange{},
 		},
@@ -261,6 +271,9 @@ func (s *Settings) Validate() error {
 		return err
 	}
 	for _, c := range s.Closures {
+		if c.From == (Date{}) || c.To == (Date{}) {
+			return Errorf(EINVALID, "each closure needs from and to dates (YYYY-MM-DD, both inclusive)")
+		}
 		if c.To.Before(c.From) {
 			return Errorf(EINVALID, "closure %s–%s ends before it starts", c.From, c.To)
 		}
