@@ -29,8 +29,8 @@ bench: ## run the benchmarks; each prints its ratio against a baseline measured 
 
 lint: ## go vet, gofmt and go mod tidy must be clean
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@cp go.mod /tmp/fabgate-go.mod.bak; cp go.sum /tmp/fabgate-go.sum.bak; $(GO) mod tidy; \
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@cp go.mod /tmp/fabgate-go.mod.bak && cp go.sum /tmp/fabgate-go.sum.bak && $(GO) mod tidy && \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
 	  cp /tmp/fabgate-go.mod.bak go.mod; cp /tmp/fabgate-go.sum.bak go.sum; exit 1; fi
 

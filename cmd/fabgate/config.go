@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -27,6 +28,7 @@ type Config struct {
 	TLSCert        string   `json:"tls_cert"`        // serve HTTPS with this certificate…
 	TLSKey         string   `json:"tls_key"`         // …and key
 	TrustedProxies []string `json:"trusted_proxies"` // proxies whose X-Forwarded-For is believed
+	SecureCookies  bool     `json:"secure_cookies"`  // mark cookies Secure behind a TLS-terminating proxy
 }
 
 // Duration is a time.Duration written as "12h", "30m" in files and variables.
@@ -102,11 +104,12 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// loadConfig builds the configuration of `serve` from args and the environment.
-func loadConfig(args []string, getenv func(string) string) (Config, error) {
+// loadConfig builds the configuration of `serve` from args and the
+// environment. -h prints the flags to helpOut and returns flag.ErrHelp.
+func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(new(strings.Builder))
+	fs.SetOutput(helpOut)
 	var flagCfg Config
 	configPath := fs.String("config", getenv("FABGATE_CONFIG"), "JSON configuration file")
 	fs.StringVar(&flagCfg.Data, "data", "", "data directory (default data)")
@@ -118,7 +121,11 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "TLS certificate file (HTTPS)")
 	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "TLS key file (HTTPS)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated proxy addresses whose X-Forwarded-For is believed")
+	fs.BoolVar(&flagCfg.SecureCookies, "secure-cookies", false, "mark session cookies Secure (behind a TLS-terminating proxy)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
 		return cfg, fmt.Errorf("serve: %w (see fabgate serve -h)", err)
 	}
 	if fs.NArg() > 0 {
@@ -147,14 +154,8 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 			cfg.TrustedProxies = splitList(v)
 			return nil
 		},
-		"FABGATE_DEMO": func(v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%q is not true or false", v)
-			}
-			cfg.Demo = b
-			return nil
-		},
+		"FABGATE_DEMO":           boolEnv(&cfg.Demo),
+		"FABGATE_SECURE_COOKIES": boolEnv(&cfg.SecureCookies),
 	}
 	for name, apply := range env {
 		if v := getenv(name); v != "" {
@@ -183,12 +184,25 @@ func loadConfig(args []string, getenv func(string) string) (Config, error) {
 			cfg.TLSKey = flagCfg.TLSKey
 		case "trusted-proxies":
 			cfg.TrustedProxies = splitList(*proxies)
+		case "secure-cookies":
+			cfg.SecureCookies = flagCfg.SecureCookies
 		}
 	})
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
+}
+
+func boolEnv(dst *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*dst = b
+		return nil
+	}
 }
 
 func splitList(s string) []string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ func TestLoadConfigPrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := loadConfig(tt.args, envOf(tt.env))
+			c, err := loadConfig(tt.args, envOf(tt.env), io.Discard)
 			if err != nil {
 				t.Fatalf("loadConfig: %v", err)
 			}
@@ -90,7 +91,7 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadConfig(tt.args, envOf(tt.env))
+			_, err := loadConfig(tt.args, envOf(tt.env), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
@@ -103,7 +104,7 @@ func TestLoadConfigRejectsUnknownFileField(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"data":"x","htpp":"typo"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loadConfig([]string{"--config", file}, envOf(nil))
+	_, err := loadConfig([]string{"--config", file}, envOf(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "htpp") {
 		t.Fatalf("got %v, want an error naming the unknown field", err)
 	}

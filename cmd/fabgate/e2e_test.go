@@ -20,6 +20,7 @@ import (
 
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/demo"
+	"github.com/fabgate/fabgate/internal/fablab"
 )
 
 // addrWriter collects output and reports the server's address once printed.
@@ -283,6 +284,7 @@ func TestRunCommands(t *testing.T) {
 		wantOut string
 	}{
 		{"version", []string{"version"}, "", "fabgate"},
+		{"serve help", []string{"serve", "-h"}, "", "-data"},
 		{"no command", nil, "no command", ""},
 		{"unknown", []string{"frobnicate"}, "unknown command", ""},
 		{"user without add", []string{"user"}, "usage: fabgate user add", ""},
@@ -355,5 +357,27 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 	defer s.Close()
 	if n, _ := s.CountMembers(context.Background()); n != 0 {
 		t.Fatalf("an existing data file was seeded: %d members", n)
+	}
+}
+
+func TestErrorTextDropsTheCode(t *testing.T) {
+	err := fmt.Errorf("check: %w", fablab.Errorf(fablab.ECONFLICT, "data file x is locked"))
+	if got := errorText(err); got != "check: data file x is locked" {
+		t.Fatalf("errorText = %q", got)
+	}
+	if got := errorText(errors.New("plain")); got != "plain" {
+		t.Fatalf("errorText = %q", got)
+	}
+}
+
+// A server that cannot listen stops before it creates any data file.
+func TestServeListenFailureLeavesNoDataFile(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "new")
+	err := run(context.Background(), []string{"serve", "--data", data, "--http", "256.0.0.1:1"}, nil, io.Discard, io.Discard, envOf(nil))
+	if err == nil {
+		t.Fatal("serve on an impossible address succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(data, "fabgate.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a data file was created (%v)", err)
 	}
 }

@@ -4,11 +4,16 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/fabgate/fabgate/internal/fablab"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -29,7 +34,7 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fabgate:", err)
+		fmt.Fprintln(os.Stderr, "fabgate:", errorText(err))
 		os.Exit(1)
 	}
 }
@@ -42,7 +47,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch args[0] {
 	case "serve":
-		cfg, err := loadConfig(args[1:], getenv)
+		cfg, err := loadConfig(args[1:], getenv, stdout)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -65,4 +73,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// errorText is what the command line shows of err: the message of a FabGate
+// error without its code, anything else as it is.
+func errorText(err error) string {
+	var fe *fablab.Error
+	if errors.As(err, &fe) && fe.Code != fablab.EINTERNAL {
+		return strings.Replace(err.Error(), fe.Code+": ", "", 1)
+	}
+	return err.Error()
 }

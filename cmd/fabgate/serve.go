@@ -33,6 +33,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	}
 	log := slog.New(h)
 
+	// Listen first: a server that cannot serve creates nothing.
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("http: listen on %s: %w (is another program using it? change --http)", cfg.HTTP, err)
+	}
+	defer ln.Close()
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", cfg.Data, err)
 	}
@@ -55,14 +61,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api, err := httpapi.New(httpapi.Config{
 		Store: store, Log: log, Now: fablab.SystemClock, Registry: reg, Version: version,
-		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies,
+		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 	})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.HTTP)
-	if err != nil {
-		return fmt.Errorf("http: listen on %s: %w (is another program using it? change --http)", cfg.HTTP, err)
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	scheme := "http"

@@ -59,7 +59,42 @@ func NewThrottle(now fablab.Clock, perAccount, perAddr int, window time.Duration
 // and otherwise an ETOOMANY *fablab.Error whose message says how many
 // seconds to wait (rounded up).
 func (t *Throttle) Allow(account, addr string) error {
-	d := t.RetryAfter(account, addr)
+	return tooMany(t.RetryAfter(account, addr))
+}
+
+// Begin starts a login attempt. It refuses it as Allow does; otherwise it
+// counts the attempt as a failure at once, so that parallel attempts cannot
+// all pass the check while their passwords are being verified. The caller
+// then calls finish exactly once: finish(true) after a right password
+// withdraws the attempt and clears the account's failures (as Success does);
+// finish(false) keeps it as a failure.
+func (t *Throttle) Begin(account, addr string) (finish func(ok bool), err error) {
+	t.mu.Lock()
+	now := t.now()
+	t.prune(now)
+	if err := tooMany(t.retryAfter(account, addr, now)); err != nil {
+		t.mu.Unlock()
+		return nil, err
+	}
+	t.accounts.record(account, now)
+	t.addrs.record(addr, now)
+	t.mu.Unlock()
+	var once sync.Once
+	return func(ok bool) {
+		once.Do(func() {
+			if !ok {
+				return
+			}
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.accounts.remove(account)
+			t.addrs.unrecord(addr, now)
+		})
+	}, nil
+}
+
+// tooMany is the refusal for a wait of d, nil when d ≤ 0.
+func tooMany(d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
@@ -78,6 +113,10 @@ func (t *Throttle) RetryAfter(account, addr string) time.Duration {
 	defer t.mu.Unlock()
 	now := t.now()
 	t.prune(now)
+	return t.retryAfter(account, addr, now)
+}
+
+func (t *Throttle) retryAfter(account, addr string, now time.Time) time.Duration {
 	until := t.accounts.blockedUntil(account, t.window)
 	if u := t.addrs.blockedUntil(addr, t.window); u.After(until) {
 		until = u
@@ -177,6 +216,24 @@ func (ft *failureTable) prune(now time.Time, window time.Duration) {
 			return
 		}
 		ft.remove(f.key)
+	}
+}
+
+// unrecord withdraws one failure of key recorded at time at.
+func (ft *failureTable) unrecord(key string, at time.Time) {
+	el, ok := ft.keys[key]
+	if !ok {
+		return
+	}
+	f := el.Value.(*failures)
+	for i, t := range f.times {
+		if t.Equal(at) {
+			f.times = append(f.times[:i], f.times[i+1:]...)
+			break
+		}
+	}
+	if len(f.times) == 0 {
+		ft.remove(key)
 	}
 }
 

@@ -388,3 +388,46 @@ func TestThrottleConcurrent(t *testing.T) {
 		t.Errorf("Allow = %v, want %s", err, fablab.ETOOMANY)
 	}
 }
+
+func TestThrottleBegin(t *testing.T) {
+	t.Run("attempts count while they run", func(t *testing.T) {
+		c := newFakeClock()
+		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
+		for i := 0; i < testPerAccount; i++ {
+			if _, err := th.Begin("ann", "a1"); err != nil {
+				t.Fatalf("attempt %d refused: %v", i+1, err)
+			}
+		}
+		if _, err := th.Begin("ann", "a2"); fablab.ErrorCode(err) != fablab.ETOOMANY {
+			t.Fatalf("attempt %d while %d are unfinished: %v, want %s", testPerAccount+1, testPerAccount, err, fablab.ETOOMANY)
+		}
+	})
+	t.Run("a success is withdrawn from the address and clears the account", func(t *testing.T) {
+		c := newFakeClock()
+		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
+		fail, _ := th.Begin("ann", "a1")
+		fail(false)
+		for i := 0; i < 3*testPerAddr; i++ {
+			finish, err := th.Begin("ann", "a1")
+			if err != nil {
+				t.Fatalf("successful login %d refused: %v", i+1, err)
+			}
+			finish(true)
+			finish(true) // finishing twice changes nothing
+		}
+		if d := th.RetryAfter("ann", "a1"); d != 0 {
+			t.Fatalf("RetryAfter = %v after successes", d)
+		}
+		// The address still holds the one real failure: testPerAddr-1 more block it.
+		for i := 0; i < testPerAddr-1; i++ {
+			finish, err := th.Begin(fmt.Sprint("user", i), "a1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			finish(false)
+		}
+		if _, err := th.Begin("someone", "a1"); fablab.ErrorCode(err) != fablab.ETOOMANY {
+			t.Fatalf("address with %d failures: %v, want blocked", testPerAddr, err)
+		}
+	})
+}

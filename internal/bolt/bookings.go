@@ -58,8 +58,8 @@ func lastBefore(c *bbolt.Cursor, key []byte) (k, v []byte) {
 // CreateBooking stores a confirmed booking if check accepts it and it overlaps
 // no occupying booking of the machine. Both the check and the write happen in
 // one write transaction, so concurrent requests cannot double-book. The
-// transaction may be shared with other concurrent bookings (bbolt Batch), and
-// check may then run more than once: it must have no effect but its verdict.
+// transaction may be shared with other concurrent bookings (group commit,
+// see group.go), and check may then run more than once: it must have no effect but its verdict.
 // Errors: EINVALID, CodeTooLong (longer than fablab.MaxBookingMinutes, which
 // range listings rely on), ENOTFOUND (machine, member), CodeBookingConflict,
 // whatever check returns.

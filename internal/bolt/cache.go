@@ -10,7 +10,7 @@ import (
 // checked against the bytes read in the caller's transaction on every use: a
 // hit is exactly what decoding those bytes would give, so it is never stale,
 // whoever wrote the file since. It saves the JSON decoding on the hot read
-// paths (sessions, members, machines, settings).
+// paths (the member behind every request, machines, settings).
 //
 // Values handed out share their slices, maps and pointers with the cache:
 // read-only paths use it; a path that modifies what it read decodes afresh.

@@ -14,6 +14,9 @@ import (
 type memberRecord struct {
 	fablab.Member
 	PasswordHash string `json:"password_hash,omitempty"`
+	// SessionGen is bumped when the password changes or the member is
+	// suspended: tokens issued under an older generation stop working.
+	SessionGen uint64 `json:"session_gen,omitempty"`
 }
 
 func getMember(tx *bbolt.Tx, id fablab.ID) (memberRecord, error) {
@@ -39,8 +42,8 @@ func decodeMember(raw []byte) (memberRecord, error) {
 	return r, err
 }
 
-func putMember(tx *bbolt.Tx, m fablab.Member) error {
-	return putJSON(tx.Bucket(bMembers), itob(m.ID), memberRecord{Member: m, PasswordHash: m.PasswordHash})
+func putMember(tx *bbolt.Tx, m fablab.Member, sessionGen uint64) error {
+	return putJSON(tx.Bucket(bMembers), itob(m.ID), memberRecord{Member: m, PasswordHash: m.PasswordHash, SessionGen: sessionGen})
 }
 
 // validateMember checks m against the tariff groups and its organisation.
@@ -79,7 +82,7 @@ func (s *Store) CreateMember(ctx context.Context, m fablab.Member) (fablab.Membe
 		if err := emails.Put([]byte(m.Email), itob(id)); err != nil {
 			return err
 		}
-		return putMember(tx, m)
+		return putMember(tx, m, 0)
 	})
 	return m, err
 }
@@ -109,7 +112,8 @@ func (s *Store) MemberByEmail(ctx context.Context, email string) (fablab.Member,
 }
 
 // UpdateMember applies fn to a member and stores it if it still validates.
-// The email index follows email changes. Errors: ENOTFOUND, EINVALID,
+// The email index follows email changes. A new password or a suspension
+// ends the member's sessions. Errors: ENOTFOUND, EINVALID,
 // "email_taken", and whatever fn returns.
 func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.Member) error) (fablab.Member, error) {
 	var out fablab.Member
@@ -139,8 +143,12 @@ func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.
 				return err
 			}
 		}
+		gen := r.SessionGen
+		if m.PasswordHash != r.PasswordHash || (m.Status == fablab.StatusSuspended && r.Status != fablab.StatusSuspended) {
+			gen++ // ends the member's sessions
+		}
 		out = m
-		return putMember(tx, m)
+		return putMember(tx, m, gen)
 	})
 	return out, err
 }
@@ -365,4 +373,19 @@ func (s *Store) BadgeOwner(ctx context.Context, hash string) (fablab.Member, err
 		return err
 	})
 	return r.Member, err
+}
+
+// RehashPassword replaces a member's password hash by newHash, a hash of the
+// same password under new parameters, if it is still oldHash. Sessions are
+// kept: the password did not change.
+func (s *Store) RehashPassword(ctx context.Context, id fablab.ID, oldHash, newHash string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		r, err := getMember(tx, id)
+		if err != nil || r.PasswordHash != oldHash {
+			return err // changed meanwhile: leave the new password alone
+		}
+		m := r.Member
+		m.PasswordHash = newHash
+		return putMember(tx, m, r.SessionGen)
+	})
 }

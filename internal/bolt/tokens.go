@@ -16,11 +16,17 @@ type Token struct {
 	CSRF      string    `json:"csrf"` // secret the web UI echoes in X-CSRF-Token
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	Gen       uint64    `json:"gen,omitempty"` // the member's session generation when issued
 }
 
-// PutToken stores a token under key.
+// PutToken stores a token of an existing member under key. Errors: ENOTFOUND.
 func (s *Store) PutToken(ctx context.Context, key [32]byte, t Token) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		r, err := getMember(tx, t.MemberID)
+		if err != nil {
+			return err
+		}
+		t.Gen = r.SessionGen
 		return putJSON(tx.Bucket(bTokens), key[:], t)
 	})
 }
@@ -68,9 +74,16 @@ func (s *Store) Session(ctx context.Context, key [32]byte) (Token, fablab.Member
 		if r, err = s.readMember(tx, t.MemberID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
 			return fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists")
 		}
+		if err == nil && t.Gen != r.SessionGen {
+			return fablab.Errorf(fablab.EUNAUTHORIZED, "the session was ended by a password change or a suspension; log in again")
+		}
 		return err
 	})
 	if err == nil && !s.now().Before(t.ExpiresAt) {
+		// Expired tokens are removed as they are met.
+		if derr := s.DeleteToken(ctx, key); derr != nil {
+			return t, r.Member, derr
+		}
 		err = fablab.Errorf(fablab.EUNAUTHORIZED, "the session has expired; log in again")
 	}
 	return t, r.Member, err

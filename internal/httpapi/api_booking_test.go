@@ -100,7 +100,11 @@ func TestAPIBookingRules(t *testing.T) {
 	})
 	t.Run("suspended member", func(t *testing.T) {
 		h.do(t, "PATCH", "/api/v1/members/"+h.bob.ID.String(), h.staff.Token, map[string]any{"status": fablab.StatusSuspended}).want(t, http.StatusOK, "")
-		h.book(t, h.bob, printer, apiAt(3, 16, 0), apiAt(3, 17, 0)).want(t, 422, fablab.CodeMemberInactive)
+		// The suspended member is logged out; staff booking for them are refused by the rule.
+		h.book(t, h.bob, printer, apiAt(3, 16, 0), apiAt(3, 17, 0)).want(t, 401, fablab.EUNAUTHORIZED)
+		body := apiBookingBody(printer, apiAt(3, 16, 0), apiAt(3, 17, 0))
+		body["member_id"] = h.bob.ID
+		h.do(t, "POST", "/api/v1/bookings", h.staff.Token, body).want(t, 422, fablab.CodeMemberInactive)
 		h.do(t, "PATCH", "/api/v1/members/"+h.bob.ID.String(), h.staff.Token, map[string]any{"status": fablab.StatusActive}).want(t, http.StatusOK, "")
 	})
 }

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -35,6 +36,9 @@ type Config struct {
 	ThrottleWindow                time.Duration
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (none by default).
 	TrustedProxies []string
+	// SecureCookies marks session cookies Secure even on plain HTTP, for a
+	// server behind a TLS-terminating proxy. (Over TLS they always are.)
+	SecureCookies bool
 }
 
 // Server is the HTTP API.
@@ -47,8 +51,10 @@ type Server struct {
 	pw       auth.Params
 	throttle *auth.Throttle
 	engine   *gin.Engine
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	// secureCookies: see Config.SecureCookies.
+	secureCookies bool
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
 }
 
 // New builds the server and its routes.
@@ -79,7 +85,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
-		ttl: cfg.TokenTTL, pw: cfg.Password,
+		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		throttle: auth.NewThrottle(cfg.Now, cfg.ThrottleAccount, cfg.ThrottleAddr, cfg.ThrottleWindow),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgate_http_requests_total", Help: "HTTP requests by route, method and status.",
@@ -120,7 +126,7 @@ func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	e.GET("/", s.landing)
-	e.StaticFS("/static", http.FS(web.Static()))
+	e.StaticFS("/static", http.FS(filesOnly{web.Static()}))
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", gin.WrapH(metrics))
 
@@ -196,4 +202,19 @@ func (s *Server) healthz(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "version": s.version})
+}
+
+// filesOnly serves files and no directory listings.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, fs.ErrNotExist
+	}
+	return file, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -41,12 +42,17 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	account, addr := fablab.NormalizeEmail(req.Email), c.ClientIP()
+	account, addr := fablab.NormalizeEmail(req.Email), clientKey(c.ClientIP())
 	if account == "" || req.Password == "" {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "email and password are required"))
 		return
 	}
-	if err := s.throttle.Allow(account, addr); err != nil {
+	if len(account) > 254 || len(req.Password) > auth.MaxPasswordLen {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "email is limited to 254 bytes and password to %d", auth.MaxPasswordLen))
+		return
+	}
+	finish, err := s.throttle.Begin(account, addr)
+	if err != nil {
 		wait := s.throttle.RetryAfter(account, addr)
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		s.fail(c, err)
@@ -58,21 +64,34 @@ func (s *Server) login(c *gin.Context) {
 	case fablab.ErrorCode(err) == fablab.ENOTFOUND || (err == nil && m.PasswordHash == ""):
 		auth.DummyVerify(s.pw)
 	case err != nil:
+		finish(false)
 		s.fail(c, err)
 		return
 	default:
 		if ok, err = auth.VerifyPassword(m.PasswordHash, req.Password); err != nil {
+			finish(false)
 			s.fail(c, fablab.Internal(err, "stored password hash of member %s is unreadable", m.ID))
 			return
 		}
 	}
+	finish(ok)
 	if !ok {
-		s.throttle.Failure(account, addr)
 		s.log.Info("login failed", "email", account, "addr", addr)
 		s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "wrong email or password"))
 		return
 	}
-	s.throttle.Success(account)
+	if m.Status != fablab.StatusActive {
+		s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "this account is suspended; ask the lab's staff"))
+		return
+	}
+	if auth.NeedsRehash(m.PasswordHash, s.pw) {
+		// Upgrade the stored hash to the current parameters while the password is at hand.
+		if h, err := auth.HashPassword(s.pw, req.Password); err == nil {
+			if err := s.store.RehashPassword(ctx, m.ID, m.PasswordHash, h); err != nil {
+				s.log.Error("rehash password", "member", m.ID, "err", err)
+			}
+		}
+	}
 	token, csrf := auth.NewToken(), auth.NewToken()
 	now := s.now()
 	t := bolt.Token{MemberID: m.ID, CSRF: csrf, CreatedAt: now.UTC(), ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Second)}
@@ -80,7 +99,7 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	secure := c.Request.TLS != nil
+	secure := s.secureCookies || c.Request.TLS != nil
 	maxAge := int(s.ttl / time.Second)
 	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: csrf, Path: "/", MaxAge: maxAge, Secure: secure, SameSite: http.SameSiteLaxMode})
@@ -93,7 +112,7 @@ func (s *Server) logout(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	secure := c.Request.TLS != nil
+	secure := s.secureCookies || c.Request.TLS != nil
 	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: "", Path: "/", MaxAge: -1, Secure: secure, SameSite: http.SameSiteLaxMode})
 	c.Status(http.StatusNoContent)
@@ -134,6 +153,10 @@ func (s *Server) authenticate(min fablab.Role) gin.HandlerFunc {
 				return
 			}
 		}
+		if m.Status != fablab.StatusActive {
+			s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "this account is suspended; ask the lab's staff"))
+			return
+		}
 		if !m.Role.AtLeast(min) {
 			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "this needs the %s role", min))
 			return
@@ -153,3 +176,18 @@ func member(c *gin.Context) fablab.Member { return c.MustGet(ctxMember).(fablab.
 
 // isStaff reports whether the authenticated member is staff or admin.
 func isStaff(c *gin.Context) bool { return member(c).Role.AtLeast(fablab.RoleStaff) }
+
+// clientKey is the key the login throttle counts a client address under:
+// the address itself for IPv4, its /64 network for IPv6 (one host usually
+// holds a whole /64, so single addresses would not limit it).
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
