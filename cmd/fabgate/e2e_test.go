@@ -337,8 +337,8 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("an interrupted seeding left %s behind (%v)", path, err)
 	}
-	if _, err := os.Stat(path + ".seeding"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("an interrupted seeding left its temporary file behind (%v)", err)
+	if left, _ := filepath.Glob(path + ".seeding*"); len(left) > 0 {
+		t.Fatalf("an interrupted seeding left its temporary files behind: %v", left)
 	}
 
 	// A data file that exists (here: a lab with no members) is left alone.
@@ -379,5 +379,35 @@ func TestServeListenFailureLeavesNoDataFile(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "fabgate.db")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a data file was created (%v)", err)
+	}
+}
+
+// Two servers seeding the same empty directory at once: one lab results,
+// complete, and no seeding file is left behind.
+func TestSeedDemoConcurrent(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	path := filepath.Join(t.TempDir(), "fabgate.db")
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { errs <- seedDemo(context.Background(), path, log) }()
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := filepath.Glob(path + ".seeding*"); len(left) > 0 {
+		t.Fatalf("seeding files left behind: %v", left)
+	}
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, _ := s.CountMembers(context.Background()); n < 18 {
+		t.Fatalf("%d members in the seeded lab", n)
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
 	}
 }

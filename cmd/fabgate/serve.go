@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,17 +106,22 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 }
 
 // seedDemo creates the demo lab at path when there is no data file yet. It
-// is seeded into a file beside it and renamed into place once complete, so
-// an interrupted seeding leaves no half-seeded lab behind; an existing data
-// file is never touched.
+// is seeded into a file of its own beside it and linked into place once
+// complete: an interrupted seeding leaves no half-seeded lab behind, and of
+// two servers seeding at once, one wins and the other leaves its copy unused.
+// An existing data file is never touched.
 func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // an existing lab (or an unreadable path, which Open reports)
 	}
-	tmp := path + ".seeding"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".seeding-*")
+	if err != nil {
 		return fmt.Errorf("seed demo lab: %w", err)
 	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	os.Remove(tmp) // bbolt creates it anew
 	store, err := bolt.Open(tmp, bolt.Options{Timeout: time.Second})
 	if err != nil {
 		return fmt.Errorf("seed demo lab: %w", err)
@@ -124,11 +130,14 @@ func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
-		os.Remove(tmp)
+		return fmt.Errorf("seed demo lab: %w", err)
+	}
+	// A link never replaces an existing file, unlike a rename.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another server seeded it first
+		}
 		return fmt.Errorf("seed demo lab: %w", err)
 	}
 	log.Info("demo lab seeded", "accounts", "see README: Demo accounts")
