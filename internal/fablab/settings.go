@@ -31,6 +31,14 @@ func (o *OpeningHours) Day(w time.Weekday) []TimeRange {
 	return *o.day(w)
 }
 
+// Set replaces the ranges of weekday w.
+func (o *OpeningHours) Set(w time.Weekday, ranges []TimeRange) {
+	if ranges == nil {
+		ranges = []TimeRange{}
+	}
+	*o.day(w) = ranges
+}
+
 func (o *OpeningHours) day(w time.Weekday) *[]TimeRange {
 	switch w {
 	case time.Monday:

@@ -68,3 +68,32 @@ func TestAPIPartialObjects(t *testing.T) {
 		}
 	})
 }
+
+// A day given in an opening-hours patch is replaced whole: a range without a
+// close is refused, not completed from the day's old range.
+func TestAPIOpeningHoursDayReplacedWhole(t *testing.T) {
+	h := newAPIHarness(t)
+	before := h.state(t)
+	h.do(t, "PATCH", "/api/v1/settings", h.admin.Token, map[string]any{
+		"opening_hours": map[string]any{"monday": []map[string]string{{"open": "10:00"}}},
+	}).want(t, 400, fablab.EINVALID)
+	h.do(t, "PATCH", "/api/v1/settings", h.admin.Token, map[string]any{
+		"opening_hours": map[string]any{"funday": []map[string]string{{"open": "10:00", "close": "11:00"}}},
+	}).want(t, 400, fablab.EINVALID)
+	h.unchanged(t, before)
+	r := h.do(t, "PATCH", "/api/v1/settings", h.admin.Token, map[string]any{
+		"opening_hours": map[string]any{"monday": []map[string]string{{"open": "08:00", "close": "12:00"}, {"open": "14:00", "close": "22:00"}}, "tuesday": []string{}},
+	})
+	r.want(t, 200, "")
+	var st fablab.Settings
+	r.decode(t, &st)
+	if got := st.OpeningHours.Monday; len(got) != 2 || got[0].Open != 8*60 || got[1].Close != 22*60 {
+		t.Fatalf("monday = %+v", got)
+	}
+	if got := st.OpeningHours.Tuesday; len(got) != 0 {
+		t.Fatalf("tuesday = %+v, want closed", got)
+	}
+	if got := st.OpeningHours.Wednesday; len(got) != 1 || got[0].Open != 9*60 {
+		t.Fatalf("wednesday changed: %+v", got)
+	}
+}

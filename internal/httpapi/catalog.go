@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -108,7 +112,7 @@ type settingsRequest struct {
 	Currency            *string                      `json:"currency"`
 	VATRateBasisPoints  *int                         `json:"vat_rate_bp"`
 	VATMention          *string                      `json:"vat_mention"`
-	OpeningHours        partial[fablab.OpeningHours] `json:"opening_hours"`
+	OpeningHours        openingHoursPatch            `json:"opening_hours"`
 	Closures            *[]fablab.Closure            `json:"closures"`
 	InvoicePrefix       *string                      `json:"invoice_prefix"`
 	BillingIncrementMin *int                         `json:"billing_increment_minutes"`
@@ -137,7 +141,7 @@ func (s *Server) patchSettings(c *gin.Context) {
 		set(&st.Currency, req.Currency)
 		set(&st.VATRateBasisPoints, req.VATRateBasisPoints)
 		set(&st.VATMention, req.VATMention)
-		req.OpeningHours.mergeInto(&st.OpeningHours)
+		req.OpeningHours.applyTo(&st.OpeningHours)
 		set(&st.Closures, req.Closures)
 		set(&st.InvoicePrefix, req.InvoicePrefix)
 		set(&st.BillingIncrementMin, req.BillingIncrementMin)
@@ -176,4 +180,31 @@ func (s *Server) backup(c *gin.Context) {
 	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 	c.DataFromReader(http.StatusOK, n, "application/octet-stream", f, nil)
 	s.log.Info("backup streamed", "bytes", n, "by", member(c).ID)
+}
+
+// openingHoursPatch names the weekdays to change: each day given replaces
+// that day's ranges whole; the days not given keep theirs.
+type openingHoursPatch struct {
+	days map[string][]fablab.TimeRange
+}
+
+// UnmarshalJSON accepts the weekday names of fablab.OpeningHours only.
+func (p *openingHoursPatch) UnmarshalJSON(b []byte) error {
+	var probe fablab.OpeningHours
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&probe); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &p.days)
+}
+
+func (p *openingHoursPatch) applyTo(o *fablab.OpeningHours) {
+	for day, ranges := range p.days {
+		for w := time.Sunday; w <= time.Saturday; w++ {
+			if strings.EqualFold(day, w.String()) {
+				o.Set(w, ranges)
+			}
+		}
+	}
 }
