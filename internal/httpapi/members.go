@@ -170,8 +170,8 @@ func (s *Server) patchMember(c *gin.Context) {
 	}
 	m, err := s.store.UpdateMember(c.Request.Context(), id, func(m *fablab.Member) error {
 		// Staff manage makers; staff and admin accounts are the admins' to change.
-		if err := checkRoleChange(c, m.Role); err != nil {
-			return err
+		if m.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
+			return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can change a %s account", m.Role)
 		}
 		req.apply(m)
 		if err := checkRoleChange(c, m.Role); err != nil {

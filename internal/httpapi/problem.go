@@ -184,7 +184,7 @@ func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, 
 	if to, err = queryTime(c, "to", from.Add(defLen)); err != nil {
 		return
 	}
-	if err = checkInstant("to", to); err != nil {
+	if err = checkInstant("to", to); err != nil { // the default may land out of range too
 		return
 	}
 	if !to.After(from) {
