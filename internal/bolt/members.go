@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -387,5 +388,21 @@ func (s *Store) RehashPassword(ctx context.Context, id fablab.ID, oldHash, newHa
 		m := r.Member
 		m.PasswordHash = newHash
 		return putMember(tx, m, r.SessionGen)
+	})
+}
+
+// RemoveBadge unlinks a badge from a member. Errors: ENOTFOUND (no such badge
+// on this member).
+func (s *Store) RemoveBadge(ctx context.Context, member fablab.ID, hash string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		idx := cat(itob(member), []byte(hash))
+		// Index values are empty: test for the key itself.
+		if k, _ := tx.Bucket(bBadgesMember).Cursor().Seek(idx); !bytes.Equal(k, idx) {
+			return fablab.Errorf(fablab.ENOTFOUND, "member %s has no such badge", member)
+		}
+		if err := tx.Bucket(bBadgesMember).Delete(idx); err != nil {
+			return err
+		}
+		return tx.Bucket(bBadges).Delete([]byte(hash))
 	})
 }

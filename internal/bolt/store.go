@@ -1,6 +1,6 @@
 // Package bolt stores FabGate's data in one bbolt file.
 //
-// Schema (version 1). Integers in keys are big-endian so that keys sort in
+// Schema (version 2). Integers in keys are big-endian so that keys sort in
 // numeric and chronological order; times in keys are Unix seconds (int64,
 // written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
 //
@@ -23,8 +23,10 @@
 //	slots/            machine id | start → booking id | end         (occupying bookings only:
 //	                  confirmed and completed; they never overlap, so they are sorted by
 //	                  start and by end, and an overlap check reads two neighbours)
-//	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret)
+//	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret, session generation)
+//	resets/           SHA-256(token) → JSON password reset (member, expiry, session generation)
 //
+// Versions: 1 created everything above but resets/; 2 added resets/.
 // Sequences: each entity bucket's NextSequence allocates its ids.
 package bolt
 
@@ -44,8 +46,8 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
-// SchemaVersion is the version of the layout drawn above.
-const SchemaVersion = 1
+// SchemaVersion is the version of the layout drawn above: len(migrations).
+const SchemaVersion = 2
 
 var (
 	bMeta           = []byte("meta")
@@ -62,6 +64,7 @@ var (
 	bBookingsMember = []byte("bookings_member")
 	bSlots          = []byte("slots")
 	bTokens         = []byte("tokens")
+	bResets         = []byte("resets")
 
 	kSchema   = []byte("schema")
 	kSecret   = []byte("secret")
@@ -73,12 +76,17 @@ var (
 var allBuckets = [][]byte{
 	bMeta, bMembers, bMembersEmail, bOrganisations, bTrainings, bQualifications,
 	bBadges, bBadgesMember, bMachines, bBookings, bBookingsMach, bBookingsMember, bSlots, bTokens,
+	bResets,
 }
 
 // migrations[i] takes a file from schema version i to i+1. Version 0 is a new,
 // empty file.
 var migrations = []func(tx *bbolt.Tx) error{
 	migrateInit,
+	func(tx *bbolt.Tx) error { // 2: password resets
+		_, err := tx.CreateBucketIfNotExists(bResets)
+		return err
+	},
 }
 
 // Options configure Open.

@@ -99,11 +99,8 @@ func TestOpenNewFile(t *testing.T) {
 		t.Errorf("CountMembers = %d, %v; want 0", n, err)
 	}
 	closeFn()
-	if bolt.SchemaVersion != 1 {
-		t.Errorf("SchemaVersion = %d, this test expects 1", bolt.SchemaVersion)
-	}
-	if v := rawSchema(t, path); v != 1 {
-		t.Errorf("schema version = %d, want 1", v)
+	if v := rawSchema(t, path); v != bolt.SchemaVersion {
+		t.Errorf("schema version = %d, want %d", v, bolt.SchemaVersion)
 	}
 }
 

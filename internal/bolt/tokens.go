@@ -88,3 +88,74 @@ func (s *Store) Session(ctx context.Context, key [32]byte) (Token, fablab.Member
 	}
 	return t, r.Member, err
 }
+
+// PasswordReset is a one-time password reset, stored under the SHA-256 of
+// its token. It is void once used, once expired, and once the member's
+// password changes or the member is suspended (session generation).
+type PasswordReset struct {
+	MemberID  fablab.ID `json:"member_id"`
+	CreatedBy fablab.ID `json:"created_by,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Gen       uint64    `json:"gen,omitempty"`
+}
+
+// PutPasswordReset stores a reset for an existing member. Errors: ENOTFOUND.
+func (s *Store) PutPasswordReset(ctx context.Context, key [32]byte, r PasswordReset) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		m, err := getMember(tx, r.MemberID)
+		if err != nil {
+			return err
+		}
+		r.Gen = m.SessionGen
+		return putJSON(tx.Bucket(bResets), key[:], r)
+	})
+}
+
+// UsePasswordReset sets the password hash of the member a valid reset
+// belongs to, and voids the reset, in one transaction; the member's sessions
+// end as with any new password. Errors: EUNAUTHORIZED (unknown, used,
+// expired or void reset; the member suspended).
+func (s *Store) UsePasswordReset(ctx context.Context, key [32]byte, hash string) (fablab.Member, error) {
+	var out fablab.Member
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		invalid := fablab.Errorf(fablab.EUNAUTHORIZED, "this reset link is unknown, used or expired; ask the lab's staff for a new one")
+		var r PasswordReset
+		v := tx.Bucket(bResets).Get(key[:])
+		if v == nil {
+			return invalid
+		}
+		if err := getJSONBytes(v, &r); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bResets).Delete(key[:]); err != nil {
+			return err
+		}
+		m, err := getMember(tx, r.MemberID)
+		if fablab.ErrorCode(err) == fablab.ENOTFOUND || err == nil && (m.SessionGen != r.Gen || !s.now().Before(r.ExpiresAt) || m.Status != fablab.StatusActive) {
+			// Voided here, but the deletion must stick: commit, then refuse.
+			out = fablab.Member{}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = m.Member
+		out.PasswordHash = hash
+		return putMember(tx, out, m.SessionGen+1)
+	})
+	if err == nil && out.ID == 0 {
+		err = fablab.Errorf(fablab.EUNAUTHORIZED, "this reset link is unknown, used or expired; ask the lab's staff for a new one")
+	}
+	return out, err
+}
+
+// PasswordResetExists reports whether a reset is stored under key (used or
+// not yet), so that a request for an unknown token costs no password hashing.
+func (s *Store) PasswordResetExists(ctx context.Context, key [32]byte) (bool, error) {
+	var ok bool
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		ok = tx.Bucket(bResets).Get(key[:]) != nil
+		return nil
+	})
+	return ok, err
+}

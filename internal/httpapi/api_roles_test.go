@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -42,6 +44,13 @@ var apiRouteTable = map[string]apiRouteCase{
 	"GET /api/v1/openapi.json": {"", http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/openapi.json" })},
 	"POST /api/v1/auth/login": {"", http.StatusOK, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/auth/login", body: map[string]string{"email": h.bob.Email, "password": h.bob.Password}}
+	}},
+	"POST /api/v1/auth/reset-password": {"", http.StatusNoContent, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		token := auth.NewToken()
+		if err := h.store.PutPasswordReset(t.Context(), auth.TokenKey(token), bolt.PasswordReset{MemberID: h.bob.ID, ExpiresAt: apiStart.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		return apiReq{method: "POST", path: "/api/v1/auth/reset-password", body: map[string]string{"token": token, "password": h.bob.Password}}
 	}},
 	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
@@ -95,6 +104,16 @@ var apiRouteTable = map[string]apiRouteCase{
 	"GET /api/v1/members/:id/badges": {fablab.RoleStaff, http.StatusOK, apiGet(func(h *apiHarness) string { return "/api/v1/members/" + h.bob.ID.String() + "/badges" })},
 	"POST /api/v1/members/:id/badges": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/members/" + h.bob.ID.String() + "/badges", body: map[string]any{"uid": fmt.Sprintf("04:A2:%04X", h.uniq())}}
+	}},
+	"DELETE /api/v1/members/:id/badges/:hash": {fablab.RoleStaff, http.StatusNoContent, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		b, err := h.store.AddBadge(t.Context(), fablab.Badge{Hash: fmt.Sprintf("%064x", h.uniq()), MemberID: h.bob.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return apiReq{method: "DELETE", path: "/api/v1/members/" + h.bob.ID.String() + "/badges/" + b.Hash}
+	}},
+	"POST /api/v1/members/:id/password-reset": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/members/" + h.bob.ID.String() + "/password-reset"}
 	}},
 	"GET /api/v1/members/:id/qualifications": {fablab.RoleMaker, http.StatusOK, func(_ *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		return apiReq{method: "GET", path: "/api/v1/members/" + apiSelfOr(h, as).String() + "/qualifications"}

@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -294,4 +295,93 @@ func (s *Server) listQualifications(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, qs)
+}
+
+func (s *Server) removeBadge(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.RemoveBadge(c.Request.Context(), id, c.Param("hash")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("badge removed", "member", id, "by", member(c).ID)
+	c.Status(http.StatusNoContent)
+}
+
+// resetTTL is how long a password reset link stays valid.
+const resetTTL = 72 * time.Hour
+
+type passwordResetResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// createPasswordReset issues a one-time reset token for a member: the way in
+// for a member created without a password, or who forgot it. Staff hand it
+// over (by e-mail or in person); it works once, for 72 hours.
+func (s *Server) createPasswordReset(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	target, err := s.store.Member(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if target.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
+		s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "only an admin can reset the password of a %s account", target.Role))
+		return
+	}
+	token := auth.NewToken()
+	exp := s.now().Add(resetTTL).UTC().Truncate(time.Second)
+	if err := s.store.PutPasswordReset(ctx, auth.TokenKey(token), bolt.PasswordReset{MemberID: id, CreatedBy: member(c).ID, ExpiresAt: exp}); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("password reset issued", "member", id, "by", member(c).ID)
+	c.JSON(http.StatusCreated, passwordResetResponse{Token: token, ExpiresAt: exp})
+}
+
+type resetPasswordRequest struct {
+	Token    string `json:"token"`
+	Password string `json:"password"`
+}
+
+func (s *Server) resetPassword(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req resetPasswordRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Token == "" || len(req.Token) > 100 {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "token is required: the one given by the lab's staff"))
+		return
+	}
+	key := auth.TokenKey(req.Token)
+	if ok, err := s.store.PasswordResetExists(ctx, key); err != nil || !ok {
+		if err == nil {
+			err = fablab.Errorf(fablab.EUNAUTHORIZED, "this reset link is unknown, used or expired; ask the lab's staff for a new one")
+		}
+		s.fail(c, err)
+		return
+	}
+	hash, err := auth.HashPassword(s.pw, req.Password)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	m, err := s.store.UsePasswordReset(ctx, key, hash)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("password reset used", "member", m.ID)
+	c.Status(http.StatusNoContent)
 }

@@ -133,6 +133,7 @@ func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openapi)
 	api.POST("/auth/login", s.login)
+	api.POST("/auth/reset-password", s.resetPassword)
 
 	anyone := api.Group("", s.authenticate(fablab.RoleMaker))
 	staff := api.Group("", s.authenticate(fablab.RoleStaff))
@@ -158,6 +159,8 @@ func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	staff.PATCH("/members/:id", s.patchMember)
 	staff.GET("/members/:id/badges", s.listBadges)
 	staff.POST("/members/:id/badges", s.addBadge)
+	staff.DELETE("/members/:id/badges/:hash", s.removeBadge)
+	staff.POST("/members/:id/password-reset", s.createPasswordReset)
 	anyone.GET("/members/:id/qualifications", s.listQualifications)
 	staff.POST("/members/:id/qualifications", s.grantQualification)
 
