@@ -47,6 +47,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText writes the Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
+// String writes the Go duration string (flag.Value).
 func (d *Duration) String() string { return time.Duration(*d).String() }
 
 // Set implements flag.Value.

@@ -34,6 +34,7 @@ func isDigits(s string) bool {
 	return true
 }
 
+// String writes "HH:MM".
 func (c ClockTime) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
 
 // MarshalText writes "HH:MM".
@@ -118,6 +119,7 @@ func (d Date) Weekday() time.Weekday {
 	return time.Date(d.Year, d.Month, d.Day, 12, 0, 0, 0, time.UTC).Weekday()
 }
 
+// String writes "YYYY-MM-DD".
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, int(d.Month), d.Day) }
 
 // MarshalText writes "YYYY-MM-DD".

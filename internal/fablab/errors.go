@@ -48,6 +48,7 @@ type Error struct {
 	Err     error
 }
 
+// Error writes the code, the message and any wrapped error.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Code + ": " + e.Message + ": " + e.Err.Error()
@@ -55,6 +56,7 @@ func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
 
+// Unwrap returns the wrapped error, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with the given code and a formatted message.

@@ -210,6 +210,7 @@ func (s *Server) healthz(c *gin.Context) {
 // filesOnly serves files and no directory listings.
 type filesOnly struct{ fs.FS }
 
+// Open opens files; directories are reported as absent.
 func (f filesOnly) Open(name string) (fs.File, error) {
 	file, err := f.FS.Open(name)
 	if err != nil {
