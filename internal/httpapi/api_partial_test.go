@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fabgate/fabgate/internal/fablab"
 )
@@ -96,4 +98,32 @@ func TestAPIOpeningHoursDayReplacedWhole(t *testing.T) {
 	if got := st.OpeningHours.Wednesday; len(got) != 1 || got[0].Open != 9*60 {
 		t.Fatalf("wednesday changed: %+v", got)
 	}
+}
+
+// Field names are taken exactly as documented: encoding/json alone would
+// accept them in any case.
+func TestAPIFieldNamesAreCaseSensitive(t *testing.T) {
+	h := newAPIHarness(t)
+	before := h.state(t)
+	start := apiAt(1, 10, 0)
+	tests := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"booking field", "POST", "/api/v1/bookings", map[string]any{"Machine_ID": h.printer.ID, "start": start, "end": start.Add(time.Hour)}},
+		{"member field", "POST", "/api/v1/members", map[string]any{"EMAIL": "x@fablab.test", "name": "X", "group": "student"}},
+		{"nested rules field", "PATCH", "/api/v1/machines/" + h.printer.ID.String(), map[string]any{"rules": map[string]any{"Slot_Minutes": 60}}},
+		{"nested opening hours range", "PATCH", "/api/v1/settings", map[string]any{"opening_hours": map[string]any{"monday": []map[string]string{{"Open": "10:00", "close": "12:00"}}}}},
+		{"field inside a list", "PATCH", "/api/v1/machines/" + h.printer.ID.String(), map[string]any{"maintenance": []map[string]string{{"Start": start.Format(time.RFC3339), "end": start.Add(time.Hour).Format(time.RFC3339)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.do(t, tt.method, tt.path, h.admin.Token, tt.body)
+			r.want(t, 400, fablab.EINVALID)
+			if p := r.problem(t); !strings.Contains(p.Detail, "write it") {
+				t.Errorf("detail %q does not say how to write the field", p.Detail)
+			}
+		})
+	}
+	h.unchanged(t, before)
 }

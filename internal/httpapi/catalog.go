@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -194,6 +195,9 @@ func (p *openingHoursPatch) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&probe); err != nil {
+		return err
+	}
+	if err := checkFieldCase(b, reflect.TypeOf(probe)); err != nil {
 		return err
 	}
 	return json.Unmarshal(b, &p.days)

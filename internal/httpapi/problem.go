@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -79,7 +80,8 @@ func decode(c *gin.Context, v any) error {
 			return fablab.Errorf("unsupported_media_type", "send the body as application/json")
 		}
 	}
-	r := http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	var body bytes.Buffer
+	r := io.TeeReader(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody), &body)
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -92,7 +94,89 @@ func decode(c *gin.Context, v any) error {
 		}
 		return fablab.Errorf(fablab.EINVALID, "the body must hold exactly one JSON object")
 	}
+	return checkFieldCase(body.Bytes(), reflect.TypeOf(v))
+}
+
+// checkFieldCase refuses object keys that name a field only when case is
+// ignored ("Machine_ID" for machine_id), which encoding/json accepts: the API
+// takes its field names exactly as documented. data has already decoded into
+// a value of type t.
+func checkFieldCase(data []byte, t reflect.Type) error {
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return jsonError(err)
+	}
+	return walkFieldCase(doc, t, "")
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func walkFieldCase(doc any, t reflect.Type, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // decodes itself (and checks itself where it holds objects)
+	}
+	switch d := doc.(type) {
+	case map[string]any:
+		switch t.Kind() {
+		case reflect.Map:
+			for k, v := range d {
+				if err := walkFieldCase(v, t.Elem(), path+k+"."); err != nil {
+					return err
+				}
+			}
+		case reflect.Struct:
+			fields := jsonFieldTypes(t)
+			for k, v := range d {
+				if ft, ok := fields[k]; ok {
+					if err := walkFieldCase(v, ft, path+k+"."); err != nil {
+						return err
+					}
+					continue
+				}
+				for name := range fields {
+					if strings.EqualFold(name, k) {
+						return fablab.Errorf(fablab.EINVALID, "field %q is not accepted here; write it %q", path+k, path+name)
+					}
+				}
+			}
+		}
+	case []any:
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for _, v := range d {
+				if err := walkFieldCase(v, t.Elem(), path); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// jsonFieldTypes maps the JSON names of t's fields (embedded structs included)
+// to their types.
+func jsonFieldTypes(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for k, v := range jsonFieldTypes(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }
 
 func jsonError(err error) error {
@@ -218,6 +302,9 @@ func (p *partial[T]) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&probe); err != nil {
+		return err
+	}
+	if err := checkFieldCase(b, reflect.TypeOf(probe)); err != nil {
 		return err
 	}
 	if string(bytes.TrimSpace(b)) != "null" {
