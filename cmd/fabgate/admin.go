@@ -14,6 +14,7 @@ import (
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
 func newFlags(name string) *flag.FlagSet {
@@ -138,5 +139,51 @@ func backupCmd(args []string, stdout io.Writer) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %d bytes to %s\n", n, *out)
+	return nil
+}
+
+// mosquittoConfig writes the password file, ACL file and configuration
+// snippet that let Mosquitto stand in for the embedded broker.
+func mosquittoConfig(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("mosquitto-config")
+	data := fs.String("data", "data", "data directory")
+	out := fs.String("out", "", "directory to write passwd, acl and fabgate.conf into")
+	listen := fs.String("listen", "127.0.0.1:1883", "address Mosquitto listens on")
+	prefix := fs.String("prefix", "fabgate/v1", "MQTT topic prefix")
+	user := fs.String("server-user", "fabgate-server", "the FabGate server's MQTT user")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	if *out == "" {
+		return errors.New("mosquitto-config: --out DIR is required")
+	}
+	store, err := openStopped(*data, true)
+	if err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	defer store.Close()
+	password, err := store.ServerMQTTPassword(ctx)
+	if err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	devices, err := store.Devices(ctx)
+	if err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	hashes := make(map[string]string, len(devices))
+	for _, d := range devices {
+		hashes[d.ID] = d.SecretHash
+	}
+	if err := os.MkdirAll(*out, 0o700); err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	if err := mqtt.WriteMosquittoConfig(*out, *prefix, *listen, mqtt.MosquittoUser{Username: *user, Password: password}, hashes); err != nil {
+		return fmt.Errorf("mosquitto-config: %w", err)
+	}
+	abs, _ := filepath.Abs(*out)
+	fmt.Fprintf(stdout, "wrote %s/{passwd,acl,fabgate.conf} for %d devices\n", abs, len(devices))
+	fmt.Fprintf(stdout, "run:   mosquitto -c %s/fabgate.conf\n", abs)
+	fmt.Fprintf(stdout, "then:  fabgate serve --data %s --mqtt-url tcp://%s --mqtt-username %s\n", *data, *listen, *user)
+	fmt.Fprintln(stdout, "run this command again after adding devices or rotating their secrets, then reload Mosquitto (SIGHUP)")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,15 @@ type Config struct {
 	TLSKey         string   `json:"tls_key"`         // …and key
 	TrustedProxies []string `json:"trusted_proxies"` // proxies whose X-Forwarded-For is believed
 	SecureCookies  bool     `json:"secure_cookies"`  // mark cookies Secure behind a TLS-terminating proxy
+
+	MQTTListen   string `json:"mqtt_listen"`   // embedded broker address ("" with mqtt_url set: none)
+	MQTTURL      string `json:"mqtt_url"`      // external broker (tcp:// or ssl://); disables the embedded one
+	MQTTUsername string `json:"mqtt_username"` // the server's user on the external broker
+	MQTTPassword string `json:"mqtt_password"` // …and password (default: the one fabgate mosquitto-config wrote)
+	MQTTCA       string `json:"mqtt_ca"`       // CA certificate file for ssl://
+	MQTTCert     string `json:"mqtt_cert"`     // client certificate file for ssl://
+	MQTTKey      string `json:"mqtt_key"`      // client key file for ssl://
+	MQTTPrefix   string `json:"mqtt_prefix"`   // topic prefix
 }
 
 // Duration is a time.Duration written as "12h", "30m" in files and variables.
@@ -57,7 +67,8 @@ func (d *Duration) Set(s string) error { return d.UnmarshalText([]byte(s)) }
 func DefaultConfig() Config {
 	return Config{
 		Data: "data", HTTP: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text",
-		TokenTTL: Duration(12 * time.Hour),
+		TokenTTL:   Duration(12 * time.Hour),
+		MQTTListen: "127.0.0.1:1883", MQTTPrefix: "fabgate/v1", MQTTUsername: "fabgate-server",
 	}
 }
 
@@ -83,6 +94,20 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_cert and tls_key: set both to serve HTTPS, or neither"))
+	}
+	if c.MQTTURL != "" {
+		u, err := url.Parse(c.MQTTURL)
+		if err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "mqtts" && u.Scheme != "tls") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("mqtt_url: %q must be tcp://host:port or ssl://host:port", c.MQTTURL))
+		}
+	} else if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
+		errs = append(errs, fmt.Errorf("mqtt_listen: %q is not host:port (e.g. 127.0.0.1:1883)", c.MQTTListen))
+	}
+	if (c.MQTTCert == "") != (c.MQTTKey == "") {
+		errs = append(errs, errors.New("mqtt_cert and mqtt_key: set both for a client certificate, or neither"))
+	}
+	if c.MQTTPrefix == "" || strings.ContainsAny(c.MQTTPrefix, "+#") || strings.HasPrefix(c.MQTTPrefix, "/") || strings.HasSuffix(c.MQTTPrefix, "/") {
+		errs = append(errs, fmt.Errorf("mqtt_prefix: %q must be a topic path without wildcards or outer slashes, such as fabgate/v1", c.MQTTPrefix))
 	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
@@ -123,6 +148,14 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "TLS key file (HTTPS)")
 	proxies := fs.String("trusted-proxies", "", "comma-separated proxy addresses whose X-Forwarded-For is believed")
 	fs.BoolVar(&flagCfg.SecureCookies, "secure-cookies", false, "mark session cookies Secure (behind a TLS-terminating proxy)")
+	fs.StringVar(&flagCfg.MQTTListen, "mqtt-listen", "", "embedded MQTT broker address (default 127.0.0.1:1883)")
+	fs.StringVar(&flagCfg.MQTTURL, "mqtt-url", "", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)")
+	fs.StringVar(&flagCfg.MQTTUsername, "mqtt-username", "", "server's user on the external broker (default fabgate-server)")
+	fs.StringVar(&flagCfg.MQTTPassword, "mqtt-password", "", "server's password on the external broker (default: from fabgate mosquitto-config)")
+	fs.StringVar(&flagCfg.MQTTCA, "mqtt-ca", "", "CA certificate file for ssl://")
+	fs.StringVar(&flagCfg.MQTTCert, "mqtt-cert", "", "client certificate file for ssl://")
+	fs.StringVar(&flagCfg.MQTTKey, "mqtt-key", "", "client key file for ssl://")
+	fs.StringVar(&flagCfg.MQTTPrefix, "mqtt-prefix", "", "MQTT topic prefix (default fabgate/v1)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -156,6 +189,14 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 			return nil
 		},
 		"FABGATE_DEMO":           boolEnv(&cfg.Demo),
+		"FABGATE_MQTT_LISTEN":    func(v string) error { cfg.MQTTListen = v; return nil },
+		"FABGATE_MQTT_URL":       func(v string) error { cfg.MQTTURL = v; return nil },
+		"FABGATE_MQTT_USERNAME":  func(v string) error { cfg.MQTTUsername = v; return nil },
+		"FABGATE_MQTT_PASSWORD":  func(v string) error { cfg.MQTTPassword = v; return nil },
+		"FABGATE_MQTT_CA":        func(v string) error { cfg.MQTTCA = v; return nil },
+		"FABGATE_MQTT_CERT":      func(v string) error { cfg.MQTTCert = v; return nil },
+		"FABGATE_MQTT_KEY":       func(v string) error { cfg.MQTTKey = v; return nil },
+		"FABGATE_MQTT_PREFIX":    func(v string) error { cfg.MQTTPrefix = v; return nil },
 		"FABGATE_SECURE_COOKIES": boolEnv(&cfg.SecureCookies),
 	}
 	for name, apply := range env {
@@ -187,6 +228,22 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 			cfg.TrustedProxies = splitList(*proxies)
 		case "secure-cookies":
 			cfg.SecureCookies = flagCfg.SecureCookies
+		case "mqtt-listen":
+			cfg.MQTTListen = flagCfg.MQTTListen
+		case "mqtt-url":
+			cfg.MQTTURL = flagCfg.MQTTURL
+		case "mqtt-username":
+			cfg.MQTTUsername = flagCfg.MQTTUsername
+		case "mqtt-password":
+			cfg.MQTTPassword = flagCfg.MQTTPassword
+		case "mqtt-ca":
+			cfg.MQTTCA = flagCfg.MQTTCA
+		case "mqtt-cert":
+			cfg.MQTTCert = flagCfg.MQTTCert
+		case "mqtt-key":
+			cfg.MQTTKey = flagCfg.MQTTKey
+		case "mqtt-prefix":
+			cfg.MQTTPrefix = flagCfg.MQTTPrefix
 		}
 	})
 	if err := cfg.Validate(); err != nil {

@@ -57,7 +57,7 @@ func startServer(t *testing.T, args ...string) *server {
 	out := &addrWriter{addr: make(chan string, 1)}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--http", "127.0.0.1:0", "--log-level", "warn"}, args...), strings.NewReader(""), out, io.Discard, envOf(nil))
+		done <- run(ctx, append([]string{"serve", "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--log-level", "warn"}, args...), strings.NewReader(""), out, io.Discard, envOf(nil))
 	}()
 	s := &server{stop: cancel, done: done}
 	select {

@@ -26,6 +26,7 @@ commands:
   user add              add a member to a stopped data directory
   check                 check the data file's consistency
   backup                copy a stopped data directory's file to --out
+  mosquitto-config      write Mosquitto password, ACL and config files for the devices
   version               print the version
 `
 
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return userAdd(ctx, args[2:], stdin, stdout)
 	case "check":
 		return check(args[1:], stdout)
+	case "mosquitto-config":
+		return mosquittoConfig(ctx, args[1:], stdout)
 	case "backup":
 		return backupCmd(args[1:], stdout)
 	case "version", "--version", "-version":

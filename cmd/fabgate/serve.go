@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +25,8 @@ import (
 	"github.com/fabgate/fabgate/internal/demo"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/httpapi"
+	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
 // serve runs the server until ctx ends, then shuts down in order: HTTP, then
@@ -58,11 +63,26 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 		}
 	}()
 
+	mqttTLSConfig, err := mqttTLS(cfg)
+	if err != nil {
+		return err
+	}
+	running, err := lab.Start(ctx, lab.Config{
+		Store: store, Log: log, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
+		Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLS: mqttTLSConfig, Prefix: cfg.MQTTPrefix,
+	})
+	if err != nil {
+		return err
+	}
+	defer running.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerAccessMetrics(reg, running)
 	api, err := httpapi.New(httpapi.Config{
 		Store: store, Log: log, Now: fablab.SystemClock, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
+		Access: running.Engine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 	})
 	if err != nil {
 		return err
@@ -142,4 +162,49 @@ func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	log.Info("demo lab seeded", "accounts", "see README: Demo accounts")
 	return nil
+}
+
+// registerAccessMetrics exposes the access engine's counters.
+func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
+	e := running.Engine
+	for name, c := range map[string]*atomic.Int64{
+		"fabgate_mqtt_messages_dropped_total": &e.Dropped,
+		"fabgate_taps_duplicate_total":        &e.Replays,
+		"fabgate_taps_granted_total":          &e.Granted,
+		"fabgate_taps_denied_total":           &e.Denied,
+		"fabgate_commands_retried_total":      &e.Retried,
+		"fabgate_commands_unconfirmed_total":  &e.GaveUp,
+	} {
+		c := c
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: strings.ReplaceAll(strings.TrimPrefix(name, "fabgate_"), "_", " ")},
+			func() float64 { return float64(c.Load()) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_commands_pending", Help: "Commands waiting for their ack."},
+		func() float64 { return float64(e.PendingCommands()) }))
+}
+
+// mqttTLS builds the client TLS configuration of an ssl:// broker.
+func mqttTLS(cfg Config) (*tls.Config, error) {
+	if cfg.MQTTURL == "" || strings.HasPrefix(cfg.MQTTURL, "tcp://") {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.MQTTCA != "" {
+		pem, err := os.ReadFile(cfg.MQTTCA)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt_ca: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt_ca: %s holds no PEM certificate", cfg.MQTTCA)
+		}
+	}
+	if cfg.MQTTCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.MQTTCert, cfg.MQTTKey)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt_cert/mqtt_key: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
 }

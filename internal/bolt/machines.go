@@ -72,6 +72,9 @@ func (s *Store) CreateMachine(ctx context.Context, m fablab.Machine) (fablab.Mac
 			return err
 		}
 		m.CreatedAt = s.now().UTC().Truncate(0)
+		if err := bindDevice(tx, m, ""); err != nil {
+			return err
+		}
 		return putJSON(b, itob(m.ID), m)
 	})
 	return m, err
@@ -116,7 +119,7 @@ func (s *Store) UpdateMachine(ctx context.Context, id fablab.ID, fn func(*fablab
 		if err != nil {
 			return err
 		}
-		before := m.Maintenance
+		before, was := m.Maintenance, m.DeviceID
 		created := m.CreatedAt
 		if err := fn(&m); err != nil {
 			return err
@@ -126,6 +129,9 @@ func (s *Store) UpdateMachine(ctx context.Context, id fablab.ID, fn func(*fablab
 			return err
 		}
 		if err := checkNewMaintenance(tx, m, before); err != nil {
+			return err
+		}
+		if err := bindDevice(tx, m, was); err != nil {
 			return err
 		}
 		out = m

@@ -1,6 +1,6 @@
 // Package bolt stores FabGate's data in one bbolt file.
 //
-// Schema (version 2). Integers in keys are big-endian so that keys sort in
+// Schema (version 3). Integers in keys are big-endian so that keys sort in
 // numeric and chronological order; times in keys are Unix seconds (int64,
 // written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
 //
@@ -9,6 +9,7 @@
 //	  "secret"        → 32 random bytes: the lab key for badge hashes
 //	  "settings"      → JSON fablab.Settings
 //	  "tariffs"       → JSON []fablab.TariffGroup
+//	  "mqtt_server_password" → the server's password on an external broker (made on first use)
 //	members/          id → JSON memberRecord (member + password hash)
 //	members_email/    lower-case email → id
 //	organisations/    id → JSON fablab.Organisation
@@ -25,8 +26,21 @@
 //	                  start and by end, and an overlap check reads two neighbours)
 //	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret, session generation)
 //	resets/           SHA-256(token) → JSON password reset (member, expiry, session generation)
+//	devices/          device id → JSON deviceRecord (device + secret hash)
+//	machine_device/   device id → machine id   (the one source of a binding is Machine.DeviceID;
+//	                  this index answers "which machine does this device drive" and keeps it unique)
+//	device_seq/       device id → uint64: command seq numbers reserved so far (allocated in blocks)
+//	sessions/         id → JSON fablab.Session
+//	sessions_machine/ machine id | start | session id → nil
+//	sessions_start/   start | session id → nil
+//	sessions_member/  member id | start | session id → nil
+//	sessions_open/    machine id → session id   (at most one open session per machine)
+//	taps_seen/        device id | 0 | msg_id → Unix seconds   (de-duplication of taps and replays)
+//	unknown_taps/     time | hash → device id   (badges no member holds, kept 24 h)
+//	audit/            time | sequence → JSON fablab.AuditEvent
 //
-// Versions: 1 created everything above but resets/; 2 added resets/.
+// Versions: 1 created everything above up to tokens/; 2 added resets/; 3 added
+// the devices and sessions buckets and indexed the machines' device ids.
 // Sequences: each entity bucket's NextSequence allocates its ids.
 package bolt
 
@@ -47,7 +61,7 @@ import (
 )
 
 // SchemaVersion is the version of the layout drawn above: len(migrations).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bMeta           = []byte("meta")
@@ -65,6 +79,17 @@ var (
 	bSlots          = []byte("slots")
 	bTokens         = []byte("tokens")
 	bResets         = []byte("resets")
+	bDevices        = []byte("devices")
+	bMachineDevice  = []byte("machine_device")
+	bDeviceSeq      = []byte("device_seq")
+	bSessions       = []byte("sessions")
+	bSessionsMach   = []byte("sessions_machine")
+	bSessionsStart  = []byte("sessions_start")
+	bSessionsMember = []byte("sessions_member")
+	bSessionsOpen   = []byte("sessions_open")
+	bTapsSeen       = []byte("taps_seen")
+	bUnknownTaps    = []byte("unknown_taps")
+	bAudit          = []byte("audit")
 
 	kSchema   = []byte("schema")
 	kSecret   = []byte("secret")
@@ -76,7 +101,8 @@ var (
 var allBuckets = [][]byte{
 	bMeta, bMembers, bMembersEmail, bOrganisations, bTrainings, bQualifications,
 	bBadges, bBadgesMember, bMachines, bBookings, bBookingsMach, bBookingsMember, bSlots, bTokens,
-	bResets,
+	bResets, bDevices, bMachineDevice, bDeviceSeq, bSessions, bSessionsMach, bSessionsStart, bSessionsMember,
+	bSessionsOpen, bTapsSeen, bUnknownTaps, bAudit,
 }
 
 // migrations[i] takes a file from schema version i to i+1. Version 0 is a new,
@@ -87,6 +113,7 @@ var migrations = []func(tx *bbolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bResets)
 		return err
 	},
+	migrateAccess, // 3
 }
 
 // Options configure Open.

@@ -55,9 +55,9 @@ func (s *Store) DeleteToken(ctx context.Context, key [32]byte) error {
 	})
 }
 
-// Session returns the token stored under key and its member, in one read.
+// Authenticate returns the token stored under key and its member, in one read.
 // An expired token counts as absent. Errors: EUNAUTHORIZED.
-func (s *Store) Session(ctx context.Context, key [32]byte) (Token, fablab.Member, error) {
+func (s *Store) Authenticate(ctx context.Context, key [32]byte) (Token, fablab.Member, error) {
 	var (
 		t Token
 		r memberRecord

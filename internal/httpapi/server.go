@@ -15,6 +15,7 @@ import (
 
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/web"
 )
@@ -39,6 +40,14 @@ type Config struct {
 	// SecureCookies marks session cookies Secure even on plain HTTP, for a
 	// server behind a TLS-terminating proxy. (Over TLS they always are.)
 	SecureCookies bool
+	// Access is the access engine (nil: the access routes answer 500).
+	Access AccessEngine
+	// Hub streams live events at /api/v1/events (nil: not available).
+	Hub *events.Hub
+	// HashDeviceSecret hashes a new device's MQTT secret for storage.
+	HashDeviceSecret func(secret string) (string, error)
+	// SimulateTaps allows staff to simulate badge taps (the demo lab).
+	SimulateTaps bool
 }
 
 // Server is the HTTP API.
@@ -53,6 +62,10 @@ type Server struct {
 	engine   *gin.Engine
 	// secureCookies: see Config.SecureCookies.
 	secureCookies bool
+	access        AccessEngine
+	hub           *events.Hub
+	hashSecret    func(string) (string, error)
+	simulateTaps  bool
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 }
@@ -86,6 +99,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
+		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.ThrottleAccount, cfg.ThrottleAddr, cfg.ThrottleWindow),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgate_http_requests_total", Help: "HTTP requests by route, method and status.",
@@ -174,6 +188,18 @@ func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	admin.PATCH("/settings", s.patchSettings)
 
 	admin.POST("/backup", s.backup)
+
+	admin.GET("/devices", s.listDevices)
+	admin.POST("/devices", s.createDevice)
+	admin.GET("/devices/:id", s.getDevice)
+	admin.PATCH("/devices/:id", s.patchDevice)
+	admin.POST("/devices/:id/secret", s.rotateDeviceSecret)
+	staff.POST("/devices/:id/tap", s.simulateTap)
+	anyone.GET("/sessions", s.listSessions)
+	staff.POST("/sessions/:id/end", s.endSession)
+	staff.GET("/taps/unknown", s.unknownTaps)
+	staff.GET("/audit", s.audit)
+	staff.GET("/events", s.events)
 }
 
 func (s *Server) recover(c *gin.Context) {

@@ -1,0 +1,132 @@
+package access
+
+import (
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// decideNow is a Tuesday afternoon in Paris.
+var decideNow = time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
+
+func mins(n int) time.Duration { return time.Duration(n) * time.Minute }
+
+// facts builds the facts of a tap by maker 7 on an available laser that
+// needs training 1, which the maker holds; edit changes them per case.
+func facts(edit func(f *bolt.AccessFacts)) *bolt.AccessFacts {
+	rules := fablab.DefaultBookingRules() // check-in 15, walk-in ≤ 120, min 30
+	f := &bolt.AccessFacts{
+		Settings:  fablab.DefaultSettings(),
+		Machine:   fablab.Machine{ID: 3, Name: "Laser", State: fablab.MachineAvailable, RequiredTrainings: []fablab.ID{1}, Rules: rules},
+		Member:    &fablab.Member{ID: 7, Role: fablab.RoleMaker, Status: fablab.StatusActive},
+		Quals:     []fablab.Qualification{{MemberID: 7, TrainingID: 1}},
+		Trainings: map[fablab.ID]string{1: "Laser safety"},
+	}
+	if edit != nil {
+		edit(f)
+	}
+	return f
+}
+
+func booking(id, member fablab.ID, from, to time.Duration) fablab.Booking {
+	return fablab.Booking{ID: id, MemberID: member, Start: decideNow.Add(from), End: decideNow.Add(to), State: fablab.BookingConfirmed}
+}
+
+func TestDecide(t *testing.T) {
+	expired := decideNow.Add(-time.Hour)
+	tests := []struct {
+		name string
+		edit func(f *bolt.AccessFacts)
+		want Decision
+	}{
+		{"1 unknown badge", func(f *bolt.AccessFacts) { f.Member = nil },
+			Decision{Outcome: Deny, Reason: ReasonUnknownBadge}},
+		{"2 tap-out of one's own session, even suspended since", func(f *bolt.AccessFacts) {
+			f.Open = &fablab.Session{ID: 9, MemberID: 7}
+			f.Member.Status = fablab.StatusSuspended
+			f.Machine.State = fablab.MachineMaintenance
+		}, Decision{Outcome: TapOut}},
+		{"3 suspended", func(f *bolt.AccessFacts) { f.Member.Status = fablab.StatusSuspended },
+			Decision{Outcome: Deny, Reason: ReasonMemberInactive}},
+		{"3 membership expired", func(f *bolt.AccessFacts) { f.Member.MembershipUntil = &expired },
+			Decision{Outcome: Deny, Reason: ReasonMemberInactive}},
+		{"4 machine in maintenance", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineMaintenance },
+			Decision{Outcome: Deny, Reason: ReasonMachineUnavailable}},
+		{"4 retired, even for staff", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineRetired; f.Member.Role = fablab.RoleStaff },
+			Decision{Outcome: Deny, Reason: ReasonMachineUnavailable}},
+		{"4 staff may unlock a machine in maintenance", func(f *bolt.AccessFacts) {
+			f.Machine.State = fablab.MachineMaintenance
+			f.Member.Role = fablab.RoleStaff
+		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(120)), Override: true}},
+		{"5 training missing", func(f *bolt.AccessFacts) { f.Quals = nil },
+			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+		{"5 training expired", func(f *bolt.AccessFacts) { f.Quals[0].ExpiresAt = &expired },
+			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+		{"5 qualification of another member does not count", func(f *bolt.AccessFacts) { f.Quals[0].MemberID = 8 },
+			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+		{"6 in use by another", func(f *bolt.AccessFacts) { f.Open = &fablab.Session{ID: 9, MemberID: 8} },
+			Decision{Outcome: Deny, Reason: ReasonInUse}},
+		{"6 staff tap force-closes another's session", func(f *bolt.AccessFacts) {
+			f.Open = &fablab.Session{ID: 9, MemberID: 8}
+			f.Member.Role = fablab.RoleStaff
+		}, Decision{Outcome: ForceClose}},
+		{"7 own booking covering now: until its end", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, -mins(30), mins(90))} },
+			Decision{Outcome: Grant, Until: decideNow.Add(mins(90)), BookingID: 5}},
+		{"7 check-in opens 15 min before start when free", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, mins(15), mins(75))} },
+			Decision{Outcome: Grant, Until: decideNow.Add(mins(75)), BookingID: 5}},
+		{"7 check-in not open 16 min before: walk-in until then", func(f *bolt.AccessFacts) {
+			f.Bookings = []fablab.Booking{booking(5, 7, mins(45), mins(105))}
+			st := decideNow.Add(mins(45))
+			f.NextStart = &st
+		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(45))}},
+		{"7 no early check-in while another's booking runs", func(f *bolt.AccessFacts) {
+			f.Bookings = []fablab.Booking{booking(4, 8, -mins(60), mins(10)), booking(5, 7, mins(10), mins(70))}
+			st := decideNow.Add(mins(10))
+			f.NextStart = &st
+		}, Decision{Outcome: Deny, Reason: ReasonBookedByOther, Detail: "15:10"}},
+		{"8 walk-in capped by max walk-in", nil, Decision{Outcome: Grant, Until: decideNow.Add(mins(120))}},
+		{"8 walk-in capped by the next booking", func(f *bolt.AccessFacts) {
+			f.Bookings = []fablab.Booking{booking(4, 8, mins(60), mins(120))}
+			st := decideNow.Add(mins(60))
+			f.NextStart = &st
+		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(60))}},
+		{"8 walk-in shorter than the minimum", func(f *bolt.AccessFacts) {
+			f.Bookings = []fablab.Booking{booking(4, 8, mins(20), mins(80))}
+			st := decideNow.Add(mins(20))
+			f.NextStart = &st
+		}, Decision{Outcome: Deny, Reason: ReasonBookedSoon, Detail: "15:20"}},
+		{"8 walk-ins not allowed", func(f *bolt.AccessFacts) { f.Machine.Rules.WalkIn = false },
+			Decision{Outcome: Deny, Reason: ReasonBookedByOther}},
+		{"9 booked by another now", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30))} },
+			Decision{Outcome: Deny, Reason: ReasonBookedByOther, Detail: "15:30"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Decide(facts(tt.edit), decideNow); got != tt.want {
+				t.Fatalf("Decide = %+v\n          want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMessageSpeaksTheMembersLanguage(t *testing.T) {
+	for _, r := range []string{ReasonUnknownBadge, ReasonMemberInactive, ReasonMachineUnavailable, ReasonTrainingRequired, ReasonInUse, ReasonBookedSoon, ReasonBookedByOther, ReasonSessionEnding, ReasonNoMachine} {
+		fr, en := Message("fr", r, "x"), Message("en", r, "x")
+		if fr == en || fr == r || en == r || len(fr) > 200 || len(en) > 200 {
+			t.Errorf("%s: fr %q, en %q", r, fr, en)
+		}
+	}
+}
+
+func TestMessageFitsTheContract(t *testing.T) {
+	long := strings.Repeat("é", 150) // 300 bytes
+	m := Message("fr", ReasonTrainingRequired, long)
+	if len(m) > wire.MaxMessageLen || !utf8.ValidString(m) {
+		t.Fatalf("message of %d bytes (valid UTF-8: %v)", len(m), utf8.ValidString(m))
+	}
+}

@@ -1,0 +1,248 @@
+package access
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// seen notes a sign of life from a device.
+// The returned state is the engine's: change it only under e.mu.
+func (e *Engine) seen(dev string, now time.Time) *fablab.DeviceState {
+	e.mu.Lock()
+	st := e.devices[dev]
+	if st == nil {
+		st = &fablab.DeviceState{}
+		e.devices[dev] = st
+	}
+	t := now.UTC()
+	st.LastSeen = &t
+	cameOnline := !st.Online
+	st.Online = true
+	e.mu.Unlock()
+	if cameOnline {
+		e.emit("device", map[string]any{"device_id": dev, "online": true})
+	}
+	return st
+}
+
+// DeviceStates returns a copy of what is known of every device that has
+// spoken since the server started.
+func (e *Engine) DeviceStates() map[string]fablab.DeviceState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]fablab.DeviceState, len(e.devices))
+	for k, v := range e.devices {
+		out[k] = *v
+	}
+	return out
+}
+
+// HandleStatus takes a device's birth or last-will message. A new boot_id
+// means the device restarted with its relay off: its machine's open session
+// is over.
+func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
+	st, err := wire.DecodeStatus(payload)
+	if err != nil {
+		e.drop("status", dev, err)
+		return
+	}
+	now := e.cfg.Now()
+	if !st.Online {
+		e.mu.Lock()
+		if d := e.devices[dev]; d != nil {
+			d.Online = false
+		}
+		e.mu.Unlock()
+		e.emit("device", map[string]any{"device_id": dev, "online": false})
+		return
+	}
+	d := e.seen(dev, now)
+	e.mu.Lock()
+	rebooted := d.BootID != "" && st.BootID != "" && d.BootID != st.BootID
+	d.BootID, d.FW = st.BootID, st.FW
+	e.mu.Unlock()
+	if rebooted {
+		e.closeOnDevice(ctx, dev, now, fablab.EndRelayOff, "device restarted")
+	}
+}
+
+// HandleHeartbeat takes a device's periodic heartbeat.
+func (e *Engine) HandleHeartbeat(ctx context.Context, dev string, payload []byte) {
+	hb, err := wire.DecodeHeartbeat(payload)
+	if err != nil {
+		e.drop("hb", dev, err)
+		return
+	}
+	d := e.seen(dev, e.cfg.Now())
+	e.mu.Lock()
+	if hb.Relay != "" {
+		d.Relay = hb.Relay
+	}
+	d.PowerW, d.SessionID = hb.PowerW, hb.SessionID
+	e.mu.Unlock()
+}
+
+// HandleState reconciles a device's reported relay state with the open
+// sessions: a relay on without a session is switched off; a session whose
+// relay is off (and is not waiting for its unlock) is closed.
+func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
+	st, err := wire.DecodeState(payload)
+	if err != nil {
+		e.drop("state", dev, err)
+		return
+	}
+	now := e.cfg.Now()
+	d := e.seen(dev, now)
+	e.mu.Lock()
+	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
+	e.mu.Unlock()
+	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})
+	e.reconcile(ctx, dev, st.Relay, st.SessionID)
+}
+
+// reconcile compares one device's relay with its machine's open session.
+func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string) {
+	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
+	var open *fablab.Session
+	if err == nil {
+		if s, err := e.cfg.Store.OpenSessionOn(ctx, m.ID); err == nil {
+			open = &s
+		}
+	}
+	switch {
+	case relay == wire.RelayOn && (open == nil || sessionID != "" && sessionID != open.ID.String()):
+		e.cfg.Log.Warn("relay on without a session: locking", "device", dev, "session_id", sessionID)
+		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: "no_session"}); err != nil {
+			e.cfg.Log.Error("send lock", "device", dev, "err", err)
+		}
+	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID):
+		e.closeOnDevice(ctx, dev, e.cfg.Now(), fablab.EndRelayOff, "relay reported off")
+	}
+}
+
+func (e *Engine) unlockPending(id fablab.ID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.pending {
+		if p.cmd.Op == wire.OpUnlock && p.cmd.SessionID == id.String() {
+			return true
+		}
+	}
+	return false
+}
+
+// closeOnDevice closes the open session of the machine a device drives.
+func (e *Engine) closeOnDevice(ctx context.Context, dev string, at time.Time, reason, why string) {
+	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
+	if err != nil {
+		return
+	}
+	s, err := e.cfg.Store.OpenSessionOn(ctx, m.ID)
+	if err != nil {
+		return
+	}
+	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason, Detail: map[string]any{"why": why}}
+	if _, err := e.endSession(ctx, s.ID, at, reason, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+		e.cfg.Log.Error("close session", "session", s.ID, "err", err)
+	}
+}
+
+// Sweep does the periodic work (every 15 s): it warns readers of sessions
+// ending soon, ends sessions past their time (after the machine's grace if
+// it still draws power and nobody is waiting), and closes the sessions of
+// devices silent too long, at their last sign of life.
+func (e *Engine) Sweep(ctx context.Context) {
+	now := e.cfg.Now()
+	open, err := e.cfg.Store.OpenSessions(ctx)
+	if err != nil {
+		e.cfg.Log.Error("sweep: open sessions", "err", err)
+		return
+	}
+	e.mu.Lock()
+	states := maps.Clone(e.devices)
+	e.mu.Unlock()
+	for _, s := range open {
+		st := states[s.DeviceID]
+		if st != nil && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter {
+			e.markOffline(s.DeviceID)
+			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", DeviceID: s.DeviceID, Reason: fablab.EndDeviceOffline}
+			if _, err := e.endSession(ctx, s.ID, *st.LastSeen, fablab.EndDeviceOffline, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+				e.cfg.Log.Error("sweep: close session of offline device", "session", s.ID, "err", err)
+			}
+			continue
+		}
+		switch {
+		case !now.Before(s.Until):
+			if e.extendForGrace(ctx, s, st, now) {
+				continue
+			}
+			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd}
+			if _, err := e.endSession(ctx, s.ID, s.Until, fablab.EndBookingEnd, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+				e.cfg.Log.Error("sweep: end session", "session", s.ID, "err", err)
+			}
+		case s.Until.Sub(now) <= e.cfg.WarnBefore:
+			e.mu.Lock()
+			warned := e.warned[s.ID]
+			e.warned[s.ID] = true
+			e.mu.Unlock()
+			if !warned {
+				left := s.Until.Sub(now).Round(time.Minute)
+				lang := "fr"
+				if m, err := e.cfg.Store.Member(ctx, s.MemberID); err == nil {
+					lang = m.Language
+				}
+				if _, err := e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpWarn, SessionID: s.ID.String(), Until: s.Until.Unix(),
+					Reason: ReasonSessionEnding, Message: Message(lang, ReasonSessionEnding, left.String())}); err != nil {
+					e.cfg.Log.Error("send warn", "device", s.DeviceID, "err", err)
+				}
+			}
+		}
+	}
+	// Devices silent too long are offline, with or without a session.
+	for dev, st := range states {
+		if st.Online && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter {
+			e.markOffline(dev)
+		}
+	}
+}
+
+func (e *Engine) markOffline(dev string) {
+	e.mu.Lock()
+	if d := e.devices[dev]; d != nil && d.Online {
+		d.Online = false
+		e.mu.Unlock()
+		e.emit("device", map[string]any{"device_id": dev, "online": false})
+		return
+	}
+	e.mu.Unlock()
+}
+
+// extendForGrace gives a session the machine's grace once, when the machine
+// still draws more than its idle power (a laser job is not cut mid-cut) and
+// no booking starts within the grace.
+func (e *Engine) extendForGrace(ctx context.Context, s fablab.Session, st *fablab.DeviceState, now time.Time) bool {
+	m, err := e.cfg.Store.Machine(ctx, s.MachineID)
+	if err != nil || m.GraceMinutes == 0 || st == nil || st.PowerW == nil || *st.PowerW <= m.IdlePowerW {
+		return false
+	}
+	e.mu.Lock()
+	graced := e.graced[s.ID]
+	e.graced[s.ID] = true
+	e.mu.Unlock()
+	if graced {
+		return false
+	}
+	until := s.Until.Add(time.Duration(m.GraceMinutes) * time.Minute)
+	if occ, err := e.cfg.Store.Occupied(ctx, m.ID, s.Until, until); err != nil || len(occ) > 0 {
+		return false
+	}
+	if _, err := e.cfg.Store.UpdateSession(ctx, s.ID, func(x *fablab.Session) { x.Until = until }); err != nil {
+		return false
+	}
+	_, err = e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpUnlock, CmdID: newCmdID(), SessionID: s.ID.String(), Until: until.Unix()})
+	return err == nil
+}

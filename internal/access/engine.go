@@ -1,0 +1,452 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/events"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// Publisher sends one MQTT message at QoS 1.
+type Publisher interface {
+	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+}
+
+// Config configures an Engine.
+type Config struct {
+	Store  *bolt.Store
+	Pub    Publisher
+	Topics wire.Topics
+	Now    fablab.Clock
+	Log    *slog.Logger
+	Hub    *events.Hub // live events; may be nil
+	// AckTimeout is how long a command waits for its ack before it is sent
+	// again (default 3 s); Tries is how many times it is sent in all
+	// (default 3).
+	AckTimeout time.Duration
+	Tries      int
+	// WarnBefore is how long before a session's end the reader is warned
+	// (default 5 min).
+	WarnBefore time.Duration
+	// OfflineAfter is how long without a sign of life marks a device
+	// offline (default 3 heartbeats: 90 s); a session on an offline device
+	// is closed at its last sign of life.
+	OfflineAfter time.Duration
+}
+
+// Engine runs the access side of the lab. Its handlers are safe for
+// concurrent use; time moves only through Now, so tests drive it.
+type Engine struct {
+	cfg Config
+
+	mu      sync.Mutex
+	seqs    map[string]*seqRange   // per device
+	pending map[string]*pendingCmd // by cmd id
+	devices map[string]*fablab.DeviceState
+	warned  map[fablab.ID]bool // sessions warned of their end
+	graced  map[fablab.ID]bool // sessions given the machine's grace
+
+	// Counters for /metrics.
+	Dropped atomic.Int64 // malformed or unroutable messages
+	Replays atomic.Int64 // taps seen twice (QoS 1 duplicates, replays)
+	Granted atomic.Int64
+	Denied  atomic.Int64
+	Retried atomic.Int64
+	GaveUp  atomic.Int64 // commands never acknowledged
+}
+
+type seqRange struct{ next, last uint64 }
+
+type pendingCmd struct {
+	dev      string
+	topic    string
+	payload  []byte
+	cmd      wire.Command
+	tries    int
+	deadline time.Time
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = fablab.SystemClock
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = 3 * time.Second
+	}
+	if cfg.Tries == 0 {
+		cfg.Tries = 3
+	}
+	if cfg.WarnBefore == 0 {
+		cfg.WarnBefore = 5 * time.Minute
+	}
+	if cfg.OfflineAfter == 0 {
+		cfg.OfflineAfter = 90 * time.Second
+	}
+	return &Engine{
+		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{},
+	}
+}
+
+func (e *Engine) emit(typ string, data any) {
+	if e.cfg.Hub != nil {
+		e.cfg.Hub.Publish(events.Event{Type: typ, At: e.cfg.Now().UTC(), Data: data})
+	}
+}
+
+func (e *Engine) drop(what, dev string, err error) {
+	e.Dropped.Add(1)
+	e.cfg.Log.Warn("mqtt message dropped", "what", what, "device", dev, "err", err)
+}
+
+// nextSeq returns the device's next command seq, reserving a new durable
+// block when the current one is used up.
+func (e *Engine) nextSeq(ctx context.Context, dev string) (uint64, error) {
+	e.mu.Lock()
+	r := e.seqs[dev]
+	if r != nil && r.next <= r.last {
+		n := r.next
+		r.next++
+		e.mu.Unlock()
+		return n, nil
+	}
+	e.mu.Unlock()
+	first, last, err := e.cfg.Store.ReserveSeq(ctx, dev)
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seqs[dev] = &seqRange{next: first + 1, last: last}
+	return first, nil
+}
+
+func newCmdID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// send publishes a command to a device; unlock and lock commands are
+// tracked until acknowledged.
+func (e *Engine) send(ctx context.Context, dev string, cmd wire.Command) (wire.Command, error) {
+	seq, err := e.nextSeq(ctx, dev)
+	if err != nil {
+		return cmd, err
+	}
+	cmd.Seq = seq
+	if cmd.CmdID == "" {
+		cmd.CmdID = newCmdID()
+	}
+	payload, err := wire.Encode(&cmd)
+	if err != nil {
+		return cmd, fablab.Internal(err, "encode command")
+	}
+	topic := e.cfg.Topics.Device(dev, wire.KindCmd)
+	if cmd.Op == wire.OpUnlock || cmd.Op == wire.OpLock {
+		e.mu.Lock()
+		e.pending[cmd.CmdID] = &pendingCmd{dev: dev, topic: topic, payload: payload, cmd: cmd, tries: 1, deadline: e.cfg.Now().Add(e.cfg.AckTimeout)}
+		e.mu.Unlock()
+	}
+	if err := e.cfg.Pub.Publish(ctx, topic, payload, false); err != nil {
+		// Tracked commands are sent again by RetryDue; others are lost.
+		e.cfg.Log.Warn("publish command", "device", dev, "op", cmd.Op, "err", err)
+	}
+	return cmd, nil
+}
+
+// HandleTap decides a badge tap from device dev and answers the reader.
+func (e *Engine) HandleTap(ctx context.Context, dev string, payload []byte) {
+	tap, err := wire.DecodeTap(payload)
+	if err != nil {
+		e.drop("tap", dev, err)
+		return
+	}
+	now := e.cfg.Now()
+	e.seen(dev, now)
+	fresh, err := e.cfg.Store.RecordTap(ctx, dev, tap.MsgID, now)
+	if err != nil {
+		e.cfg.Log.Error("record tap", "device", dev, "err", err)
+		return
+	}
+	if !fresh {
+		e.Replays.Add(1)
+		return
+	}
+	hash := auth.BadgeHash(e.cfg.Store.BadgeSecret(), tap.UID)
+	if tap.Offline {
+		e.replayed(ctx, dev, hash, tap)
+		return
+	}
+	e.decide(ctx, dev, hash, tap.MsgID, now)
+}
+
+// Tap decides a tap of badge uid on device dev as if the reader had sent it
+// (the staff page's "simulate a tap", and tests).
+func (e *Engine) Tap(ctx context.Context, dev, uid string) (Decision, error) {
+	uid, err := fablab.NormalizeUID(uid)
+	if err != nil {
+		return Decision{}, err
+	}
+	if _, err := e.cfg.Store.Device(ctx, dev); err != nil {
+		return Decision{}, err
+	}
+	return e.decide(ctx, dev, auth.BadgeHash(e.cfg.Store.BadgeSecret(), uid), newCmdID(), e.cfg.Now())
+}
+
+// replayed records a tap the device decided alone while the server was out
+// of reach: it is history, never decided again.
+func (e *Engine) replayed(ctx context.Context, dev, hash string, tap wire.Tap) {
+	ev := fablab.AuditEvent{At: time.Unix(tap.TS, 0), Kind: fablab.AuditTap, Action: "replayed", DeviceID: dev,
+		Detail: map[string]any{"msg_id": tap.MsgID, "badge": hash[:16]}}
+	if f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, e.cfg.Now(), 0); err == nil {
+		ev.MachineID = f.Machine.ID
+		if f.Member != nil {
+			ev.MemberID = f.Member.ID
+		}
+	}
+	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+		e.cfg.Log.Error("audit replayed tap", "device", dev, "err", err)
+	}
+	e.emit("tap", ev)
+}
+
+func (e *Engine) decide(ctx context.Context, dev, hash, msgID string, now time.Time) (Decision, error) {
+	f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, now, 24*time.Hour)
+	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+		e.deny(ctx, dev, "fr", ReasonNoMachine, "", fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: ReasonNoMachine})
+		return Decision{Outcome: Deny, Reason: ReasonNoMachine}, nil
+	}
+	if err != nil {
+		e.cfg.Log.Error("read access facts", "device", dev, "err", err)
+		return Decision{}, err
+	}
+	d := Decide(&f, now)
+	ev := fablab.AuditEvent{At: now, Kind: fablab.AuditTap, DeviceID: dev, MachineID: f.Machine.ID, Detail: map[string]any{"msg_id": msgID}}
+	lang := f.Settings.Language
+	if f.Member != nil {
+		ev.MemberID, lang = f.Member.ID, f.Member.Language
+	}
+	switch d.Outcome {
+	case Deny:
+		ev.Action, ev.Reason = "denied", d.Reason
+		if d.Reason == ReasonUnknownBadge {
+			ev.Detail["badge"] = hash
+			if err := e.cfg.Store.RememberUnknownTap(ctx, fablab.UnknownTap{Hash: hash, At: now, DeviceID: dev}); err != nil {
+				e.cfg.Log.Error("remember unknown tap", "err", err)
+			}
+		}
+		e.deny(ctx, dev, lang, d.Reason, d.Detail, ev)
+	case Grant:
+		ev.Action = "granted"
+		if d.Override {
+			ev.Detail["override"] = "machine in maintenance"
+		}
+		if err := e.grant(ctx, dev, &f, d, msgID, ev); err != nil {
+			return d, err
+		}
+	case TapOut, ForceClose:
+		reason, action := fablab.EndTapOut, "tap_out"
+		if d.Outcome == ForceClose {
+			reason, action = fablab.EndStaff, "force_close"
+		}
+		ev.Action = action
+		if _, err := e.endSession(ctx, f.Open.ID, now, reason, f.Member.ID, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
+func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ev fablab.AuditEvent) {
+	e.Denied.Add(1)
+	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+		e.cfg.Log.Error("audit tap", "err", err)
+	}
+	e.emit("tap", ev)
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail)}); err != nil {
+		e.cfg.Log.Error("send deny", "device", dev, "err", err)
+	}
+}
+
+// grant opens the session durably, then tells the relay to switch on.
+func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d Decision, msgID string, ev fablab.AuditEvent) error {
+	now := e.cfg.Now()
+	cmdID := newCmdID()
+	sess := fablab.Session{
+		MachineID: f.Machine.ID, MemberID: f.Member.ID, BookingID: d.BookingID, DeviceID: dev,
+		Started: now, Until: d.Until, TapMsgID: msgID, CmdID: cmdID, Billable: true,
+	}
+	sess, err := e.cfg.Store.OpenSession(ctx, sess, []fablab.AuditEvent{ev})
+	if fablab.ErrorCode(err) == fablab.ECONFLICT { // another tap opened one first
+		ev.Action, ev.Reason = "denied", ReasonInUse
+		e.deny(ctx, dev, f.Member.Language, ReasonInUse, "", ev)
+		return nil
+	}
+	if err != nil {
+		e.cfg.Log.Error("open session", "device", dev, "err", err)
+		return err
+	}
+	e.Granted.Add(1)
+	e.emit("session", sess)
+	ev.SessionID = sess.ID
+	e.emit("tap", ev)
+	_, err = e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()})
+	return err
+}
+
+// EndSession closes an open session (staff from the API, or the system) and
+// locks its machine. Errors: ENOTFOUND, ECONFLICT (already ended).
+func (e *Engine) EndSession(ctx context.Context, id fablab.ID, reason string, by fablab.ID) (fablab.Session, error) {
+	return e.endSession(ctx, id, e.cfg.Now(), reason, by, fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", ActorID: by, Reason: reason})
+}
+
+func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, ev fablab.AuditEvent) (fablab.Session, error) {
+	ev.Reason = reason
+	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, nil, []fablab.AuditEvent{ev})
+	if err != nil {
+		return sess, err
+	}
+	ev.SessionID, ev.MachineID, ev.MemberID, ev.DeviceID = sess.ID, sess.MachineID, sess.MemberID, sess.DeviceID
+	e.mu.Lock()
+	delete(e.warned, id)
+	delete(e.graced, id)
+	// An unlock still waiting for its ack is moot now.
+	for cid, p := range e.pending {
+		if p.cmd.Op == wire.OpUnlock && p.cmd.SessionID == id.String() {
+			delete(e.pending, cid)
+		}
+	}
+	e.mu.Unlock()
+	e.emit("session", sess)
+	if reason == fablab.EndRelayOff || reason == fablab.EndDeviceOffline {
+		return sess, nil // the relay is off already, or cannot hear us
+	}
+	dev := sess.DeviceID
+	if m, err := e.cfg.Store.Machine(ctx, sess.MachineID); err == nil && m.DeviceID != "" {
+		dev = m.DeviceID
+	}
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: reason}); err != nil {
+		e.cfg.Log.Error("send lock", "device", dev, "err", err)
+	}
+	return sess, nil
+}
+
+// HandleAck records a device's acknowledgement of a command.
+func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
+	ack, err := wire.DecodeAck(payload)
+	if err != nil {
+		e.drop("ack", dev, err)
+		return
+	}
+	now := e.cfg.Now()
+	e.seen(dev, now)
+	e.mu.Lock()
+	p := e.pending[ack.CmdID]
+	if p != nil && p.dev == dev && p.cmd.Seq == ack.Seq {
+		delete(e.pending, ack.CmdID)
+	} else {
+		p = nil
+	}
+	if st := e.devices[dev]; st != nil && ack.Relay != "" {
+		st.Relay = ack.Relay
+	}
+	e.mu.Unlock()
+	if p == nil {
+		return // a duplicate, a stale seq, or an untracked command: nothing to do
+	}
+	ev := fablab.AuditEvent{At: now, Kind: fablab.AuditAck, Action: ack.Result, DeviceID: dev, Reason: ack.Reason,
+		Detail: map[string]any{"cmd_id": ack.CmdID, "op": p.cmd.Op, "relay": ack.Relay}}
+	if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
+		ev.SessionID = id
+	}
+	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+		e.cfg.Log.Error("audit ack", "err", err)
+	}
+	if p.cmd.Op != wire.OpUnlock || ev.SessionID == 0 {
+		return
+	}
+	switch ack.Result {
+	case wire.ResultOK:
+		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true })
+		if err == nil {
+			e.emit("session", sess)
+		}
+	case wire.ResultError:
+		e.unconfirmed(ctx, ev.SessionID, "relay reported an error: "+ack.Reason)
+	}
+}
+
+func (e *Engine) unconfirmed(ctx context.Context, id fablab.ID, why string) {
+	e.GaveUp.Add(1)
+	e.cfg.Log.Error("relay did not confirm the unlock: session closed, not billed; check the device", "session", id, "why", why)
+	now := e.cfg.Now()
+	_, err := e.endSession(ctx, id, now, fablab.EndRelayUnconfirmed, 0,
+		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndRelayUnconfirmed, Detail: map[string]any{"why": why}})
+	if err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+		e.cfg.Log.Error("close unconfirmed session", "session", id, "err", err)
+	}
+	e.emit("alert", map[string]any{"session_id": id, "reason": fablab.EndRelayUnconfirmed, "why": why})
+}
+
+// RetryDue sends again the commands whose ack is late, with the same cmd_id
+// and seq, and gives up after the last try: an unlock nobody confirmed
+// closes its session as relay_unconfirmed (not billed) and alerts staff.
+func (e *Engine) RetryDue(ctx context.Context) {
+	now := e.cfg.Now()
+	var resend []*pendingCmd
+	var gaveUp []*pendingCmd
+	e.mu.Lock()
+	for id, p := range e.pending {
+		if now.Before(p.deadline) {
+			continue
+		}
+		if p.tries >= e.cfg.Tries {
+			delete(e.pending, id)
+			gaveUp = append(gaveUp, p)
+			continue
+		}
+		p.tries++
+		p.deadline = now.Add(e.cfg.AckTimeout)
+		resend = append(resend, p)
+	}
+	e.mu.Unlock()
+	for _, p := range resend {
+		e.Retried.Add(1)
+		if err := e.cfg.Pub.Publish(ctx, p.topic, p.payload, false); err != nil {
+			e.cfg.Log.Warn("resend command", "device", p.dev, "err", err)
+		}
+	}
+	for _, p := range gaveUp {
+		if p.cmd.Op == wire.OpUnlock {
+			if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
+				e.unconfirmed(ctx, id, "no ack after "+strconv.Itoa(p.tries)+" tries")
+			}
+			continue
+		}
+		e.GaveUp.Add(1)
+		e.cfg.Log.Error("device did not confirm a lock: the machine may still be powered; check it", "device", p.dev)
+		e.emit("alert", map[string]any{"device_id": p.dev, "reason": "lock_unconfirmed"})
+	}
+}
+
+// PendingCommands returns how many commands wait for an ack.
+func (e *Engine) PendingCommands() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.pending)
+}

@@ -1,0 +1,348 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+func getSession(tx *bbolt.Tx, id fablab.ID) (fablab.Session, error) {
+	var s fablab.Session
+	err := getJSON(tx.Bucket(bSessions), itob(id), &s, fmt.Sprintf("session %s", id))
+	return s, err
+}
+
+// OpenSession durably opens a session on a machine, with the audit events
+// that go with it, in one transaction shared with concurrent writers (group
+// commit). Errors: ECONFLICT when the machine already has an open session
+// (two taps raced: the first one won).
+func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, events []fablab.AuditEvent) (fablab.Session, error) {
+	sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		open := tx.Bucket(bSessionsOpen)
+		if cur := open.Get(itob(sess.MachineID)); cur != nil {
+			return fablab.Errorf(fablab.ECONFLICT, "machine %s is in use (session %s)", sess.MachineID, btoi(cur))
+		}
+		b := tx.Bucket(bSessions)
+		var err error
+		if sess.ID, err = nextID(b); err != nil {
+			return err
+		}
+		sess.Ended, sess.EndReason = nil, ""
+		if err := putJSON(b, itob(sess.ID), sess); err != nil {
+			return err
+		}
+		id, start := itob(sess.ID), tkey(sess.Started)
+		if err := tx.Bucket(bSessionsMach).Put(cat(itob(sess.MachineID), start, id), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSessionsStart).Put(cat(start, id), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSessionsMember).Put(cat(itob(sess.MemberID), start, id), nil); err != nil {
+			return err
+		}
+		if err := open.Put(itob(sess.MachineID), id); err != nil {
+			return err
+		}
+		for i := range events {
+			events[i].SessionID = sess.ID
+		}
+		return appendAudit(tx, events)
+	})
+	return sess, err
+}
+
+// CloseSession ends an open session once: at instant at, for reason, by
+// actor (0 for the system). check (may be nil) sees the open session first
+// and may refuse. Errors: ENOTFOUND, ECONFLICT (already ended), whatever
+// check returns.
+func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, check func(fablab.Session) error, events []fablab.AuditEvent) (fablab.Session, error) {
+	var out fablab.Session
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		sess, err := getSession(tx, id)
+		if err != nil {
+			return err
+		}
+		if !sess.Open() {
+			return fablab.Errorf(fablab.ECONFLICT, "session %s has already ended (%s)", id, sess.EndReason)
+		}
+		if check != nil {
+			if err := check(sess); err != nil {
+				return err
+			}
+		}
+		at = at.UTC()
+		if at.Before(sess.Started) {
+			at = sess.Started
+		}
+		sess.Ended, sess.EndReason, sess.EndedBy = &at, reason, by
+		if reason == fablab.EndRelayUnconfirmed {
+			sess.Billable = false
+		}
+		if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
+			return err
+		}
+		for i := range events {
+			events[i].SessionID = id
+		}
+		out = sess
+		return appendAudit(tx, events)
+	})
+	return out, err
+}
+
+// UpdateSession changes fields of an open session that are not its
+// lifecycle (confirmation, until). Errors: ENOTFOUND, ECONFLICT (ended).
+func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab.Session)) (fablab.Session, error) {
+	var out fablab.Session
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		sess, err := getSession(tx, id)
+		if err != nil {
+			return err
+		}
+		if !sess.Open() {
+			return fablab.Errorf(fablab.ECONFLICT, "session %s has already ended", id)
+		}
+		fn(&sess)
+		sess.ID, sess.Ended = id, nil
+		sess.Until = sess.Until.UTC()
+		out = sess
+		return putJSON(tx.Bucket(bSessions), itob(id), sess)
+	})
+	return out, err
+}
+
+// Session returns one session. Errors: ENOTFOUND.
+func (s *Store) Session(ctx context.Context, id fablab.ID) (fablab.Session, error) {
+	var out fablab.Session
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		out, err = getSession(tx, id)
+		return err
+	})
+	return out, err
+}
+
+// OpenSessions returns every open session (at most one per machine), read
+// through the open-session index.
+func (s *Store) OpenSessions(ctx context.Context) ([]fablab.Session, error) {
+	out := []fablab.Session{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bSessionsOpen).ForEach(func(_, v []byte) error {
+			sess, err := getSession(tx, btoi(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// OpenSessionOn returns the open session of a machine. Errors: ENOTFOUND.
+func (s *Store) OpenSessionOn(ctx context.Context, machine fablab.ID) (fablab.Session, error) {
+	var out fablab.Session
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bSessionsOpen).Get(itob(machine))
+		if v == nil {
+			return fablab.Errorf(fablab.ENOTFOUND, "machine %s has no open session", machine)
+		}
+		var err error
+		out, err = getSession(tx, btoi(v))
+		return err
+	})
+	return out, err
+}
+
+// SessionsOfMachine lists a machine's sessions that started in [from, to).
+func (s *Store) SessionsOfMachine(ctx context.Context, machine fablab.ID, from, to time.Time) ([]fablab.Session, error) {
+	return s.sessionsIndexed(ctx, bSessionsMach, machine, from, to)
+}
+
+// SessionsOfMember lists a member's sessions that started in [from, to).
+func (s *Store) SessionsOfMember(ctx context.Context, member fablab.ID, from, to time.Time) ([]fablab.Session, error) {
+	return s.sessionsIndexed(ctx, bSessionsMember, member, from, to)
+}
+
+func (s *Store) sessionsIndexed(ctx context.Context, index []byte, owner fablab.ID, from, to time.Time) ([]fablab.Session, error) {
+	out := []fablab.Session{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		prefix := itob(owner)
+		limit := cat(prefix, tkey(to))
+		c := tx.Bucket(index).Cursor()
+		for k, _ := c.Seek(cat(prefix, tkey(from))); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+			sess, err := getSession(tx, btoi(k[16:24]))
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SessionsStarted lists sessions that started in [from, to), by start, at
+// most limit of them.
+func (s *Store) SessionsStarted(ctx context.Context, from, to time.Time, limit int) ([]fablab.Session, error) {
+	out := []fablab.Session{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		limitKey := tkey(to)
+		c := tx.Bucket(bSessionsStart).Cursor()
+		for k, _ := c.Seek(tkey(from)); k != nil && bytes.Compare(k[:8], limitKey) < 0 && len(out) < limit; k, _ = c.Next() {
+			sess, err := getSession(tx, btoi(k[8:16]))
+			if err != nil {
+				return err
+			}
+			out = append(out, sess)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// RecordTap notes that a device's tap msg_id has been handled and reports
+// whether it was new: a tap (live or replayed from the device's offline
+// queue) is acted on once.
+func (s *Store) RecordTap(ctx context.Context, dev, msgID string, at time.Time) (bool, error) {
+	var fresh bool
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		k := cat([]byte(dev), []byte{0}, []byte(msgID))
+		b := tx.Bucket(bTapsSeen)
+		if fresh = b.Get(k) == nil; fresh {
+			return b.Put(k, tkey(at))
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// unknownTapTTL is how long an unknown badge's tap is remembered.
+const unknownTapTTL = 24 * time.Hour
+
+// RememberUnknownTap keeps the tap of a badge nobody holds for 24 hours,
+// dropping those older than that.
+func (s *Store) RememberUnknownTap(ctx context.Context, t fablab.UnknownTap) error {
+	return s.batch(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUnknownTaps)
+		c := b.Cursor()
+		old := tkey(s.now().Add(-unknownTapTTL))
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:8], old) < 0; k, _ = c.First() {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return b.Put(cat(tkey(t.At), []byte(t.Hash)), []byte(t.DeviceID))
+	})
+}
+
+// UnknownTaps returns the unknown badges tapped in the last 24 hours, newest
+// first, one entry per badge (its latest tap).
+func (s *Store) UnknownTaps(ctx context.Context) ([]fablab.UnknownTap, error) {
+	out := []fablab.UnknownTap{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		seen := map[string]bool{}
+		old := tkey(s.now().Add(-unknownTapTTL))
+		c := tx.Bucket(bUnknownTaps).Cursor()
+		for k, v := c.Last(); k != nil && bytes.Compare(k[:8], old) >= 0; k, v = c.Prev() {
+			h := string(k[8:])
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			out = append(out, fablab.UnknownTap{Hash: h, At: fromTkey(k[:8]), DeviceID: string(v)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AccessFacts is what an access decision reads, in one transaction.
+type AccessFacts struct {
+	Settings  fablab.Settings
+	Machine   fablab.Machine
+	Member    *fablab.Member // nil: nobody holds the badge
+	Quals     []fablab.Qualification
+	Trainings map[fablab.ID]string // names of the machine's required trainings
+	Open      *fablab.Session      // the machine's open session
+	// Bookings are the machine's occupying bookings overlapping [now, now+ahead).
+	Bookings []fablab.Booking
+	// NextStart is the start of the machine's first occupying booking after
+	// now, if any starts within ahead.
+	NextStart *time.Time
+}
+
+// AccessFacts reads what deciding a tap of the badge with hash on device dev
+// at now needs; ahead bounds how far ahead bookings are read. Errors:
+// ENOTFOUND (the device drives no machine).
+func (s *Store) AccessFacts(ctx context.Context, dev, hash string, now time.Time, ahead time.Duration) (AccessFacts, error) {
+	var f AccessFacts
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		mid := tx.Bucket(bMachineDevice).Get([]byte(dev))
+		if mid == nil {
+			return fablab.Errorf(fablab.ENOTFOUND, "device %s drives no machine", dev)
+		}
+		var err error
+		if f.Settings, err = s.readSettings(tx); err != nil {
+			return err
+		}
+		if f.Machine, err = s.readMachine(tx, btoi(mid)); err != nil {
+			return err
+		}
+		f.Trainings = map[fablab.ID]string{}
+		for _, t := range f.Machine.RequiredTrainings {
+			var tr fablab.Training
+			if err := getJSON(tx.Bucket(bTrainings), itob(t), &tr, "training"); err == nil {
+				f.Trainings[t] = tr.Name
+			}
+		}
+		if v := tx.Bucket(bBadges).Get([]byte(hash)); v != nil {
+			var b fablab.Badge
+			if err := getJSONBytes(v, &b); err != nil {
+				return err
+			}
+			r, err := s.readMember(tx, b.MemberID)
+			if err != nil {
+				return err
+			}
+			m := r.Member
+			f.Member = &m
+			if f.Quals, err = qualificationsOf(tx, m.ID); err != nil {
+				return err
+			}
+		}
+		if v := tx.Bucket(bSessionsOpen).Get(itob(f.Machine.ID)); v != nil {
+			sess, err := getSession(tx, btoi(v))
+			if err != nil {
+				return err
+			}
+			f.Open = &sess
+		}
+		var ids []fablab.ID
+		occupiedIn(tx, f.Machine.ID, now, now.Add(ahead), func(id fablab.ID, iv fablab.Interval) {
+			ids = append(ids, id)
+			if iv.Start.After(now) && f.NextStart == nil {
+				st := iv.Start
+				f.NextStart = &st
+			}
+		})
+		for _, id := range ids {
+			b, err := getBooking(tx, id)
+			if err != nil {
+				return err
+			}
+			f.Bookings = append(f.Bookings, b)
+		}
+		return nil
+	})
+	return f, err
+}

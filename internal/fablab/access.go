@@ -1,0 +1,118 @@
+package fablab
+
+import "time"
+
+// Device kinds, as devices report them.
+const (
+	DeviceBridge     = "bridge"
+	DeviceShellyGen1 = "shelly-gen1"
+	DeviceShellyGen2 = "shelly-gen2"
+	DeviceTasmota    = "tasmota"
+)
+
+// Device is a badge reader and/or machine relay speaking the MQTT contract.
+// Its MQTT username is its id; its secret is stored hashed.
+type Device struct {
+	ID         string    `json:"id"`
+	MachineID  ID        `json:"machine_id,omitempty"`
+	Kind       string    `json:"kind"`
+	SecretHash string    `json:"-"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// Validate checks a device.
+func (d *Device) Validate() error {
+	if !ValidDeviceID(d.ID) {
+		return Errorf(EINVALID, "device id must be 1–32 of a-z, 0-9 and - (e.g. laser-1)")
+	}
+	if d.Kind == "" {
+		d.Kind = DeviceBridge
+	}
+	switch d.Kind {
+	case DeviceBridge, DeviceShellyGen1, DeviceShellyGen2, DeviceTasmota:
+	default:
+		return Errorf(EINVALID, "kind must be bridge, shelly-gen1, shelly-gen2 or tasmota")
+	}
+	return nil
+}
+
+// DeviceState is what the server knows of a device at run time, from its
+// status, heartbeats, state and acks.
+type DeviceState struct {
+	Online    bool       `json:"online"`
+	LastSeen  *time.Time `json:"last_seen,omitempty"`
+	FW        string     `json:"fw,omitempty"`
+	BootID    string     `json:"boot_id,omitempty"`
+	Relay     string     `json:"relay,omitempty"`
+	PowerW    *float64   `json:"power_w,omitempty"`
+	SessionID string     `json:"session_id,omitempty"`
+}
+
+// Session end reasons (DESIGN §3).
+const (
+	EndTapOut           = "tap_out"
+	EndBookingEnd       = "booking_end"
+	EndStaff            = "staff"
+	EndDeviceOffline    = "device_offline"
+	EndPowerIdle        = "power_idle"
+	EndRelayOff         = "relay_off"
+	EndServerRestart    = "server_restart"
+	EndRelayUnconfirmed = "relay_unconfirmed"
+)
+
+// Session is one use of a machine: opened durably before the relay is told
+// to switch on, closed exactly once.
+type Session struct {
+	ID        ID         `json:"id"`
+	MachineID ID         `json:"machine_id"`
+	MemberID  ID         `json:"member_id"`
+	BookingID ID         `json:"booking_id,omitempty"` // 0 for a walk-in
+	DeviceID  string     `json:"device_id"`
+	Started   time.Time  `json:"started"`
+	Until     time.Time  `json:"until"` // when power must go off
+	Ended     *time.Time `json:"ended,omitempty"`
+	EndReason string     `json:"end_reason,omitempty"`
+	EndedBy   ID         `json:"ended_by,omitempty"` // staff member, for EndStaff
+	Offline   bool       `json:"offline,omitempty"`  // decided by the device while the server was out of reach
+	TapMsgID  string     `json:"tap_msg_id,omitempty"`
+	CmdID     string     `json:"cmd_id,omitempty"`    // the unlock command
+	Confirmed bool       `json:"confirmed,omitempty"` // the relay acknowledged the unlock
+	Billable  bool       `json:"billable"`            // false for relay_unconfirmed
+	ChargeID  ID         `json:"charge_id,omitempty"`
+}
+
+// Open reports whether the session has not ended.
+func (s *Session) Open() bool { return s.Ended == nil }
+
+// Audit event kinds.
+const (
+	AuditTap     = "tap"
+	AuditCommand = "command"
+	AuditAck     = "ack"
+	AuditSession = "session"
+	AuditDevice  = "device"
+	AuditAPI     = "api"
+)
+
+// AuditEvent is one line of the append-only audit log.
+type AuditEvent struct {
+	ID        ID             `json:"id"`
+	At        time.Time      `json:"at"`
+	Kind      string         `json:"kind"`
+	Action    string         `json:"action"` // e.g. "granted", "denied", "unlock", "ended"
+	ActorID   ID             `json:"actor_id,omitempty"`
+	MemberID  ID             `json:"member_id,omitempty"`
+	MachineID ID             `json:"machine_id,omitempty"`
+	DeviceID  string         `json:"device_id,omitempty"`
+	SessionID ID             `json:"session_id,omitempty"`
+	Reason    string         `json:"reason,omitempty"`
+	Detail    map[string]any `json:"detail,omitempty"`
+}
+
+// UnknownTap is a tap of a badge no member holds, kept 24 hours so that staff
+// can enrol "the badge just tapped on the laser".
+type UnknownTap struct {
+	Hash     string    `json:"hash"`
+	At       time.Time `json:"at"`
+	DeviceID string    `json:"device_id"`
+}

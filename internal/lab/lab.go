@@ -1,0 +1,217 @@
+// Package lab runs the access side of a FabGate server: the embedded MQTT
+// broker (or the connection to an external one), the server's MQTT client
+// and its subscriptions, the access engine, and its schedule (ack retries,
+// the 15-second sweep of sessions and devices).
+package lab
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/fabgate/fabgate/internal/access"
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/events"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/mqtt"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// Config configures the access side.
+type Config struct {
+	Store *bolt.Store
+	Log   *slog.Logger
+	Now   fablab.Clock // the engine's clock (default: the system clock)
+
+	// Listen is the embedded broker's address, used when URL is empty.
+	Listen string
+	// URL is an external broker (tcp:// or ssl://), with the server's
+	// Username, Password and TLS settings on it.
+	URL                string
+	Username, Password string
+	TLS                *tls.Config
+	Prefix             string // topic prefix (default fabgate/v1)
+
+	// Manual leaves the schedule to the caller (tests call the engine's
+	// RetryDue and Sweep after moving their clock).
+	Manual bool
+	// AckTimeout and Tries override the engine's defaults (3 s, 3).
+	AckTimeout time.Duration
+	Tries      int
+}
+
+// Lab is the running access side.
+type Lab struct {
+	Broker *mqtt.Broker // nil with an external broker
+	Client *mqtt.Client
+	Engine *access.Engine
+	Hub    *events.Hub
+	Topics wire.Topics
+	URL    string // the broker the server is connected to
+
+	cron *cron.Cron
+	stop chan struct{}
+	done sync.WaitGroup
+	log  *slog.Logger
+}
+
+// clientPublisher publishes through the server's client once it is set.
+type clientPublisher struct{ c atomic.Pointer[mqtt.Client] }
+
+func (p *clientPublisher) Publish(ctx context.Context, topic string, payload []byte, retained bool) error {
+	c := p.c.Load()
+	if c == nil {
+		return fmt.Errorf("mqtt: not connected yet")
+	}
+	return c.Publish(ctx, mqtt.Message{Topic: topic, Payload: payload, QoS: 1, Retained: retained})
+}
+
+// deviceAuth checks device credentials for the embedded broker against the
+// device registry.
+type deviceAuth struct{ store *bolt.Store }
+
+func (a deviceAuth) VerifyDevice(ctx context.Context, id, secret string) (bool, error) {
+	d, err := a.store.Device(ctx, id)
+	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return mqtt.VerifyMosquittoHash(d.SecretHash, secret), nil
+}
+
+// Start starts the broker (unless an external one is configured), the
+// engine, and the server's MQTT client with its subscriptions.
+func Start(ctx context.Context, cfg Config) (*Lab, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = wire.DefaultPrefix
+	}
+	log, store := cfg.Log, cfg.Store
+	topics, err := wire.NewTopics(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt_prefix: %w", err)
+	}
+	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log}
+	url, user, password := cfg.URL, cfg.Username, cfg.Password
+	if url == "" {
+		user, password = "fabgate-server", auth.NewToken() // the embedded broker's server user, new at each start
+		st.Broker, err = mqtt.StartBroker(mqtt.BrokerConfig{
+			Listen: cfg.Listen, Prefix: cfg.Prefix, Devices: deviceAuth{store},
+			ServerUser: user, ServerPassword: password, Log: log.With("component", "broker"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: embedded broker on %s: %w (is another broker running? change --mqtt-listen)", cfg.Listen, err)
+		}
+		url = "tcp://" + st.Broker.Addr()
+	} else if password == "" {
+		if password, err = store.ServerMQTTPassword(ctx); err != nil {
+			return nil, err
+		}
+	}
+	st.URL = url
+	pub := &clientPublisher{}
+	st.Engine = access.New(access.Config{Store: store, Pub: pub, Topics: topics, Now: cfg.Now, Log: log.With("component", "access"), Hub: st.Hub,
+		AckTimeout: cfg.AckTimeout, Tries: cfg.Tries})
+
+	offline, _ := wire.Encode(&wire.ServerStatus{Online: false})
+	online, _ := wire.Encode(&wire.ServerStatus{Online: true})
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st.Client, err = mqtt.Connect(cctx, mqtt.ClientConfig{
+		Broker: url, ClientID: "fabgate-server-" + auth.NewToken()[:8], Username: user, Password: password, TLS: cfg.TLS,
+		Will: &mqtt.Message{Topic: topics.ServerStatus(), Payload: offline, QoS: 1, Retained: true},
+		OnConnect: func(c *mqtt.Client) {
+			if err := c.Publish(context.Background(), mqtt.Message{Topic: topics.ServerStatus(), Payload: online, QoS: 1, Retained: true}); err != nil {
+				log.Warn("publish server birth", "err", err)
+			}
+		},
+		Log: log.With("component", "mqtt"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("mqtt: connect to %s: %w", url, err)
+	}
+	pub.c.Store(st.Client)
+	handlers := map[wire.Kind]func(context.Context, string, []byte){
+		wire.KindTap: st.Engine.HandleTap, wire.KindAck: st.Engine.HandleAck, wire.KindStatus: st.Engine.HandleStatus,
+		wire.KindHeartbeat: st.Engine.HandleHeartbeat, wire.KindState: st.Engine.HandleState,
+	}
+	for kind, h := range handlers {
+		h := h
+		if err := st.Client.Subscribe(topics.DeviceFilter(kind), 1, func(topic string, payload []byte) {
+			dev, _, ok := topics.Parse(topic)
+			if !ok {
+				st.Engine.Dropped.Add(1)
+				return
+			}
+			h(context.Background(), dev, payload)
+		}); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("mqtt: subscribe: %w", err)
+		}
+	}
+
+	if cfg.Manual {
+		log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
+		return st, nil
+	}
+	// Acks are due within seconds: check them often. The rest is the 15-second job.
+	st.done.Add(1)
+	go func() {
+		defer st.done.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-st.stop:
+				return
+			case <-t.C:
+				st.Engine.RetryDue(context.Background())
+			}
+		}
+	}()
+	settings, err := store.Settings(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.cron = cron.New(cron.WithSeconds(), cron.WithLocation(settings.Location()),
+		cron.WithChain(cron.Recover(cron.DiscardLogger), cron.SkipIfStillRunning(cron.DiscardLogger)))
+	if _, err := st.cron.AddFunc("*/15 * * * * *", func() { st.Engine.Sweep(context.Background()) }); err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.cron.Start()
+	log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
+	return st, nil
+}
+
+// Close stops the schedule, then the client (publishing the server's
+// offline status), then the embedded broker.
+func (st *Lab) Close() {
+	if st.cron != nil {
+		<-st.cron.Stop().Done()
+	}
+	close(st.stop)
+	st.done.Wait()
+	if st.Client != nil {
+		offline, _ := wire.Encode(&wire.ServerStatus{Online: false})
+		st.Client.Close(&mqtt.Message{Topic: st.Topics.ServerStatus(), Payload: offline, QoS: 1, Retained: true})
+	}
+	if st.Broker != nil {
+		if err := st.Broker.Close(); err != nil {
+			st.log.Error("close broker", "err", err)
+		}
+	}
+}

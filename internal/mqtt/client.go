@@ -1,0 +1,527 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// Errors returned by the client. They are wrapped with the topic or broker
+// concerned; test them with errors.Is.
+var (
+	// ErrNotConnected: the client has no connection to the broker right now
+	// (it keeps reconnecting on its own).
+	ErrNotConnected = errors.New("mqtt: not connected")
+	// ErrRefused: the broker refused the connection (bad credentials, not
+	// authorised, client id or protocol rejected).
+	ErrRefused = errors.New("mqtt: connection refused by the broker")
+	// ErrSubscriptionRefused: the broker answered a SUBSCRIBE with a failure.
+	ErrSubscriptionRefused = errors.New("mqtt: subscription refused by the broker")
+	// ErrTimeout: the broker did not acknowledge in time.
+	ErrTimeout = errors.New("mqtt: no acknowledgement in time")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("mqtt: client closed")
+)
+
+// Client defaults and limits.
+const (
+	// DefaultKeepAlive is the keepalive used when ClientConfig.KeepAlive is 0.
+	DefaultKeepAlive = 15 * time.Second
+	// DefaultQueueLen is the per-subscription queue length used when
+	// ClientConfig.QueueLen is 0.
+	DefaultQueueLen = 256
+	// OpTimeout bounds every wait on the broker (publish, subscribe)
+	// when the context does not end sooner.
+	OpTimeout = 5 * time.Second
+
+	connectRetryInterval = time.Second
+	connectTimeout       = 5 * time.Second // TCP, TLS and CONNACK of one attempt
+	pingTimeout          = 5 * time.Second
+	quiesceMillis        = 250 // Disconnect lets in-flight work finish this long
+	workerDrainTimeout   = 5 * time.Second
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Broker is tcp://host:port or mqtt://host:port, or ssl://, tls:// or
+	// mqtts://host:port for TLS.
+	Broker string
+	// ClientID is the MQTT client id: explicit and unique per connection
+	// (a second client with the same id takes the session over).
+	ClientID string
+	// Username and Password are the MQTT credentials; both may be empty
+	// for brokers that allow anonymous clients.
+	Username, Password string
+	// TLS configures ssl:// brokers (CA pool, client certificate); nil uses
+	// the system roots.
+	TLS *tls.Config
+	// Will is the client's last will (LWT), published by the broker when
+	// the connection drops without a DISCONNECT; nil for none.
+	Will *Message
+	// OnConnect is called after each connection and reconnection, once the
+	// remembered subscriptions are made again; the server publishes its
+	// birth message here. It runs on its own goroutine and may block on
+	// Publish.
+	OnConnect func(*Client)
+	// Log receives connection events and handler problems; nil discards.
+	Log *slog.Logger
+	// KeepAlive is the MQTT keepalive; 0 means DefaultKeepAlive (15 s).
+	// At most wire.MaxKeepAlive (20 s).
+	KeepAlive time.Duration
+	// QueueLen is how many messages each subscription buffers for its
+	// handler; 0 means DefaultQueueLen. A message that finds the queue
+	// full is dropped and counted (Dropped).
+	QueueLen int
+}
+
+// Message is one MQTT message to publish.
+type Message struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	Retained bool
+}
+
+// Client is an MQTT 3.1.1 client (paho) set up the way FabGate needs
+// (DESIGN §4): clean session, retries the first connection and reconnects
+// by itself (at most wire.MaxReconnectInterval apart), makes its
+// subscriptions again on each connection, and never blocks paho's delivery
+// path: each subscription has its own worker goroutine fed through a bounded
+// queue. Publish and Subscribe never wait longer than their context or
+// OpTimeout. A Client is safe for concurrent use.
+type Client struct {
+	cfg      ClientConfig
+	log      *slog.Logger
+	pc       paho.Client
+	queueLen int
+
+	mu     sync.Mutex
+	subs   map[string]*subscription
+	closed bool
+
+	stop      chan struct{} // closed by Close; workers return
+	workers   sync.WaitGroup
+	closeOnce sync.Once
+
+	firstUp   chan struct{} // closed when the first OnConnect has run
+	firstOnce sync.Once
+	refused   chan error // the first refusal, for Connect
+
+	lastErr atomic.Pointer[error] // the last connection failure
+	failing atomic.Bool           // a failure was logged since the last connection
+	dropped atomic.Uint64
+}
+
+// Connect starts a client and waits for its first connection (and first
+// OnConnect) until ctx ends. A refusal by the broker (ErrRefused) ends the
+// wait at once; network errors are retried until ctx ends. Once connected,
+// the client reconnects by itself until Close.
+func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.Log,
+		queueLen: cfg.QueueLen,
+		subs:     make(map[string]*subscription),
+		stop:     make(chan struct{}),
+		firstUp:  make(chan struct{}),
+		refused:  make(chan error, 1),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.log = c.log.With("component", "mqtt_client", "client_id", cfg.ClientID)
+	if c.queueLen == 0 {
+		c.queueLen = DefaultQueueLen
+	}
+
+	opts := paho.NewClientOptions().
+		AddBroker(cfg.Broker).
+		SetClientID(cfg.ClientID).
+		SetUsername(cfg.Username).
+		SetPassword(cfg.Password).
+		SetProtocolVersion(4). // 3.1.1, no silent fallback to 3.1
+		SetCleanSession(true).
+		SetResumeSubs(false). // subscriptions are made again in OnConnect
+		SetOrderMatters(false).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(connectRetryInterval).
+		SetMaxReconnectInterval(wire.MaxReconnectInterval).
+		SetConnectTimeout(connectTimeout).
+		SetWriteTimeout(OpTimeout).
+		SetKeepAlive(cfg.KeepAlive).
+		SetPingTimeout(pingTimeout).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(c.onLost).
+		SetConnectionNotificationHandler(c.onNotify)
+	if cfg.TLS != nil {
+		opts.SetTLSConfig(cfg.TLS)
+	}
+	if w := cfg.Will; w != nil {
+		opts.SetBinaryWill(w.Topic, w.Payload, w.QoS, w.Retained)
+	}
+	c.pc = paho.NewClient(opts)
+
+	tok := c.pc.Connect() // with retry on, completes only once connected
+	tokDone := tok.Done()
+	for {
+		select {
+		case <-c.firstUp:
+			return c, nil
+		case <-tokDone:
+			if err := tok.Error(); err != nil {
+				c.abort()
+				return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, err)
+			}
+			tokDone = nil // connected; wait for OnConnect
+		case err := <-c.refused:
+			c.abort()
+			return nil, fmt.Errorf("mqtt connect %s as %q: %w", cfg.Broker, cfg.Username, err)
+		case <-ctx.Done():
+			c.abort()
+			if last := c.lastErr.Load(); last != nil {
+				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.Broker, ctx.Err(), *last)
+			}
+			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, ctx.Err())
+		}
+	}
+}
+
+func (cfg ClientConfig) validate() error {
+	u, err := url.Parse(cfg.Broker)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("mqtt client: broker %q is not a URL like tcp://host:1883", cfg.Broker)
+	}
+	switch u.Scheme {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+	default:
+		return fmt.Errorf("mqtt client: broker %q: scheme must be tcp, mqtt, ssl, tls or mqtts", cfg.Broker)
+	}
+	switch {
+	case cfg.ClientID == "":
+		return errors.New("mqtt client: an explicit, unique client id is required")
+	case cfg.KeepAlive < 0 || cfg.KeepAlive > wire.MaxKeepAlive:
+		return fmt.Errorf("mqtt client: keepalive %s: must be at most %s", cfg.KeepAlive, wire.MaxKeepAlive)
+	case cfg.KeepAlive > 0 && cfg.KeepAlive < time.Second:
+		return fmt.Errorf("mqtt client: keepalive %s: must be at least 1s", cfg.KeepAlive)
+	case cfg.QueueLen < 0:
+		return fmt.Errorf("mqtt client: queue length %d must not be negative", cfg.QueueLen)
+	}
+	if w := cfg.Will; w != nil {
+		if err := checkMessage(*w); err != nil {
+			return fmt.Errorf("mqtt client: will: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkMessage(m Message) error {
+	switch {
+	case m.Topic == "":
+		return errors.New("empty topic")
+	case strings.ContainsAny(m.Topic, "+#"):
+		return fmt.Errorf("topic %q contains a wildcard", m.Topic)
+	case m.QoS > 2:
+		return fmt.Errorf("topic %q: QoS %d is not 0, 1 or 2", m.Topic, m.QoS)
+	}
+	return nil
+}
+
+// abort stops a client that never connected.
+func (c *Client) abort() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.pc.Disconnect(0)
+	close(c.stop)
+}
+
+// onConnect runs on paho's goroutine after each (re)connection.
+func (c *Client) onConnect(paho.Client) {
+	c.failing.Store(false)
+	c.log.Info("mqtt connected", "broker", c.cfg.Broker)
+	c.mu.Lock()
+	subs := make([]*subscription, 0, len(c.subs))
+	for _, s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, s := range subs {
+		if err := c.subscribeNow(s); err != nil {
+			c.log.Error("mqtt subscribe after connect failed", "filter", s.filter, "error", err)
+		}
+	}
+	if c.cfg.OnConnect != nil {
+		c.cfg.OnConnect(c)
+	}
+	c.firstOnce.Do(func() { close(c.firstUp) })
+}
+
+func (c *Client) onLost(_ paho.Client, err error) {
+	c.log.Warn("mqtt connection lost, reconnecting", "broker", c.cfg.Broker, "error", err)
+}
+
+// onNotify records connection failures; paho calls it synchronously.
+func (c *Client) onNotify(_ paho.Client, n paho.ConnectionNotification) {
+	f, ok := n.(paho.ConnectionNotificationFailed)
+	if !ok || f.Reason == nil {
+		return
+	}
+	err := f.Reason
+	c.lastErr.Store(&err)
+	if isRefusal(err) {
+		select {
+		case c.refused <- fmt.Errorf("%w: %w", ErrRefused, err):
+		default:
+		}
+	}
+	if c.failing.CompareAndSwap(false, true) {
+		c.log.Warn("mqtt connect failed, retrying", "broker", c.cfg.Broker, "error", err)
+	} else {
+		c.log.Debug("mqtt connect failed, retrying", "broker", c.cfg.Broker, "error", err)
+	}
+}
+
+func isRefusal(err error) bool {
+	return errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword) ||
+		errors.Is(err, packets.ErrorRefusedNotAuthorised) ||
+		errors.Is(err, packets.ErrorRefusedIDRejected) ||
+		errors.Is(err, packets.ErrorRefusedBadProtocolVersion)
+}
+
+// Connected reports whether the client has a connection to the broker now.
+func (c *Client) Connected() bool { return c.pc.IsConnectionOpen() }
+
+// Dropped returns how many received messages were dropped because their
+// subscription's queue was full.
+func (c *Client) Dropped() uint64 { return c.dropped.Load() }
+
+// Publish sends m and, for QoS 1 and 2, waits for the broker's
+// acknowledgement until ctx ends or OpTimeout passes (QoS 0 waits until the
+// message is written). Without a connection it fails at once with
+// ErrNotConnected rather than queueing. After an error a QoS 1 message may
+// still be delivered: paho sends it again after a reconnection.
+func (c *Client) Publish(ctx context.Context, m Message) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return c.publish(ctx, m)
+}
+
+func (c *Client) publish(ctx context.Context, m Message) error {
+	if err := checkMessage(m); err != nil {
+		return fmt.Errorf("mqtt publish: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mqtt publish %s: %w", m.Topic, err)
+	}
+	if !c.pc.IsConnectionOpen() {
+		return fmt.Errorf("mqtt publish %s: %w", m.Topic, ErrNotConnected)
+	}
+	tok := c.pc.Publish(m.Topic, m.QoS, m.Retained, m.Payload)
+	if err := waitToken(ctx, tok); err != nil {
+		return fmt.Errorf("mqtt publish %s: %w", m.Topic, err)
+	}
+	return nil
+}
+
+// waitToken is paho's WaitTimeout(OpTimeout) that also ends with ctx.
+func waitToken(ctx context.Context, tok paho.Token) error {
+	t := time.NewTimer(OpTimeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return ErrTimeout
+	}
+}
+
+// Subscribe subscribes h to filter and remembers the subscription: it is
+// made again after every reconnection. h runs on the subscription's own
+// worker goroutine, one message at a time; a slow h delays only its own
+// subscription, and when its queue (QueueLen) is full further messages are
+// dropped and counted. A panic in h is recovered and logged.
+//
+// Without a connection the subscription is only remembered. With one,
+// Subscribe waits for the broker's answer (at most OpTimeout): a refusal
+// returns ErrSubscriptionRefused and forgets the subscription; a timeout
+// returns ErrTimeout and keeps it for the next reconnection. One filter may
+// be subscribed only once.
+func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload []byte)) error {
+	switch {
+	case filter == "":
+		return errors.New("mqtt subscribe: empty filter")
+	case qos > 2:
+		return fmt.Errorf("mqtt subscribe %q: QoS %d is not 0, 1 or 2", filter, qos)
+	case h == nil:
+		return fmt.Errorf("mqtt subscribe %q: nil handler", filter)
+	}
+	s := &subscription{
+		c:       c,
+		filter:  filter,
+		qos:     qos,
+		handler: h,
+		queue:   make(chan delivery, c.queueLen),
+		done:    make(chan struct{}),
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if _, dup := c.subs[filter]; dup {
+		c.mu.Unlock()
+		return fmt.Errorf("mqtt subscribe %q: already subscribed", filter)
+	}
+	c.subs[filter] = s
+	c.workers.Add(1)
+	go s.run()
+	c.mu.Unlock()
+
+	if !c.pc.IsConnectionOpen() {
+		return nil
+	}
+	err := c.subscribeNow(s)
+	if errors.Is(err, ErrSubscriptionRefused) {
+		c.mu.Lock()
+		if c.subs[filter] == s {
+			delete(c.subs, filter)
+		}
+		c.mu.Unlock()
+		close(s.done)
+	}
+	return err
+}
+
+// subscribeNow sends one SUBSCRIBE and checks the broker's answer.
+func (c *Client) subscribeNow(s *subscription) error {
+	tok := c.pc.Subscribe(s.filter, s.qos, s.deliver)
+	if err := waitToken(context.Background(), tok); err != nil {
+		return fmt.Errorf("mqtt subscribe %q: %w", s.filter, err)
+	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for _, code := range st.Result() {
+			if code >= 0x80 {
+				return fmt.Errorf("mqtt subscribe %q: %w", s.filter, ErrSubscriptionRefused)
+			}
+		}
+	}
+	return nil
+}
+
+// Close publishes final (e.g. the server's offline status) if connected,
+// disconnects cleanly (so the broker does not publish the will), and stops
+// the subscription workers, waiting a few seconds for running handlers.
+// It may be called more than once; later calls do nothing.
+func (c *Client) Close(final *Message) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		if final != nil && c.pc.IsConnectionOpen() {
+			ctx, cancel := context.WithTimeout(context.Background(), OpTimeout)
+			if err := c.publish(ctx, *final); err != nil {
+				c.log.Warn("mqtt final message not published", "topic", final.Topic, "error", err)
+			}
+			cancel()
+		}
+		c.pc.Disconnect(quiesceMillis)
+		close(c.stop)
+		done := make(chan struct{})
+		go func() { c.workers.Wait(); close(done) }()
+		t := time.NewTimer(workerDrainTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			c.log.Warn("mqtt handlers still running after close", "waited", workerDrainTimeout)
+		}
+		c.log.Info("mqtt client closed")
+	})
+}
+
+type delivery struct {
+	topic   string
+	payload []byte
+}
+
+// subscription is one remembered subscription and its worker.
+type subscription struct {
+	c       *Client
+	filter  string
+	qos     byte
+	handler func(topic string, payload []byte)
+	queue   chan delivery
+	done    chan struct{} // closed when the subscription is forgotten
+	full    atomic.Bool   // dropping since the last message that fit
+}
+
+// deliver is the paho callback: it never blocks.
+func (s *subscription) deliver(_ paho.Client, m paho.Message) {
+	select {
+	case <-s.done:
+		return
+	case <-s.c.stop:
+		return
+	default:
+	}
+	select {
+	case s.queue <- delivery{topic: m.Topic(), payload: m.Payload()}:
+		s.full.Store(false)
+	default:
+		n := s.c.dropped.Add(1)
+		if s.full.CompareAndSwap(false, true) {
+			s.c.log.Warn("mqtt handler queue full, dropping messages",
+				"filter", s.filter, "queue_len", cap(s.queue), "dropped_total", n)
+		}
+	}
+}
+
+func (s *subscription) run() {
+	defer s.c.workers.Done()
+	for {
+		select {
+		case <-s.c.stop:
+			return
+		case <-s.done:
+			return
+		case d := <-s.queue:
+			s.handle(d)
+		}
+	}
+}
+
+func (s *subscription) handle(d delivery) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.c.log.Error("mqtt handler panicked", "filter", s.filter, "topic", d.topic,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	s.handler(d.topic, d.payload)
+}
