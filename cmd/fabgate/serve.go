@@ -75,6 +75,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 		return err
 	}
 	defer running.Close()
+	if cfg.Demo && cfg.MQTTURL == "" {
+		sims, err := startDemoDevices(ctx, store, running, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, d := range sims {
+				d.Close()
+			}
+		}()
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

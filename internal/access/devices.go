@@ -146,7 +146,7 @@ func (e *Engine) closeOnDevice(ctx context.Context, dev string, at time.Time, re
 		return
 	}
 	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason, Detail: map[string]any{"why": why}}
-	if _, err := e.endSession(ctx, s.ID, at, reason, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+	if _, err := e.endSession(ctx, s.ID, at, reason, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("close session", "session", s.ID, "err", err)
 	}
 }
@@ -170,7 +170,7 @@ func (e *Engine) Sweep(ctx context.Context) {
 		if st != nil && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter {
 			e.markOffline(s.DeviceID)
 			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", DeviceID: s.DeviceID, Reason: fablab.EndDeviceOffline}
-			if _, err := e.endSession(ctx, s.ID, *st.LastSeen, fablab.EndDeviceOffline, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+			if _, err := e.endSession(ctx, s.ID, *st.LastSeen, fablab.EndDeviceOffline, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 				e.cfg.Log.Error("sweep: close session of offline device", "session", s.ID, "err", err)
 			}
 			continue
@@ -181,7 +181,7 @@ func (e *Engine) Sweep(ctx context.Context) {
 				continue
 			}
 			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd}
-			if _, err := e.endSession(ctx, s.ID, s.Until, fablab.EndBookingEnd, 0, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+			if _, err := e.endSession(ctx, s.ID, s.Until, fablab.EndBookingEnd, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 				e.cfg.Log.Error("sweep: end session", "session", s.ID, "err", err)
 			}
 		case s.Until.Sub(now) <= e.cfg.WarnBefore:

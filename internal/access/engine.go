@@ -56,6 +56,10 @@ type Engine struct {
 	warned  map[fablab.ID]bool // sessions warned of their end
 	graced  map[fablab.ID]bool // sessions given the machine's grace
 
+	allowDirty   bool      // the allow-lists must be published again
+	allowChanged time.Time // last change
+	allowVer     int64     // version of the last lists published
+
 	// Counters for /metrics.
 	Dropped atomic.Int64 // malformed or unroutable messages
 	Replays atomic.Int64 // taps seen twice (QoS 1 duplicates, replays)
@@ -178,21 +182,19 @@ func (e *Engine) HandleTap(ctx context.Context, dev string, payload []byte) {
 	}
 	now := e.cfg.Now()
 	e.seen(dev, now)
-	fresh, err := e.cfg.Store.RecordTap(ctx, dev, tap.MsgID, now)
-	if err != nil {
-		e.cfg.Log.Error("record tap", "device", dev, "err", err)
-		return
-	}
-	if !fresh {
-		e.Replays.Add(1)
+	ref := &bolt.TapRef{Device: dev, MsgID: tap.MsgID, At: now}
+	if seen, err := e.cfg.Store.TapSeen(ctx, *ref); err != nil || seen {
+		if seen {
+			e.Replays.Add(1)
+		}
 		return
 	}
 	hash := auth.BadgeHash(e.cfg.Store.BadgeSecret(), tap.UID)
 	if tap.Offline {
-		e.replayed(ctx, dev, hash, tap)
+		e.replayed(ctx, ref, hash, tap)
 		return
 	}
-	e.decide(ctx, dev, hash, tap.MsgID, now)
+	e.decide(ctx, dev, hash, ref, now)
 }
 
 // Tap decides a tap of badge uid on device dev as if the reader had sent it
@@ -205,12 +207,14 @@ func (e *Engine) Tap(ctx context.Context, dev, uid string) (Decision, error) {
 	if _, err := e.cfg.Store.Device(ctx, dev); err != nil {
 		return Decision{}, err
 	}
-	return e.decide(ctx, dev, auth.BadgeHash(e.cfg.Store.BadgeSecret(), uid), newCmdID(), e.cfg.Now())
+	now := e.cfg.Now()
+	return e.decide(ctx, dev, auth.BadgeHash(e.cfg.Store.BadgeSecret(), uid), &bolt.TapRef{Device: dev, MsgID: "api-" + newCmdID(), At: now}, now)
 }
 
 // replayed records a tap the device decided alone while the server was out
 // of reach: it is history, never decided again.
-func (e *Engine) replayed(ctx context.Context, dev, hash string, tap wire.Tap) {
+func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, tap wire.Tap) {
+	dev := ref.Device
 	ev := fablab.AuditEvent{At: time.Unix(tap.TS, 0), Kind: fablab.AuditTap, Action: "replayed", DeviceID: dev,
 		Detail: map[string]any{"msg_id": tap.MsgID, "badge": hash[:16]}}
 	if f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, e.cfg.Now(), 0); err == nil {
@@ -219,16 +223,22 @@ func (e *Engine) replayed(ctx context.Context, dev, hash string, tap wire.Tap) {
 			ev.MemberID = f.Member.ID
 		}
 	}
-	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
-		e.cfg.Log.Error("audit replayed tap", "device", dev, "err", err)
+	if err := e.cfg.Store.RecordTap(ctx, *ref, ev); err != nil {
+		if fablab.ErrorCode(err) == fablab.EDUPLICATE {
+			e.Replays.Add(1)
+		} else {
+			e.cfg.Log.Error("record replayed tap", "device", dev, "err", err)
+		}
+		return
 	}
 	e.emit("tap", ev)
 }
 
-func (e *Engine) decide(ctx context.Context, dev, hash, msgID string, now time.Time) (Decision, error) {
+func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef, now time.Time) (Decision, error) {
+	msgID := ref.MsgID
 	f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, now, 24*time.Hour)
 	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
-		e.deny(ctx, dev, "fr", ReasonNoMachine, "", fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: ReasonNoMachine})
+		e.deny(ctx, dev, "fr", ReasonNoMachine, "", ref, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: ReasonNoMachine})
 		return Decision{Outcome: Deny, Reason: ReasonNoMachine}, nil
 	}
 	if err != nil {
@@ -250,13 +260,13 @@ func (e *Engine) decide(ctx context.Context, dev, hash, msgID string, now time.T
 				e.cfg.Log.Error("remember unknown tap", "err", err)
 			}
 		}
-		e.deny(ctx, dev, lang, d.Reason, d.Detail, ev)
+		e.deny(ctx, dev, lang, d.Reason, d.Detail, ref, ev)
 	case Grant:
 		ev.Action = "granted"
 		if d.Override {
 			ev.Detail["override"] = "machine in maintenance"
 		}
-		if err := e.grant(ctx, dev, &f, d, msgID, ev); err != nil {
+		if err := e.grant(ctx, dev, &f, d, ref, ev); err != nil {
 			return d, err
 		}
 	case TapOut, ForceClose:
@@ -265,18 +275,34 @@ func (e *Engine) decide(ctx context.Context, dev, hash, msgID string, now time.T
 			reason, action = fablab.EndStaff, "force_close"
 		}
 		ev.Action = action
-		if _, err := e.endSession(ctx, f.Open.ID, now, reason, f.Member.ID, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
-			return d, err
+		if _, err := e.endSession(ctx, f.Open.ID, now, reason, f.Member.ID, ref, ev); err != nil {
+			switch fablab.ErrorCode(err) {
+			case fablab.ECONFLICT, fablab.EDUPLICATE:
+			default:
+				return d, err
+			}
 		}
 	}
 	return d, nil
 }
 
-func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ev fablab.AuditEvent) {
-	e.Denied.Add(1)
-	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+// deny records a refused tap (once: a duplicate is dropped) and answers the
+// reader.
+func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
+	var err error
+	if ref != nil {
+		err = e.cfg.Store.RecordTap(ctx, *ref, ev)
+	} else {
+		err = e.cfg.Store.Audit(ctx, ev)
+	}
+	if fablab.ErrorCode(err) == fablab.EDUPLICATE {
+		e.Replays.Add(1)
+		return
+	}
+	if err != nil {
 		e.cfg.Log.Error("audit tap", "err", err)
 	}
+	e.Denied.Add(1)
 	e.emit("tap", ev)
 	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail)}); err != nil {
 		e.cfg.Log.Error("send deny", "device", dev, "err", err)
@@ -284,17 +310,21 @@ func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ev 
 }
 
 // grant opens the session durably, then tells the relay to switch on.
-func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d Decision, msgID string, ev fablab.AuditEvent) error {
+func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d Decision, ref *bolt.TapRef, ev fablab.AuditEvent) error {
 	now := e.cfg.Now()
 	cmdID := newCmdID()
 	sess := fablab.Session{
 		MachineID: f.Machine.ID, MemberID: f.Member.ID, BookingID: d.BookingID, DeviceID: dev,
-		Started: now, Until: d.Until, TapMsgID: msgID, CmdID: cmdID, Billable: true,
+		Started: now, Until: d.Until, TapMsgID: ref.MsgID, CmdID: cmdID, Billable: true,
 	}
-	sess, err := e.cfg.Store.OpenSession(ctx, sess, []fablab.AuditEvent{ev})
-	if fablab.ErrorCode(err) == fablab.ECONFLICT { // another tap opened one first
+	sess, err := e.cfg.Store.OpenSession(ctx, sess, ref, []fablab.AuditEvent{ev})
+	switch fablab.ErrorCode(err) {
+	case fablab.EDUPLICATE:
+		e.Replays.Add(1)
+		return nil
+	case fablab.ECONFLICT: // another tap opened one first
 		ev.Action, ev.Reason = "denied", ReasonInUse
-		e.deny(ctx, dev, f.Member.Language, ReasonInUse, "", ev)
+		e.deny(ctx, dev, f.Member.Language, ReasonInUse, "", ref, ev)
 		return nil
 	}
 	if err != nil {
@@ -312,12 +342,12 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 // EndSession closes an open session (staff from the API, or the system) and
 // locks its machine. Errors: ENOTFOUND, ECONFLICT (already ended).
 func (e *Engine) EndSession(ctx context.Context, id fablab.ID, reason string, by fablab.ID) (fablab.Session, error) {
-	return e.endSession(ctx, id, e.cfg.Now(), reason, by, fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", ActorID: by, Reason: reason})
+	return e.endSession(ctx, id, e.cfg.Now(), reason, by, nil, fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", ActorID: by, Reason: reason})
 }
 
-func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, ev fablab.AuditEvent) (fablab.Session, error) {
+func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, tap *bolt.TapRef, ev fablab.AuditEvent) (fablab.Session, error) {
 	ev.Reason = reason
-	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, nil, []fablab.AuditEvent{ev})
+	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, tap, []fablab.AuditEvent{ev})
 	if err != nil {
 		return sess, err
 	}
@@ -395,7 +425,7 @@ func (e *Engine) unconfirmed(ctx context.Context, id fablab.ID, why string) {
 	e.GaveUp.Add(1)
 	e.cfg.Log.Error("relay did not confirm the unlock: session closed, not billed; check the device", "session", id, "why", why)
 	now := e.cfg.Now()
-	_, err := e.endSession(ctx, id, now, fablab.EndRelayUnconfirmed, 0,
+	_, err := e.endSession(ctx, id, now, fablab.EndRelayUnconfirmed, 0, nil,
 		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndRelayUnconfirmed, Detail: map[string]any{"why": why}})
 	if err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("close unconfirmed session", "session", id, "err", err)

@@ -21,9 +21,16 @@ func getSession(tx *bbolt.Tx, id fablab.ID) (fablab.Session, error) {
 // that go with it, in one transaction shared with concurrent writers (group
 // commit). Errors: ECONFLICT when the machine already has an open session
 // (two taps raced: the first one won).
-func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, events []fablab.AuditEvent) (fablab.Session, error) {
+//
+// tap, when not nil, is the tap the session answers: it is marked handled in
+// the same transaction, and a tap already handled is refused with
+// EDUPLICATE (a QoS 1 duplicate raced its original).
+func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
 	sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		if err := checkTap(tx, tap); err != nil {
+			return err
+		}
 		open := tx.Bucket(bSessionsOpen)
 		if cur := open.Get(itob(sess.MachineID)); cur != nil {
 			return fablab.Errorf(fablab.ECONFLICT, "machine %s is in use (session %s)", sess.MachineID, btoi(cur))
@@ -53,29 +60,30 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, events []f
 		for i := range events {
 			events[i].SessionID = sess.ID
 		}
+		if err := markTap(tx, tap); err != nil {
+			return err
+		}
 		return appendAudit(tx, events)
 	})
 	return sess, err
 }
 
 // CloseSession ends an open session once: at instant at, for reason, by
-// actor (0 for the system). check (may be nil) sees the open session first
-// and may refuse. Errors: ENOTFOUND, ECONFLICT (already ended), whatever
-// check returns.
-func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, check func(fablab.Session) error, events []fablab.AuditEvent) (fablab.Session, error) {
+// actor (0 for the system); tap, when not nil, is the tap that ended it
+// (see OpenSession). Errors: ENOTFOUND, ECONFLICT (already ended),
+// EDUPLICATE.
+func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
 	var out fablab.Session
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		if err := checkTap(tx, tap); err != nil {
+			return err
+		}
 		sess, err := getSession(tx, id)
 		if err != nil {
 			return err
 		}
 		if !sess.Open() {
 			return fablab.Errorf(fablab.ECONFLICT, "session %s has already ended (%s)", id, sess.EndReason)
-		}
-		if check != nil {
-			if err := check(sess); err != nil {
-				return err
-			}
 		}
 		at = at.UTC()
 		if at.Before(sess.Started) {
@@ -95,6 +103,9 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 			events[i].SessionID = id
 		}
 		out = sess
+		if err := markTap(tx, tap); err != nil {
+			return err
+		}
 		return appendAudit(tx, events)
 	})
 	return out, err
@@ -210,20 +221,52 @@ func (s *Store) SessionsStarted(ctx context.Context, from, to time.Time, limit i
 	return out, err
 }
 
-// RecordTap notes that a device's tap msg_id has been handled and reports
-// whether it was new: a tap (live or replayed from the device's offline
-// queue) is acted on once.
-func (s *Store) RecordTap(ctx context.Context, dev, msgID string, at time.Time) (bool, error) {
-	var fresh bool
-	err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		k := cat([]byte(dev), []byte{0}, []byte(msgID))
-		b := tx.Bucket(bTapsSeen)
-		if fresh = b.Get(k) == nil; fresh {
-			return b.Put(k, tkey(at))
-		}
+// TapRef names a tap: the device that read it and its msg_id.
+type TapRef struct {
+	Device, MsgID string
+	At            time.Time
+}
+
+func tapKey(t *TapRef) []byte { return cat([]byte(t.Device), []byte{0}, []byte(t.MsgID)) }
+
+// checkTap refuses a tap already handled; it writes nothing.
+func checkTap(tx *bbolt.Tx, t *TapRef) error {
+	if t != nil && tx.Bucket(bTapsSeen).Get(tapKey(t)) != nil {
+		return fablab.Errorf(fablab.EDUPLICATE, "tap %s of device %s was already handled", t.MsgID, t.Device)
+	}
+	return nil
+}
+
+func markTap(tx *bbolt.Tx, t *TapRef) error {
+	if t == nil {
+		return nil
+	}
+	return tx.Bucket(bTapsSeen).Put(tapKey(t), tkey(t.At))
+}
+
+// TapSeen reports whether a tap was already handled (a cheap read before
+// deciding; the write that records the outcome checks again).
+func (s *Store) TapSeen(ctx context.Context, t TapRef) (bool, error) {
+	var seen bool
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		seen = tx.Bucket(bTapsSeen).Get(tapKey(&t)) != nil
 		return nil
 	})
-	return fresh, err
+	return seen, err
+}
+
+// RecordTap marks a tap handled together with its audit events, in one
+// shared commit. Errors: EDUPLICATE.
+func (s *Store) RecordTap(ctx context.Context, t TapRef, events ...fablab.AuditEvent) error {
+	return s.batch(ctx, func(tx *bbolt.Tx) error {
+		if err := checkTap(tx, &t); err != nil {
+			return err
+		}
+		if err := markTap(tx, &t); err != nil {
+			return err
+		}
+		return appendAudit(tx, events)
+	})
 }
 
 // unknownTapTTL is how long an unknown badge's tap is remembered.

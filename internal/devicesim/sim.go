@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fabgate/fabgate/internal/mqtt"
@@ -35,7 +36,7 @@ type Config struct {
 type Device struct {
 	cfg    Config
 	topics wire.Topics
-	client *mqtt.Client
+	client atomic.Pointer[mqtt.Client] // set by the first OnConnect, which can run before Connect returns
 
 	mu       sync.Mutex
 	bootID   string
@@ -71,17 +72,21 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 	}
 	d := &Device{cfg: cfg, topics: topics, relay: wire.RelayOff, bootID: newID(), noAck: cfg.NoAck, notify: make(chan wire.Command, 64)}
 	will, _ := wire.Encode(&wire.Status{Online: false})
-	d.client, err = mqtt.Connect(ctx, mqtt.ClientConfig{
+	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{
 		Broker: cfg.Broker, ClientID: cfg.ID + "-" + newID()[:6], Username: cfg.ID, Password: cfg.Secret,
-		Will:      &mqtt.Message{Topic: topics.Device(cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
-		OnConnect: func(*mqtt.Client) { go d.announce(context.Background()) },
-		Log:       cfg.Log,
+		Will: &mqtt.Message{Topic: topics.Device(cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
+		OnConnect: func(c *mqtt.Client) {
+			d.client.Store(c)
+			go d.announce(context.Background())
+		},
+		Log: cfg.Log,
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := d.client.Subscribe(topics.Device(cfg.ID, wire.KindCmd), 1, d.onCommand); err != nil {
-		d.client.Close(nil)
+	d.client.Store(c)
+	if err := c.Subscribe(topics.Device(cfg.ID, wire.KindCmd), 1, d.onCommand); err != nil {
+		c.Close(nil)
 		return nil, err
 	}
 	return d, nil
@@ -109,7 +114,7 @@ func (d *Device) publish(ctx context.Context, k wire.Kind, v any, retained bool)
 	if err != nil {
 		return err
 	}
-	return d.client.Publish(ctx, mqtt.Message{Topic: d.topics.Device(d.cfg.ID, k), Payload: b, QoS: 1, Retained: retained})
+	return d.client.Load().Publish(ctx, mqtt.Message{Topic: d.topics.Device(d.cfg.ID, k), Payload: b, QoS: 1, Retained: retained})
 }
 
 func (d *Device) publishState(ctx context.Context) {
@@ -148,7 +153,7 @@ func (d *Device) onCommand(_ string, payload []byte) {
 		if cmd.CmdID == d.lastCmd && d.lastAck != nil {
 			ack := d.lastAck
 			d.mu.Unlock()
-			d.client.Publish(ctx, mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindAck), Payload: ack, QoS: 1})
+			d.client.Load().Publish(ctx, mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindAck), Payload: ack, QoS: 1})
 			return
 		}
 		ack := wire.Ack{CmdID: cmd.CmdID, Seq: cmd.Seq, Result: wire.ResultStale, Relay: d.relay}
@@ -240,5 +245,5 @@ func (d *Device) Next(ctx context.Context) (wire.Command, error) {
 // unclean drop, so a clean close publishes offline status first.
 func (d *Device) Close() {
 	off, _ := wire.Encode(&wire.Status{Online: false})
-	d.client.Close(&mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindStatus), Payload: off, QoS: 1, Retained: true})
+	d.client.Load().Close(&mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindStatus), Payload: off, QoS: 1, Retained: true})
 }

@@ -19,6 +19,7 @@ const (
 	EFORBIDDEN    = "forbidden"         // authenticated but not allowed
 	ETOOMANY      = "too_many_attempts" // throttled
 	EINTERNAL     = "internal"          // a bug or an I/O failure; details are logged, never shown
+	EDUPLICATE    = "duplicate"         // the same message was handled before (taps); never an HTTP answer
 )
 
 // Booking rule and state codes: stable identifiers clients can rely on.

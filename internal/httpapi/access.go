@@ -21,6 +21,16 @@ type AccessEngine interface {
 	Tap(ctx context.Context, dev, uid string) (access.Decision, error)
 	EndSession(ctx context.Context, id fablab.ID, reason string, by fablab.ID) (fablab.Session, error)
 	DeviceStates() map[string]fablab.DeviceState
+	AllowlistsChanged()
+}
+
+// accessChanged tells the access engine that who may use which machine may
+// have changed (members, badges, qualifications, machines, devices), so the
+// devices' offline allow-lists are published again.
+func (s *Server) accessChanged() {
+	if s.access != nil {
+		s.access.AllowlistsChanged()
+	}
 }
 
 // deviceView is a device as the API shows it: the registry entry and what
@@ -92,6 +102,7 @@ func (s *Server) createDevice(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("device registered", "device", d.ID, "machine", d.MachineID, "by", member(c).ID)
 	c.JSON(http.StatusCreated, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret})
 }
@@ -129,6 +140,7 @@ func (s *Server) patchDevice(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("device updated", "device", d.ID, "machine", d.MachineID, "by", member(c).ID)
 	c.JSON(http.StatusOK, s.view(d))
 }

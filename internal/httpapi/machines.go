@@ -83,6 +83,7 @@ func (s *Server) createMachine(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("machine created", "machine", m.ID, "by", member(c).ID)
 	c.JSON(http.StatusCreated, m)
 }
@@ -120,6 +121,7 @@ func (s *Server) patchMachine(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("machine updated", "machine", id, "by", member(c).ID)
 	c.JSON(http.StatusOK, m)
 }

@@ -187,6 +187,7 @@ func (s *Server) patchMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("member updated", "member", id, "by", member(c).ID)
 	c.JSON(http.StatusOK, m)
 }
@@ -221,6 +222,7 @@ func (s *Server) addBadge(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("badge enrolled", "member", id, "by", member(c).ID)
 	c.JSON(http.StatusCreated, b)
 }
@@ -279,6 +281,7 @@ func (s *Server) grantQualification(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("qualification granted", "member", id, "training", t.ID, "by", member(c).ID)
 	c.JSON(http.StatusCreated, q)
 }
@@ -307,6 +310,7 @@ func (s *Server) removeBadge(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.accessChanged()
 	s.log.Info("badge removed", "member", id, "by", member(c).ID)
 	c.Status(http.StatusNoContent)
 }

@@ -162,6 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		}
 	}
 
+	st.Engine.PublishAllowlists(ctx)
 	if cfg.Manual {
 		log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 		return st, nil
@@ -178,6 +179,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 				return
 			case <-t.C:
 				st.Engine.RetryDue(context.Background())
+				st.Engine.FlushAllowlists(context.Background())
 			}
 		}
 	}()
