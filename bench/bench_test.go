@@ -27,7 +27,7 @@ import (
 	"github.com/fabgate/fabgate/internal/httpapi"
 )
 
-type lab struct {
+type bookingLab struct {
 	store   *bolt.Store
 	handler http.Handler
 	token   string
@@ -38,7 +38,7 @@ type lab struct {
 
 // newLab builds a server over a real data file with one machine open around
 // the clock and n members, and a staff token that books for any of them.
-func newLab(b *testing.B, members int) *lab {
+func newLab(b *testing.B, members int) *bookingLab {
 	b.Helper()
 	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
@@ -61,7 +61,7 @@ func newLab(b *testing.B, members int) *lab {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := &lab{store: s, machine: m.ID, now: now}
+	l := &bookingLab{store: s, machine: m.ID, now: now}
 	staff, err := s.CreateMember(ctx, fablab.Member{Email: "staff@bench.test", Name: "Staff", Role: fablab.RoleStaff, Group: "staff"})
 	if err != nil {
 		b.Fatal(err)

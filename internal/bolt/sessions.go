@@ -112,10 +112,11 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 }
 
 // UpdateSession changes fields of an open session that are not its
-// lifecycle (confirmation, until). Errors: ENOTFOUND, ECONFLICT (ended).
+// lifecycle (confirmation, until), in a commit shared with concurrent
+// writers; fn may run more than once. Errors: ENOTFOUND, ECONFLICT (ended).
 func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab.Session)) (fablab.Session, error) {
 	var out fablab.Session
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		sess, err := getSession(tx, id)
 		if err != nil {
 			return err

@@ -56,10 +56,11 @@ type Lab struct {
 	Topics wire.Topics
 	URL    string // the broker the server is connected to
 
-	cron *cron.Cron
-	stop chan struct{}
-	done sync.WaitGroup
-	log  *slog.Logger
+	queues deviceQueues
+	cron   *cron.Cron
+	stop   chan struct{}
+	done   sync.WaitGroup
+	log    *slog.Logger
 }
 
 // clientPublisher publishes through the server's client once it is set.
@@ -102,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt_prefix: %w", err)
 	}
-	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log}
+	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log, queues: deviceQueues{queues: map[string]chan func(){}}}
 	url, user, password := cfg.URL, cfg.Username, cfg.Password
 	if url == "" {
 		user, password = "fabgate-server", auth.NewToken() // the embedded broker's server user, new at each start
@@ -155,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 				st.Engine.Dropped.Add(1)
 				return
 			}
-			h(context.Background(), dev, payload)
+			st.queues.do(dev, func() { h(context.Background(), dev, payload) })
 		}); err != nil {
 			st.Close()
 			return nil, fmt.Errorf("mqtt: subscribe: %w", err)
@@ -207,6 +208,7 @@ func (st *Lab) Close() {
 	}
 	close(st.stop)
 	st.done.Wait()
+	st.queues.close()
 	if st.Client != nil {
 		offline, _ := wire.Encode(&wire.ServerStatus{Online: false})
 		st.Client.Close(&mqtt.Message{Topic: st.Topics.ServerStatus(), Payload: offline, QoS: 1, Retained: true})
@@ -216,4 +218,53 @@ func (st *Lab) Close() {
 			st.log.Error("close broker", "err", err)
 		}
 	}
+}
+
+// deviceQueues runs each device's messages in order, on a goroutine of the
+// device's own: devices are served in parallel (so that concurrent taps share
+// commits), while one device's tap and tap-out keep their order.
+type deviceQueues struct {
+	rw     sync.RWMutex // held for reading while a message is queued, for writing by close
+	mu     sync.Mutex   // guards queues
+	queues map[string]chan func()
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// deviceQueueLen bounds the messages waiting for one device.
+const deviceQueueLen = 256
+
+func (q *deviceQueues) do(dev string, fn func()) {
+	q.rw.RLock()
+	defer q.rw.RUnlock()
+	if q.closed {
+		return
+	}
+	q.mu.Lock()
+	ch := q.queues[dev]
+	if ch == nil {
+		ch = make(chan func(), deviceQueueLen)
+		q.queues[dev] = ch
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for f := range ch {
+				f()
+			}
+		}()
+	}
+	q.mu.Unlock()
+	ch <- fn // a device flooding its queue waits here (its MQTT worker does)
+}
+
+func (q *deviceQueues) close() {
+	q.rw.Lock()
+	if !q.closed {
+		q.closed = true
+		for _, ch := range q.queues {
+			close(ch)
+		}
+	}
+	q.rw.Unlock()
+	q.wg.Wait()
 }
