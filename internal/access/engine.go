@@ -404,19 +404,23 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
 		ev.SessionID = id
 	}
+	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && ack.Result == wire.ResultOK {
+		// The confirmation and its audit line share one commit.
+		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true }, ev)
+		switch {
+		case err == nil:
+			e.emit("session", sess)
+			return
+		case fablab.ErrorCode(err) != fablab.ECONFLICT && fablab.ErrorCode(err) != fablab.ENOTFOUND:
+			e.cfg.Log.Error("confirm session", "session", ev.SessionID, "err", err)
+			return
+		}
+		// The session ended meanwhile: keep the ack in the audit all the same.
+	}
 	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
 		e.cfg.Log.Error("audit ack", "err", err)
 	}
-	if p.cmd.Op != wire.OpUnlock || ev.SessionID == 0 {
-		return
-	}
-	switch ack.Result {
-	case wire.ResultOK:
-		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true })
-		if err == nil {
-			e.emit("session", sess)
-		}
-	case wire.ResultError:
+	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && ack.Result == wire.ResultError {
 		e.unconfirmed(ctx, ev.SessionID, "relay reported an error: "+ack.Reason)
 	}
 }

@@ -114,7 +114,9 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 // UpdateSession changes fields of an open session that are not its
 // lifecycle (confirmation, until), in a commit shared with concurrent
 // writers; fn may run more than once. Errors: ENOTFOUND, ECONFLICT (ended).
-func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab.Session)) (fablab.Session, error) {
+//
+// events are appended to the audit log in the same commit.
+func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab.Session), events ...fablab.AuditEvent) (fablab.Session, error) {
 	var out fablab.Session
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		sess, err := getSession(tx, id)
@@ -128,7 +130,10 @@ func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab
 		sess.ID, sess.Ended = id, nil
 		sess.Until = sess.Until.UTC()
 		out = sess
-		return putJSON(tx.Bucket(bSessions), itob(id), sess)
+		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
+			return err
+		}
+		return appendAudit(tx, events)
 	})
 	return out, err
 }
