@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -179,8 +180,12 @@ type tapResult struct {
 // simulateTap decides a tap as if the device's reader had read uid (the
 // demo's "tap a badge" button). Only when the server allows it (--demo).
 func (s *Server) simulateTap(c *gin.Context) {
-	if !s.simulateTaps || s.access == nil {
+	if !s.simulateTaps {
 		s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "simulated taps are only allowed in the demo lab (fabgate serve --demo)"))
+		return
+	}
+	if s.access == nil {
+		s.fail(c, fablab.Errorf(fablab.EINTERNAL, "access control is not running"))
 		return
 	}
 	var req tapRequest
@@ -254,6 +259,9 @@ func (s *Server) listSessions(c *gin.Context) {
 	switch {
 	case machineID != 0:
 		ss, err = s.store.SessionsOfMachine(ctx, machineID, from, to)
+		if memberID != 0 { // both filters apply
+			ss = slices.DeleteFunc(ss, func(x fablab.Session) bool { return x.MemberID != memberID })
+		}
 	case memberID != 0:
 		ss, err = s.store.SessionsOfMember(ctx, memberID, from, to)
 	default:

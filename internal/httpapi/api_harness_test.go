@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -20,6 +21,8 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
 // The tests of this package run the real thing: a bbolt file in t.TempDir(),
@@ -416,4 +419,125 @@ func (h *apiHarness) unchanged(t testing.TB, before apiState) {
 func (s apiState) String() string {
 	return fmt.Sprintf("{members %d, bookings %d, machines %d, trainings %d, organisations %d, file %x}",
 		s.members, s.bookings, s.machines, s.trainings, s.organisations, s.digest[:4])
+}
+
+// newAPIAccessHarness is newAPIHarness with the access side running, as
+// fabgate serve runs it: the embedded MQTT broker on a random port, the
+// server's MQTT client, the access engine on the harness clock (its
+// schedule left to the test: nothing retries or sweeps behind its back),
+// live events, device secrets hashed for Mosquitto, and simulated taps when
+// simulate is set. Tests without devices use newAPIHarness and start no
+// broker.
+func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
+	t.Helper()
+	h := newAPIHarness(t)
+	l, err := lab.Start(context.Background(), lab.Config{Store: h.store, Listen: "127.0.0.1:0", Now: h.clock.Now, Manual: true})
+	if err != nil {
+		t.Fatalf("start the access side: %v", err)
+	}
+	t.Cleanup(l.Close)
+	// The same store (and so the same logins) behind a server that has the
+	// access side; the first server is closed.
+	h.srv.Close()
+	h.server, err = New(Config{
+		Store:            h.store,
+		Now:              h.clock.Now,
+		Registry:         prometheus.NewRegistry(),
+		Version:          "test",
+		Password:         apiCheapPassword,
+		Access:           l.Engine,
+		Hub:              l.Hub,
+		HashDeviceSecret: mqtt.MosquittoPasswordHash,
+		SimulateTaps:     simulate,
+	})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	h.srv = httptest.NewServer(h.server.Handler())
+	h.client = h.srv.Client()
+	t.Cleanup(h.srv.Close) // before the lab closes: cleanups run last first
+	return h
+}
+
+// seedDevice stores a device with a throwaway secret, bound to machine
+// unless it is 0.
+func (h *apiHarness) seedDevice(t testing.TB, id string, machine fablab.ID) fablab.Device {
+	t.Helper()
+	hash, err := mqtt.MosquittoPasswordHash(auth.NewToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.store.CreateDevice(context.Background(), fablab.Device{ID: id, Kind: fablab.DeviceBridge, MachineID: machine, SecretHash: hash})
+	if err != nil {
+		t.Fatalf("seed device %s: %v", id, err)
+	}
+	return d
+}
+
+// sendCut sends rq like send, but an event stream (text/event-stream) is
+// read only up to the end of its first event block and then hung up on, so
+// that a request to GET /events returns. Other responses are read whole.
+func (h *apiHarness) sendCut(t testing.TB, rq apiReq) apiResp {
+	t.Helper()
+	return apiSendWith(t, &http.Client{Transport: apiFirstEventBlock{h.client.Transport}}, h.srv.URL, rq)
+}
+
+// apiFirstEventBlock is a RoundTripper that cuts event streams after their
+// first block (a comment or an event, up to its blank line), within 10 s.
+type apiFirstEventBlock struct{ rt http.RoundTripper }
+
+// RoundTrip sends req and, for an event stream, reads its first block.
+func (f apiFirstEventBlock) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+	defer cancel()
+	res, err := f.rt.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		// Read it now: the body must outlive this call's deadline.
+		data, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		res.Body = io.NopCloser(bytes.NewReader(data))
+		return res, err
+	}
+	defer res.Body.Close()
+	var block bytes.Buffer
+	r := bufio.NewReader(res.Body)
+	for {
+		line, err := r.ReadString('\n')
+		block.WriteString(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: the event stream ended before its first block: %w", req.Method, req.URL.Path, err)
+		}
+		if line == "\n" {
+			break
+		}
+	}
+	res.Body = io.NopCloser(&block)
+	return res, nil
+}
+
+// openSession opens a session for a on a new machine of its own through the
+// API, as the demo lab does: a device bound to the machine, a new badge
+// enrolled to a, and a simulated tap of it (the harness must allow them).
+func (h *apiHarness) openSession(t testing.TB, a *apiAccount) fablab.Session {
+	t.Helper()
+	n := h.uniq()
+	m := apiSeedMachine(t, h.store, fablab.Machine{Name: fmt.Sprintf("Lathe %d", n), Kind: "lathe"})
+	d := h.seedDevice(t, fmt.Sprintf("lathe-%d", n), m.ID)
+	uid := fmt.Sprintf("04:5E:%06X", n)
+	h.do(t, "POST", "/api/v1/members/"+a.ID.String()+"/badges", h.staff.Token, map[string]any{"uid": uid}).want(t, http.StatusCreated, "")
+	r := h.do(t, "POST", "/api/v1/devices/"+d.ID+"/tap", h.staff.Token, map[string]any{"uid": uid})
+	r.want(t, http.StatusOK, "")
+	var tr tapResult
+	r.decode(t, &tr)
+	if tr.Decision != "grant" {
+		t.Fatalf("tap on %s: %+v, want grant", d.ID, tr)
+	}
+	sess, err := h.store.OpenSessionOn(context.Background(), m.ID)
+	if err != nil {
+		t.Fatalf("the granted tap opened no session: %v", err)
+	}
+	return sess
 }

@@ -143,13 +143,45 @@ var apiRouteTable = map[string]apiRouteCase{
 	"POST /api/v1/backup": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/backup"}
 	}},
+
+	"GET /api/v1/devices": {fablab.RoleAdmin, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/devices" })},
+	"POST /api/v1/devices": {fablab.RoleAdmin, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/devices", body: map[string]any{"id": fmt.Sprintf("reader-%d", h.uniq()), "kind": "bridge"}}
+	}},
+	"GET /api/v1/devices/:id": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "GET", path: "/api/v1/devices/" + d.ID}
+	}},
+	"PATCH /api/v1/devices/:id": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "PATCH", path: "/api/v1/devices/" + d.ID, body: map[string]any{"kind": "tasmota"}}
+	}},
+	"POST /api/v1/devices/:id/secret": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "POST", path: "/api/v1/devices/" + d.ID + "/secret"}
+	}},
+	// A device bound to no machine: the tap is decided (deny no_machine) and
+	// changes nothing.
+	"POST /api/v1/devices/:id/tap": {fablab.RoleStaff, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "POST", path: "/api/v1/devices/" + d.ID + "/tap", body: map[string]any{"uid": "04:A2:B3:C4"}}
+	}},
+	"GET /api/v1/sessions": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/sessions" })},
+	"POST /api/v1/sessions/:id/end": {fablab.RoleStaff, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		sess := h.openSession(t, h.alice)
+		return apiReq{method: "POST", path: "/api/v1/sessions/" + sess.ID.String() + "/end"}
+	}},
+	"GET /api/v1/taps/unknown": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/taps/unknown" })},
+	"GET /api/v1/audit":        {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/audit" })},
+	"GET /api/v1/events":       {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
 }
 
 // TestAPIRouteRoleTable calls every route under /api/v1 as anonymous, maker,
 // staff and admin: 401 without credentials, 403 forbidden below the route's
-// role, success otherwise.
+// role, success otherwise. The server runs the access side with simulated
+// taps, and the event stream is read up to its first block.
 func TestAPIRouteRoleTable(t *testing.T) {
-	h := newAPIHarness(t)
+	h := newAPIAccessHarness(t, true)
 	callers := []struct {
 		name string
 		as   *apiAccount
@@ -174,7 +206,7 @@ func TestAPIRouteRoleTable(t *testing.T) {
 					if rq.token == "" && c.as != nil {
 						rq.token = c.as.Token
 					}
-					res := h.send(t, rq)
+					res := h.sendCut(t, rq)
 					switch {
 					case tc.min == "":
 						res.want(t, tc.want, "")
@@ -198,7 +230,7 @@ func TestAPIRouteRoleTable(t *testing.T) {
 }
 
 // apiWantSuccessBody checks the body of a successful response: JSON except
-// for the backup (a bbolt file) and 204s.
+// for the backup (a bbolt file), the event stream and 204s.
 func apiWantSuccessBody(t *testing.T, key string, res apiResp) {
 	t.Helper()
 	ct := res.header.Get("Content-Type")
@@ -210,6 +242,10 @@ func apiWantSuccessBody(t *testing.T, key string, res apiResp) {
 	case key == "POST /api/v1/backup":
 		if ct != "application/octet-stream" || len(res.body) == 0 {
 			t.Errorf("%s: Content-Type %q, %d bytes", key, ct, len(res.body))
+		}
+	case key == "GET /api/v1/events":
+		if ct != "text/event-stream" || !strings.HasPrefix(string(res.body), ":") {
+			t.Errorf("%s: Content-Type %q, first block %q; want an event stream opening with a comment", key, ct, res.body)
 		}
 	case !strings.HasPrefix(ct, "application/json"):
 		t.Errorf("%s: Content-Type %q, want JSON", key, ct)

@@ -141,7 +141,7 @@ func (s *Server) authenticate(min fablab.Role) gin.HandlerFunc {
 			return
 		}
 		key := auth.TokenKey(token)
-		t, m, err := s.store.Session(c.Request.Context(), key)
+		t, m, err := s.store.Authenticate(c.Request.Context(), key)
 		if err != nil {
 			s.fail(c, err)
 			return
