@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -223,7 +224,8 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 			ev.MemberID = f.Member.ID
 		}
 	}
-	if err := e.cfg.Store.RecordTap(ctx, *ref, ev); err != nil {
+	evs := []fablab.AuditEvent{ev}
+	if err := e.cfg.Store.RecordTap(ctx, *ref, evs...); err != nil {
 		if fablab.ErrorCode(err) == fablab.EDUPLICATE {
 			e.Replays.Add(1)
 		} else {
@@ -231,7 +233,7 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 		}
 		return
 	}
-	e.emit("tap", ev)
+	e.emit("tap", evs[0])
 }
 
 func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef, now time.Time) (Decision, error) {
@@ -290,11 +292,13 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 // reader.
 func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
 	var err error
+	evs := []fablab.AuditEvent{ev} // the store gives it its id and UTC time in place
 	if ref != nil {
-		err = e.cfg.Store.RecordTap(ctx, *ref, ev)
+		err = e.cfg.Store.RecordTap(ctx, *ref, evs...)
 	} else {
-		err = e.cfg.Store.Audit(ctx, ev)
+		err = e.cfg.Store.Audit(ctx, evs...)
 	}
+	ev = evs[0]
 	if fablab.ErrorCode(err) == fablab.EDUPLICATE {
 		e.Replays.Add(1)
 		return
@@ -317,7 +321,8 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 		MachineID: f.Machine.ID, MemberID: f.Member.ID, BookingID: d.BookingID, DeviceID: dev,
 		Started: now, Until: d.Until, TapMsgID: ref.MsgID, CmdID: cmdID, Billable: true,
 	}
-	sess, err := e.cfg.Store.OpenSession(ctx, sess, ref, []fablab.AuditEvent{ev})
+	evs := []fablab.AuditEvent{ev}
+	sess, err := e.cfg.Store.OpenSession(ctx, sess, ref, evs)
 	switch fablab.ErrorCode(err) {
 	case fablab.EDUPLICATE:
 		e.Replays.Add(1)
@@ -333,8 +338,7 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 	}
 	e.Granted.Add(1)
 	e.emit("session", sess)
-	ev.SessionID = sess.ID
-	e.emit("tap", ev)
+	e.emit("tap", evs[0]) // as stored: with its id and the session's
 	_, err = e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()})
 	return err
 }
@@ -347,11 +351,14 @@ func (e *Engine) EndSession(ctx context.Context, id fablab.ID, reason string, by
 
 func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, tap *bolt.TapRef, ev fablab.AuditEvent) (fablab.Session, error) {
 	ev.Reason = reason
-	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, tap, []fablab.AuditEvent{ev})
+	evs := []fablab.AuditEvent{ev}
+	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, tap, evs)
 	if err != nil {
 		return sess, err
 	}
-	ev.SessionID, ev.MachineID, ev.MemberID, ev.DeviceID = sess.ID, sess.MachineID, sess.MemberID, sess.DeviceID
+	if ev.Kind == fablab.AuditTap {
+		e.emit("tap", evs[0])
+	}
 	e.mu.Lock()
 	delete(e.warned, id)
 	delete(e.graced, id)
@@ -387,10 +394,16 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	e.seen(dev, now)
 	e.mu.Lock()
 	p := e.pending[ack.CmdID]
-	if p != nil && p.dev == dev && p.cmd.Seq == ack.Seq {
+	if p != nil && (p.dev != dev || p.cmd.Seq != ack.Seq) {
+		// An ack of a command we wait for, but not as it was sent (a stale
+		// or forged seq): bad input, dropped whole — its relay is not news.
+		sent := p.cmd.Seq
+		e.mu.Unlock()
+		e.drop("ack", dev, fmt.Errorf("ack of command %s with seq %d, sent with seq %d", ack.CmdID, ack.Seq, sent))
+		return
+	}
+	if p != nil {
 		delete(e.pending, ack.CmdID)
-	} else {
-		p = nil
 	}
 	if st := e.devices[dev]; st != nil && ack.Relay != "" {
 		st.Relay = ack.Relay

@@ -10,11 +10,13 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
-// appendAudit writes events to the audit log inside tx. Keys are the event's
-// time then the bucket's sequence, so the log reads in time order.
+// appendAudit writes events to the audit log inside tx, giving each its id
+// and a UTC time in place. Keys are the event's time then the bucket's
+// sequence, so the log reads in time order.
 func appendAudit(tx *bbolt.Tx, events []fablab.AuditEvent) error {
 	b := tx.Bucket(bAudit)
-	for _, e := range events {
+	for i := range events {
+		e := &events[i]
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
@@ -26,6 +28,23 @@ func appendAudit(tx *bbolt.Tx, events []fablab.AuditEvent) error {
 		}
 	}
 	return nil
+}
+
+// aboutSession fills the session's ids into events that lack them.
+func aboutSession(events []fablab.AuditEvent, s fablab.Session) {
+	for i := range events {
+		e := &events[i]
+		e.SessionID = s.ID
+		if e.MachineID == 0 {
+			e.MachineID = s.MachineID
+		}
+		if e.MemberID == 0 {
+			e.MemberID = s.MemberID
+		}
+		if e.DeviceID == "" {
+			e.DeviceID = s.DeviceID
+		}
+	}
 }
 
 // Audit appends events to the audit log (shared commit with concurrent

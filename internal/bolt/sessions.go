@@ -57,9 +57,7 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRe
 		if err := open.Put(itob(sess.MachineID), id); err != nil {
 			return err
 		}
-		for i := range events {
-			events[i].SessionID = sess.ID
-		}
+		aboutSession(events, sess)
 		if err := markTap(tx, tap); err != nil {
 			return err
 		}
@@ -99,9 +97,7 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
 			return err
 		}
-		for i := range events {
-			events[i].SessionID = id
-		}
+		aboutSession(events, sess)
 		out = sess
 		if err := markTap(tx, tap); err != nil {
 			return err
@@ -133,6 +129,7 @@ func (s *Store) UpdateSession(ctx context.Context, id fablab.ID, fn func(*fablab
 		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
 			return err
 		}
+		aboutSession(events, sess)
 		return appendAudit(tx, events)
 	})
 	return out, err

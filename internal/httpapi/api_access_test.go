@@ -688,3 +688,32 @@ func TestAPIAccessBadInput(t *testing.T) {
 		t.Errorf("refused taps reached the audit log: %+v", evs)
 	}
 }
+
+// "Enrol the badge just tapped on the laser": staff enrol an unknown badge
+// by the hash GET /taps/unknown lists, and the next tap of it is granted.
+func TestAPIEnrolUnknownTappedBadge(t *testing.T) {
+	h := newAPIAccessHarness(t, true)
+	d := h.seedDevice(t, "printer-1", h.printer.ID)
+	tap := func() tapResult {
+		r := h.do(t, "POST", "/api/v1/devices/"+d.ID+"/tap", h.staff.Token, map[string]string{"uid": "04:77:88:99:AA:BB:CC"})
+		r.want(t, http.StatusOK, "")
+		var out tapResult
+		r.decode(t, &out)
+		return out
+	}
+	if got := tap(); got.Decision != "deny" || got.Reason != "unknown_badge" {
+		t.Fatalf("first tap: %+v", got)
+	}
+	var unknown []fablab.UnknownTap
+	h.do(t, "GET", "/api/v1/taps/unknown", h.staff.Token, nil).decode(t, &unknown)
+	if len(unknown) != 1 || unknown[0].DeviceID != d.ID {
+		t.Fatalf("unknown taps: %+v", unknown)
+	}
+	path := "/api/v1/members/" + h.bob.ID.String() + "/badges"
+	h.do(t, "POST", path, h.staff.Token, map[string]string{"hash": strings.Repeat("0", 64)}).want(t, http.StatusNotFound, fablab.ENOTFOUND)
+	h.do(t, "POST", path, h.staff.Token, map[string]string{"hash": unknown[0].Hash, "uid": "0477"}).want(t, http.StatusBadRequest, fablab.EINVALID)
+	h.do(t, "POST", path, h.staff.Token, map[string]string{"hash": unknown[0].Hash}).want(t, http.StatusCreated, "")
+	if got := tap(); got.Decision != "grant" {
+		t.Fatalf("tap after enrolment: %+v", got)
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -192,8 +193,12 @@ func (s *Server) patchMember(c *gin.Context) {
 	c.JSON(http.StatusOK, m)
 }
 
+// badgeRequest names the badge by its uid, or by the hash of an unknown
+// badge tapped in the last 24 hours (GET /taps/unknown): "enrol the badge
+// just tapped on the laser".
 type badgeRequest struct {
 	UID   string `json:"uid"`
+	Hash  string `json:"hash"`
 	Label string `json:"label"`
 }
 
@@ -208,16 +213,16 @@ func (s *Server) addBadge(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	uid, err := fablab.NormalizeUID(req.UID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
 	if len(req.Label) > 100 {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "label is limited to 100 characters"))
 		return
 	}
-	b, err := s.store.AddBadge(c.Request.Context(), fablab.Badge{Hash: auth.BadgeHash(s.store.BadgeSecret(), uid), MemberID: id, Label: req.Label})
+	hash, err := s.badgeHash(c.Request.Context(), req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	b, err := s.store.AddBadge(c.Request.Context(), fablab.Badge{Hash: hash, MemberID: id, Label: req.Label})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -388,4 +393,28 @@ func (s *Server) resetPassword(c *gin.Context) {
 	}
 	s.log.Info("password reset used", "member", m.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// badgeHash returns the stored hash of the badge a request names.
+func (s *Server) badgeHash(ctx context.Context, req badgeRequest) (string, error) {
+	switch {
+	case req.UID != "" && req.Hash != "":
+		return "", fablab.Errorf(fablab.EINVALID, "give either uid or hash, not both")
+	case req.Hash != "":
+		recent, err := s.store.UnknownTaps(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, t := range recent {
+			if t.Hash == req.Hash {
+				return t.Hash, nil
+			}
+		}
+		return "", fablab.Errorf(fablab.ENOTFOUND, "no unknown badge with this hash was tapped in the last 24 hours (see GET /api/v1/taps/unknown)")
+	}
+	uid, err := fablab.NormalizeUID(req.UID)
+	if err != nil {
+		return "", err
+	}
+	return auth.BadgeHash(s.store.BadgeSecret(), uid), nil
 }
