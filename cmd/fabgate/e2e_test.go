@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -194,8 +195,40 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 		t.Fatal("the maker's booking is not listed")
 	}
 
+	// The demo devices answer on the embedded broker: a simulated tap of the
+	// demo maker's badge opens a session that the relay confirms.
+	staff := demoAccount(t, "staff")
+	staffTok := login(t, srv.url, staff.Email, staff.Password)
+	var tap struct{ Decision string }
+	if st := call(t, "POST", srv.url+"/api/v1/devices/fdm-1/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "grant" {
+		t.Fatalf("simulated tap: %d %+v", st, tap)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var open []struct{ Confirmed bool }
+		call(t, "GET", srv.url+"/api/v1/sessions?active=true", staffTok, nil, &open)
+		if len(open) == 1 && open[0].Confirmed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo device did not confirm the unlock: %+v", open)
+		}
+		runtime.Gosched()
+	}
+	resp0, err := http.Get(srv.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp0.Body)
+	resp0.Body.Close()
+	for _, want := range []string{"fabgate_taps_granted_total 1", "fabgate_mqtt_refused_connects_total", "fabgate_mqtt_clients"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	// A second opener of the same data directory is refused with a clear message.
-	err := run(context.Background(), []string{"check", "--data", data}, nil, io.Discard, io.Discard, envOf(nil))
+	err = run(context.Background(), []string{"check", "--data", data}, nil, io.Discard, io.Discard, envOf(nil))
 	if err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("check on a running server's data: got %v, want a 'locked' error", err)
 	}

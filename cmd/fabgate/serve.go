@@ -192,6 +192,18 @@ func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_commands_pending", Help: "Commands waiting for their ack."},
 		func() float64 { return float64(e.PendingCommands()) }))
+	if b := running.Broker; b != nil {
+		for name, get := range map[string]func(mqtt.BrokerStats) uint64{
+			"fabgate_mqtt_refused_connects_total":   func(s mqtt.BrokerStats) uint64 { return s.RefusedConnects },
+			"fabgate_mqtt_refused_publishes_total":  func(s mqtt.BrokerStats) uint64 { return s.RefusedPublishes },
+			"fabgate_mqtt_refused_subscribes_total": func(s mqtt.BrokerStats) uint64 { return s.RefusedSubscribes },
+		} {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "Refused by the embedded broker's ACL: " + strings.TrimSuffix(strings.TrimPrefix(name, "fabgate_mqtt_refused_"), "_total") + "."},
+				func() float64 { return float64(get(b.Stats())) }))
+		}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_mqtt_clients", Help: "Clients connected to the embedded broker."},
+			func() float64 { return float64(b.Stats().Clients) }))
+	}
 }
 
 // mqttTLS builds the client TLS configuration of an ssl:// broker.
