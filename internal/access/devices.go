@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	"github.com/fabgate/fabgate/internal/fablab"
@@ -101,11 +100,16 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
 	e.mu.Unlock()
 	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})
-	e.reconcile(ctx, dev, st.Relay, st.SessionID)
+	e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Since)
 }
 
 // reconcile compares one device's relay with its machine's open session.
-func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string) {
+//
+// MQTT handlers may see a device's messages out of order, so a "relay off"
+// closes a session only when it is from a later second than the session's
+// start (since): an older one, delivered late, is not taken for news. A
+// late "relay on" only costs a redundant lock.
+func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, since int64) {
 	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
 	var open *fablab.Session
 	if err == nil {
@@ -119,7 +123,7 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string) {
 		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: "no_session"}); err != nil {
 			e.cfg.Log.Error("send lock", "device", dev, "err", err)
 		}
-	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID):
+	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && since > open.Started.Unix():
 		e.closeOnDevice(ctx, dev, e.cfg.Now(), fablab.EndRelayOff, "relay reported off")
 	}
 }
@@ -162,8 +166,14 @@ func (e *Engine) Sweep(ctx context.Context) {
 		e.cfg.Log.Error("sweep: open sessions", "err", err)
 		return
 	}
+	// Copies of the states, not of the pointers: handlers update the
+	// engine's states under e.mu while the sweep reads its copies.
 	e.mu.Lock()
-	states := maps.Clone(e.devices)
+	states := make(map[string]*fablab.DeviceState, len(e.devices))
+	for dev, st := range e.devices {
+		c := *st
+		states[dev] = &c
+	}
 	e.mu.Unlock()
 	for _, s := range open {
 		st := states[s.DeviceID]

@@ -433,8 +433,11 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
 		e.cfg.Log.Error("audit ack", "err", err)
 	}
-	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && ack.Result == wire.ResultError {
-		e.unconfirmed(ctx, ev.SessionID, "relay reported an error: "+ack.Reason)
+	// "stale" means not applied, as "error" does (protocol §5.5): a newer
+	// command was applied first, and the same seq sent again can only be
+	// stale again, so nothing would ever switch the relay on for it.
+	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && (ack.Result == wire.ResultError || ack.Result == wire.ResultStale) {
+		e.unconfirmed(ctx, ev.SessionID, "relay reported "+ack.Result+": "+ack.Reason)
 	}
 }
 

@@ -220,9 +220,12 @@ func (st *Lab) Close() {
 	}
 }
 
-// deviceQueues runs each device's messages in order, on a goroutine of the
-// device's own: devices are served in parallel (so that concurrent taps share
-// commits), while one device's tap and tap-out keep their order.
+// deviceQueues runs each device's messages one at a time, on a goroutine of
+// the device's own: devices are served in parallel (so that concurrent taps
+// share commits) and one device's messages never race each other. They run
+// in the order the MQTT client hands them over, which (paho with
+// SetOrderMatters(false)) may differ from their arrival order: the engine's
+// handlers tolerate that (seq on commands, since on states, msg_id on taps).
 type deviceQueues struct {
 	rw     sync.RWMutex // held for reading while a message is queued, for writing by close
 	mu     sync.Mutex   // guards queues
