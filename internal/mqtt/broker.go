@@ -65,8 +65,20 @@ type BrokerStats struct {
 }
 
 // Broker is the embedded MQTT broker (mochi-mqtt) guarded by FabGate's
-// authentication and ACL hook. It speaks MQTT 3.1.1 (and 5) over plain TCP;
-// put it behind loopback or a TLS-terminating proxy.
+// authentication and ACL hook, which denies whatever it does not allow:
+//   - a client must log in as the server user or as a device (username =
+//     device id, password = its secret, checked by DeviceAuth); its will must
+//     be a message it could publish; it may not reuse the client id of
+//     another user's live connection;
+//   - the server user may publish and subscribe (wildcards included) under
+//     the prefix only, and may not retain a command;
+//   - a device may publish only its own status, hb, tap, ack and state,
+//     retain only its status and state, and subscribe only to its own cmd
+//     and allowlist and to the server status, spelled out.
+//
+// A refused SUBSCRIBE gets a failure code in the SUBACK; a refused PUBLISH
+// is acknowledged and dropped. It speaks MQTT 3.1.1 (and 5) over plain TCP:
+// keep it on loopback or behind a TLS-terminating proxy.
 type Broker struct {
 	srv       *mochi.Server
 	ln        net.Listener
@@ -134,7 +146,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("mqtt broker: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewNet("fabgate", ln)); err != nil {
+	if err := srv.AddListener(netListener{Net: listeners.NewNet("fabgate", ln), srv: srv}); err != nil {
 		cancel()
 		_ = ln.Close()
 		return nil, fmt.Errorf("mqtt broker: add listener: %w", err)
@@ -162,16 +174,50 @@ func (b *Broker) Stats() BrokerStats {
 	}
 }
 
+// closeTimeout bounds Broker.Close, so a stuck connection cannot hold up
+// the server's shutdown.
+const closeTimeout = 10 * time.Second
+
 // Close stops listening, disconnects every client (their wills are
 // published to whoever is still connected) and returns when the client
-// connections are closed. It may be called more than once.
+// connections are closed, or with an error after 10 s. It may be called
+// more than once.
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
-		b.cancel()
-		err = b.srv.Close()
+		b.cancel() // ends device verifications in progress
+		done := make(chan error, 1)
+		go func() { done <- b.srv.Close() }()
+		t := time.NewTimer(closeTimeout)
+		defer t.Stop()
+		select {
+		case err = <-done:
+		case <-t.C:
+			err = fmt.Errorf("mqtt broker: clients still connected %s after close", closeTimeout)
+		}
 	})
 	return err
+}
+
+// netListener is mochi's TCP listener with another way to close its
+// clients. mochi 2.7.9 finds them with Clients.GetByListener, which takes the
+// clients' read lock twice: a client connecting or leaving in between (it
+// waits for the write lock) deadlocks Close for good (mochi-mqtt/server
+// issue #488). This takes one snapshot under a single lock instead.
+type netListener struct {
+	*listeners.Net
+	srv *mochi.Server
+}
+
+// Close stops accepting connections and disconnects this listener's clients.
+func (l netListener) Close(listeners.CloseFn) {
+	l.Net.Close(func(id string) {
+		for _, cl := range l.srv.Clients.GetAll() {
+			if cl.Net.Listener == id && !cl.Closed() {
+				_ = l.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	})
 }
 
 // aclHook authenticates clients and enforces the policy, denying by default:
@@ -207,53 +253,59 @@ func (h *aclHook) Provides(b byte) bool {
 // publish itself refuses the connection here.
 func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	if reason := h.authenticate(user, pk.Connect.Password); reason != "" {
-		return h.refuseConnect(cl, user, reason)
+	if reason, err := h.authenticate(user, pk.Connect.Password); reason != "" {
+		return h.refuseConnect(cl, user, reason, err)
 	}
 	if pk.Connect.WillFlag {
 		if ok, why := h.policy.mayPublish(user, pk.Connect.WillTopic, pk.Connect.WillRetain); !ok {
-			return h.refuseConnect(cl, user, "will on "+pk.Connect.WillTopic+": "+why)
+			return h.refuseConnect(cl, user, "will on "+pk.Connect.WillTopic+": "+why, nil)
 		}
 	}
 	if old, ok := h.clients.Get(cl.ID); ok && !old.Closed() && string(old.Properties.Username) != user {
-		return h.refuseConnect(cl, user, "client id in use by another user")
+		return h.refuseConnect(cl, user, "client id in use by another user", nil)
 	}
 	return true
 }
 
-// authenticate returns why the credentials are refused, or "".
-func (h *aclHook) authenticate(user string, password []byte) string {
+// authenticate returns why the credentials are refused, or "". err is set
+// when the device store could not answer.
+func (h *aclHook) authenticate(user string, password []byte) (reason string, err error) {
 	switch {
 	case user == "":
-		return "anonymous"
+		return "anonymous", nil
 	case h.policy.isServer(user):
 		sum := sha256.Sum256(password)
 		if subtle.ConstantTimeCompare(sum[:], h.serverPass[:]) != 1 {
-			return "wrong password"
+			return "wrong password", nil
 		}
-		return ""
+		return "", nil
 	case !h.policy.isDevice(user):
-		return reasonUnknownUser
+		return reasonUnknownUser, nil
 	case h.devices == nil:
-		return "devices are not accepted (no device store)"
+		return "devices are not accepted (no device store)", nil
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, authTimeout)
 	defer cancel()
 	ok, err := h.devices.VerifyDevice(ctx, user, string(password))
 	switch {
 	case err != nil:
-		h.log.Error("mqtt device verification failed", "device", user, "error", err)
-		return "device verification failed"
+		return "device verification failed", err
 	case !ok:
-		return "unknown device or wrong secret"
+		return "unknown device or wrong secret", nil
 	}
-	return ""
+	return "", nil
 }
 
-func (h *aclHook) refuseConnect(cl *mochi.Client, user, reason string) bool {
+// refuseConnect counts and logs a refused connection: at Warn, or at Error
+// when the device store failed (err).
+func (h *aclHook) refuseConnect(cl *mochi.Client, user, reason string, err error) bool {
 	h.refusedConnects.Add(1)
-	h.log.Warn("mqtt connect refused", "reason", reason, "username", user,
-		"client_id", cl.ID, "remote", cl.Net.Remote)
+	level, attrs := slog.LevelWarn, []any{"reason", reason, "username", user,
+		"client_id", cl.ID, "remote", cl.Net.Remote}
+	if err != nil {
+		level, attrs = slog.LevelError, append(attrs, "error", err)
+	}
+	h.log.Log(context.Background(), level, "mqtt connect refused", attrs...)
 	return false
 }
 

@@ -105,13 +105,13 @@ func (failingDevices) VerifyDevice(context.Context, string, string) (bool, error
 
 // newTestHook returns a hook as StartBroker builds it, and a mochi server
 // whose clients it consults.
-func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server) {
+func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server, *syncBuffer) {
 	t.Helper()
 	pol, err := newPolicy(testPrefix, testServerUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, _ := testLog(t)
+	log, buf := testLog(t)
 	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
 	return &aclHook{
 		policy:     pol,
@@ -120,7 +120,7 @@ func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server) {
 		clients:    srv.Clients,
 		log:        log,
 		ctx:        context.Background(),
-	}, srv
+	}, srv, buf
 }
 
 // openClient returns a mochi client with a live connection state.
@@ -180,7 +180,7 @@ func TestHookConnect(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h, _ := newTestHook(t, tc.devices)
+			h, _, buf := newTestHook(t, tc.devices)
 			cl := &mochi.Client{ID: "c1"}
 			if got := h.OnConnectAuthenticate(cl, tc.pk); got != tc.want {
 				t.Fatalf("OnConnectAuthenticate = %v, want %v", got, tc.want)
@@ -192,12 +192,18 @@ func TestHookConnect(t *testing.T) {
 			if n := h.refusedConnects.Load(); n != wantRefused {
 				t.Errorf("refused connects = %d, want %d", n, wantRefused)
 			}
+			if n := strings.Count(buf.String(), "mqtt connect refused"); uint64(n) != wantRefused {
+				t.Errorf("refusal logged %d times, want %d", n, wantRefused)
+			}
+			if _, failing := tc.devices.(failingDevices); failing && !strings.Contains(buf.String(), "store unavailable") {
+				t.Errorf("the store's error is not logged:\n%s", buf)
+			}
 		})
 	}
 }
 
 func TestHookClientIDTakeover(t *testing.T) {
-	h, srv := newTestHook(t, hashedDevices(t))
+	h, srv, _ := newTestHook(t, hashedDevices(t))
 	srv.Clients.Add(openClient(t, srv, "fabgate-server-1", testServerUser))
 
 	// A device may not take the server's session over by reusing its id...
@@ -218,7 +224,7 @@ func TestHookClientIDTakeover(t *testing.T) {
 }
 
 func TestHookCountsRefusals(t *testing.T) {
-	h, _ := newTestHook(t, hashedDevices(t))
+	h, _, _ := newTestHook(t, hashedDevices(t))
 	a := &mochi.Client{ID: "a"}
 	a.Properties.Username = []byte(devA)
 	nobody := &mochi.Client{ID: "n"}

@@ -87,12 +87,12 @@ type ClientConfig struct {
 	QueueLen int
 }
 
-// Message is one MQTT message to publish.
+// Message is one MQTT message to publish (or a will).
 type Message struct {
-	Topic    string
+	Topic    string // a topic name: no wildcards
 	Payload  []byte
-	QoS      byte
-	Retained bool
+	QoS      byte // 0, 1 or 2; the contract uses 1 except for heartbeats
+	Retained bool // the broker keeps it for later subscribers; never for commands
 }
 
 // Client is an MQTT 3.1.1 client (paho) set up the way FabGate needs
@@ -168,6 +168,7 @@ func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		SetMaxReconnectInterval(wire.MaxReconnectInterval).
 		SetConnectTimeout(connectTimeout).
 		SetWriteTimeout(OpTimeout).
+		SetStore(copyingStore{paho.NewMemoryStore()}).
 		SetKeepAlive(cfg.KeepAlive).
 		SetPingTimeout(pingTimeout).
 		SetOnConnectHandler(c.onConnect).
@@ -369,9 +370,9 @@ func waitToken(ctx context.Context, tok paho.Token) error {
 //
 // Without a connection the subscription is only remembered. With one,
 // Subscribe waits for the broker's answer (at most OpTimeout): a refusal
-// returns ErrSubscriptionRefused and forgets the subscription; a timeout
-// returns ErrTimeout and keeps it for the next reconnection. One filter may
-// be subscribed only once.
+// returns ErrSubscriptionRefused and forgets the subscription; any other
+// error (ErrTimeout, a connection lost meanwhile) keeps it for the next
+// reconnection. One filter may be subscribed only once.
 func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload []byte)) error {
 	switch {
 	case filter == "":
@@ -524,4 +525,31 @@ func (s *subscription) handle(d delivery) {
 		}
 	}()
 	s.handler(d.topic, d.payload)
+}
+
+// copyingStore is paho's memory store, except that it keeps its own copy of
+// each PUBLISH and hands out copies. paho (1.5.1) stores the very packet it
+// is sending; after a reconnection it sends the stored QoS 1 messages again,
+// marking each as a duplicate on the stored packet, while a message published
+// at that moment (by OnConnect, say) is being written from that same packet:
+// a data race (eclipse-paho/paho.mqtt.golang issue #703). With copies, such a
+// message is at worst sent twice, which QoS 1 allows.
+type copyingStore struct{ paho.Store }
+
+// Put stores a copy of a PUBLISH (before paho sends the original).
+func (s copyingStore) Put(key string, p packets.ControlPacket) {
+	s.Store.Put(key, copyPublish(p))
+}
+
+// Get returns a copy of a stored PUBLISH.
+func (s copyingStore) Get(key string) packets.ControlPacket {
+	return copyPublish(s.Store.Get(key))
+}
+
+func copyPublish(p packets.ControlPacket) packets.ControlPacket {
+	if pub, ok := p.(*packets.PublishPacket); ok {
+		c := *pub // the payload is shared: nobody writes to it
+		return &c
+	}
+	return p
 }
