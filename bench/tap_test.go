@@ -21,6 +21,7 @@ import (
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
+// tapReaders is the concurrency of the DESIGN §10 target.
 const tapReaders = 20
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -39,7 +40,7 @@ type tapLab struct {
 	uids    map[string]string // device → its member's badge
 }
 
-func newTapLab(b *testing.B) *tapLab {
+func newTapLab(b *testing.B, readers int) *tapLab {
 	ctx := context.Background()
 	s, err := bolt.Open(filepath.Join(b.TempDir(), "fabgate.db"), bolt.Options{})
 	if err != nil {
@@ -49,7 +50,7 @@ func newTapLab(b *testing.B) *tapLab {
 	l := &tapLab{store: s, secrets: map[string]string{}, hashes: map[string]string{}, uids: map[string]string{}}
 	rules := fablab.DefaultBookingRules()
 	rules.MaxWalkInMinutes = 240
-	for i := 0; i < tapReaders; i++ {
+	for i := 0; i < readers; i++ {
 		dev := fmt.Sprintf("reader-%d", i)
 		m, err := s.CreateMachine(ctx, fablab.Machine{Name: "Printer " + dev, Kind: fablab.Kind3DPrinter, DeviceID: dev, Rules: rules})
 		if err != nil {
@@ -211,8 +212,14 @@ func reportTaps(b *testing.B, lat []time.Duration, pubsub, commit time.Duration)
 // BenchmarkTapUnlockEmbedded: tap → unlock received by the device through
 // the embedded broker, with the durable session write, at 20 concurrent
 // readers, against (publish→deliver + one commit) measured in the same run.
-func BenchmarkTapUnlockEmbedded(b *testing.B) {
-	l := newTapLab(b)
+func BenchmarkTapUnlockEmbedded(b *testing.B) { benchTapEmbedded(b, tapReaders) }
+
+// BenchmarkTapUnlockEmbeddedOneReader: the same with a single reader, the
+// latency of one tap on an otherwise idle lab.
+func BenchmarkTapUnlockEmbeddedOneReader(b *testing.B) { benchTapEmbedded(b, 1) }
+
+func benchTapEmbedded(b *testing.B, readers int) {
+	l := newTapLab(b, readers)
 	running, err := lab.Start(context.Background(), lab.Config{Store: l.store, Listen: "127.0.0.1:0"})
 	if err != nil {
 		b.Fatal(err)
@@ -226,13 +233,13 @@ func BenchmarkTapUnlockEmbedded(b *testing.B) {
 	defer base.Close()
 	pubsub := pubSubLatency(b, "tcp://"+base.Addr(), "bench", "bench-password", 400)
 	commit := commitLatency(b, 400)
-	rounds := max(b.N/tapReaders, 10)
+	rounds := max(b.N/readers, 10)
 	reportTaps(b, runTaps(b, l, running.URL, wire.DefaultPrefix, rounds), pubsub, commit)
 }
 
 // BenchmarkTapUnlockMosquitto: the same through a real Mosquitto.
 func BenchmarkTapUnlockMosquitto(b *testing.B) {
-	l := newTapLab(b)
+	l := newTapLab(b, tapReaders)
 	dir := b.TempDir()
 	addr := mqtttest.FreeAddr(b)
 	if err := mqtt.WriteMosquittoConfig(dir, wire.DefaultPrefix, addr, mqtt.MosquittoUser{Username: "fabgate-server", Password: "bench-password"}, l.hashes); err != nil {
