@@ -13,19 +13,6 @@ import (
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
-// Deny and warn reasons of the contract (DESIGN §3, §4).
-const (
-	ReasonUnknownBadge       = "unknown_badge"
-	ReasonMemberInactive     = "member_inactive"
-	ReasonMachineUnavailable = "machine_unavailable"
-	ReasonTrainingRequired   = "training_required"
-	ReasonInUse              = "in_use"
-	ReasonBookedSoon         = "booked_soon"
-	ReasonBookedByOther      = "booked_by_other"
-	ReasonNoMachine          = "no_machine"
-	ReasonSessionEnding      = "session_ending"
-)
-
 // Outcome is what a tap leads to.
 type Outcome int
 
@@ -53,7 +40,7 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 	m, rules := &f.Machine, f.Machine.Rules
 	// 1. unknown badge
 	if f.Member == nil {
-		return Decision{Outcome: Deny, Reason: ReasonUnknownBadge}
+		return Decision{Outcome: Deny, Reason: wire.ReasonUnknownBadge}
 	}
 	who := f.Member
 	// 2. the member's own session: tap-out, whatever changed since.
@@ -62,21 +49,21 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 	}
 	// 3. suspended or expired
 	if !who.ActiveAt(now) {
-		return Decision{Outcome: Deny, Reason: ReasonMemberInactive}
+		return Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}
 	}
 	staff := who.Role.AtLeast(fablab.RoleStaff)
 	// 4. machine state (staff may still unlock a machine in maintenance)
 	override := false
 	if m.State != fablab.MachineAvailable {
 		if !(staff && m.State == fablab.MachineMaintenance) {
-			return Decision{Outcome: Deny, Reason: ReasonMachineUnavailable}
+			return Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}
 		}
 		override = true
 	}
 	// 5. qualifications
 	for _, t := range m.RequiredTrainings {
 		if !qualified(f.Quals, who.ID, t, now) {
-			return Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: trainingName(f, t)}
+			return Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: trainingName(f, t)}
 		}
 	}
 	// 6. someone else's session
@@ -84,7 +71,7 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 		if staff {
 			return Decision{Outcome: ForceClose}
 		}
-		return Decision{Outcome: Deny, Reason: ReasonInUse}
+		return Decision{Outcome: Deny, Reason: wire.ReasonInUse}
 	}
 	// 7. the member's booking covering now, or starting within the check-in
 	// window while nobody else holds the machine now.
@@ -118,7 +105,7 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 			until = *f.NextStart
 		}
 		if until.Sub(now) < time.Duration(rules.MinMinutes)*time.Minute {
-			d := Decision{Outcome: Deny, Reason: ReasonBookedSoon}
+			d := Decision{Outcome: Deny, Reason: wire.ReasonBookedSoon}
 			if f.NextStart != nil {
 				d.Detail = f.NextStart.In(f.Settings.Location()).Format("15:04")
 			}
@@ -127,7 +114,7 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 		return Decision{Outcome: Grant, Until: until, Override: override}
 	}
 	// 9. booked by someone else (or walk-ins not allowed)
-	d := Decision{Outcome: Deny, Reason: ReasonBookedByOther}
+	d := Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther}
 	if current != nil {
 		d.Detail = current.End.In(f.Settings.Location()).Format("15:04")
 	}
@@ -164,26 +151,26 @@ func Message(lang, reason, detail string) string {
 func message(lang, reason, detail string) string {
 	fr := lang != "en"
 	switch reason {
-	case ReasonUnknownBadge:
+	case wire.ReasonUnknownBadge:
 		return pick(fr, "Badge inconnu : voyez l'équipe", "Unknown badge: see the staff")
-	case ReasonMemberInactive:
+	case wire.ReasonMemberInactive:
 		return pick(fr, "Adhésion inactive", "Membership inactive")
-	case ReasonMachineUnavailable:
+	case wire.ReasonMachineUnavailable:
 		return pick(fr, "Machine indisponible", "Machine unavailable")
-	case ReasonTrainingRequired:
+	case wire.ReasonTrainingRequired:
 		return pick(fr, "Formation requise : ", "Training required: ") + detail
-	case ReasonInUse:
+	case wire.ReasonInUse:
 		return pick(fr, "Machine occupée", "Machine in use")
-	case ReasonBookedSoon:
+	case wire.ReasonBookedSoon:
 		return pick(fr, "Réservée à ", "Booked at ") + detail
-	case ReasonBookedByOther:
+	case wire.ReasonBookedByOther:
 		if detail != "" {
 			return pick(fr, "Réservée jusqu'à ", "Booked until ") + detail
 		}
 		return pick(fr, "Réservée", "Booked")
-	case ReasonSessionEnding:
+	case wire.ReasonSessionEnding:
 		return pick(fr, "Fin dans ", "Ends in ") + detail
-	case ReasonNoMachine:
+	case wire.ReasonNoMachine:
 		return pick(fr, "Lecteur non relié à une machine", "Reader not bound to a machine")
 	}
 	return reason

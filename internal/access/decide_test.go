@@ -45,32 +45,32 @@ func TestDecide(t *testing.T) {
 		want Decision
 	}{
 		{"1 unknown badge", func(f *bolt.AccessFacts) { f.Member = nil },
-			Decision{Outcome: Deny, Reason: ReasonUnknownBadge}},
+			Decision{Outcome: Deny, Reason: wire.ReasonUnknownBadge}},
 		{"2 tap-out of one's own session, even suspended since", func(f *bolt.AccessFacts) {
 			f.Open = &fablab.Session{ID: 9, MemberID: 7}
 			f.Member.Status = fablab.StatusSuspended
 			f.Machine.State = fablab.MachineMaintenance
 		}, Decision{Outcome: TapOut}},
 		{"3 suspended", func(f *bolt.AccessFacts) { f.Member.Status = fablab.StatusSuspended },
-			Decision{Outcome: Deny, Reason: ReasonMemberInactive}},
+			Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}},
 		{"3 membership expired", func(f *bolt.AccessFacts) { f.Member.MembershipUntil = &expired },
-			Decision{Outcome: Deny, Reason: ReasonMemberInactive}},
+			Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}},
 		{"4 machine in maintenance", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineMaintenance },
-			Decision{Outcome: Deny, Reason: ReasonMachineUnavailable}},
+			Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}},
 		{"4 retired, even for staff", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineRetired; f.Member.Role = fablab.RoleStaff },
-			Decision{Outcome: Deny, Reason: ReasonMachineUnavailable}},
+			Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}},
 		{"4 staff may unlock a machine in maintenance", func(f *bolt.AccessFacts) {
 			f.Machine.State = fablab.MachineMaintenance
 			f.Member.Role = fablab.RoleStaff
 		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(120)), Override: true}},
 		{"5 training missing", func(f *bolt.AccessFacts) { f.Quals = nil },
-			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
 		{"5 training expired", func(f *bolt.AccessFacts) { f.Quals[0].ExpiresAt = &expired },
-			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
 		{"5 qualification of another member does not count", func(f *bolt.AccessFacts) { f.Quals[0].MemberID = 8 },
-			Decision{Outcome: Deny, Reason: ReasonTrainingRequired, Detail: "Laser safety"}},
+			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
 		{"6 in use by another", func(f *bolt.AccessFacts) { f.Open = &fablab.Session{ID: 9, MemberID: 8} },
-			Decision{Outcome: Deny, Reason: ReasonInUse}},
+			Decision{Outcome: Deny, Reason: wire.ReasonInUse}},
 		{"6 staff tap force-closes another's session", func(f *bolt.AccessFacts) {
 			f.Open = &fablab.Session{ID: 9, MemberID: 8}
 			f.Member.Role = fablab.RoleStaff
@@ -88,7 +88,7 @@ func TestDecide(t *testing.T) {
 			f.Bookings = []fablab.Booking{booking(4, 8, -mins(60), mins(10)), booking(5, 7, mins(10), mins(70))}
 			st := decideNow.Add(mins(10))
 			f.NextStart = &st
-		}, Decision{Outcome: Deny, Reason: ReasonBookedByOther, Detail: "15:10"}},
+		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "15:10"}},
 		{"8 walk-in capped by max walk-in", nil, Decision{Outcome: Grant, Until: decideNow.Add(mins(120))}},
 		{"8 walk-in capped by the next booking", func(f *bolt.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(4, 8, mins(60), mins(120))}
@@ -99,11 +99,11 @@ func TestDecide(t *testing.T) {
 			f.Bookings = []fablab.Booking{booking(4, 8, mins(20), mins(80))}
 			st := decideNow.Add(mins(20))
 			f.NextStart = &st
-		}, Decision{Outcome: Deny, Reason: ReasonBookedSoon, Detail: "15:20"}},
+		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedSoon, Detail: "15:20"}},
 		{"8 walk-ins not allowed", func(f *bolt.AccessFacts) { f.Machine.Rules.WalkIn = false },
-			Decision{Outcome: Deny, Reason: ReasonBookedByOther}},
+			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther}},
 		{"9 booked by another now", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30))} },
-			Decision{Outcome: Deny, Reason: ReasonBookedByOther, Detail: "15:30"}},
+			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "15:30"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +115,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestMessageSpeaksTheMembersLanguage(t *testing.T) {
-	for _, r := range []string{ReasonUnknownBadge, ReasonMemberInactive, ReasonMachineUnavailable, ReasonTrainingRequired, ReasonInUse, ReasonBookedSoon, ReasonBookedByOther, ReasonSessionEnding, ReasonNoMachine} {
+	for _, r := range []string{wire.ReasonUnknownBadge, wire.ReasonMemberInactive, wire.ReasonMachineUnavailable, wire.ReasonTrainingRequired, wire.ReasonInUse, wire.ReasonBookedSoon, wire.ReasonBookedByOther, wire.ReasonSessionEnding, wire.ReasonNoMachine} {
 		fr, en := Message("fr", r, "x"), Message("en", r, "x")
 		if fr == en || fr == r || en == r || len(fr) > 200 || len(en) > 200 {
 			t.Errorf("%s: fr %q, en %q", r, fr, en)
@@ -125,7 +125,7 @@ func TestMessageSpeaksTheMembersLanguage(t *testing.T) {
 
 func TestMessageFitsTheContract(t *testing.T) {
 	long := strings.Repeat("é", 150) // 300 bytes
-	m := Message("fr", ReasonTrainingRequired, long)
+	m := Message("fr", wire.ReasonTrainingRequired, long)
 	if len(m) > wire.MaxMessageLen || !utf8.ValidString(m) {
 		t.Fatalf("message of %d bytes (valid UTF-8: %v)", len(m), utf8.ValidString(m))
 	}

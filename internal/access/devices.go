@@ -206,7 +206,7 @@ func (e *Engine) Sweep(ctx context.Context) {
 					lang = m.Language
 				}
 				if _, err := e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpWarn, SessionID: s.ID.String(), Until: s.Until.Unix(),
-					Reason: ReasonSessionEnding, Message: Message(lang, ReasonSessionEnding, left.String())}); err != nil {
+					Reason: wire.ReasonSessionEnding, Message: Message(lang, wire.ReasonSessionEnding, left.String())}); err != nil {
 					e.cfg.Log.Error("send warn", "device", s.DeviceID, "err", err)
 				}
 			}

@@ -240,8 +240,8 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	msgID := ref.MsgID
 	f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, now, 24*time.Hour)
 	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
-		e.deny(ctx, dev, "fr", ReasonNoMachine, "", ref, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: ReasonNoMachine})
-		return Decision{Outcome: Deny, Reason: ReasonNoMachine}, nil
+		e.deny(ctx, dev, "fr", wire.ReasonNoMachine, "", ref, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: wire.ReasonNoMachine})
+		return Decision{Outcome: Deny, Reason: wire.ReasonNoMachine}, nil
 	}
 	if err != nil {
 		e.cfg.Log.Error("read access facts", "device", dev, "err", err)
@@ -256,7 +256,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	switch d.Outcome {
 	case Deny:
 		ev.Action, ev.Reason = "denied", d.Reason
-		if d.Reason == ReasonUnknownBadge {
+		if d.Reason == wire.ReasonUnknownBadge {
 			ev.Detail["badge"] = hash
 			if err := e.cfg.Store.RememberUnknownTap(ctx, fablab.UnknownTap{Hash: hash, At: now, DeviceID: dev}); err != nil {
 				e.cfg.Log.Error("remember unknown tap", "err", err)
@@ -328,8 +328,8 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 		e.Replays.Add(1)
 		return nil
 	case fablab.ECONFLICT: // another tap opened one first
-		ev.Action, ev.Reason = "denied", ReasonInUse
-		e.deny(ctx, dev, f.Member.Language, ReasonInUse, "", ref, ev)
+		ev.Action, ev.Reason = "denied", wire.ReasonInUse
+		e.deny(ctx, dev, f.Member.Language, wire.ReasonInUse, "", ref, ev)
 		return nil
 	}
 	if err != nil {

@@ -124,7 +124,7 @@ func denials() []denial {
 		}
 	}
 	return []denial{
-		{"unknown_badge", deny(devLaser, uidUnknown, access.ReasonUnknownBadge, func(e *env, c wire.Command) {
+		{"unknown_badge", deny(devLaser, uidUnknown, wire.ReasonUnknownBadge, func(e *env, c wire.Command) {
 			taps, err := e.store.UnknownTaps(context.Background())
 			if err != nil {
 				e.t.Fatal(err)
@@ -134,15 +134,15 @@ func denials() []denial {
 				e.t.Errorf("unknown taps %+v, want the badge %s on %s at %s", taps, want, devLaser, t0)
 			}
 		})},
-		{"member_inactive_suspended", deny(devLaser, uidSuspended, access.ReasonMemberInactive, nil)},
-		{"member_inactive_expired", deny(devLaser, uidExpired, access.ReasonMemberInactive, nil)},
-		{"machine_unavailable", deny(devResin, uidAda, access.ReasonMachineUnavailable, nil)},
-		{"training_required", deny(devLaser, uidUntrained, access.ReasonTrainingRequired, messageHas(laserTraining))},
+		{"member_inactive_suspended", deny(devLaser, uidSuspended, wire.ReasonMemberInactive, nil)},
+		{"member_inactive_expired", deny(devLaser, uidExpired, wire.ReasonMemberInactive, nil)},
+		{"machine_unavailable", deny(devResin, uidAda, wire.ReasonMachineUnavailable, nil)},
+		{"training_required", deny(devLaser, uidUntrained, wire.ReasonTrainingRequired, messageHas(laserTraining))},
 		{"in_use", func(e *env) {
 			d := e.device(devLaser)
 			_, s := e.grant(d, e.ada)
 			d.tap(uidBob)
-			d.expectDeny(access.ReasonInUse)
+			d.expectDeny(wire.ReasonInUse)
 			if s := e.session(s.ID); !s.Open() {
 				e.t.Errorf("ada's session after bob's tap: %+v", s)
 			}
@@ -154,11 +154,11 @@ func denials() []denial {
 		{"booked_soon", func(e *env) {
 			// Bob's booking starts in 20 minutes: shorter than the 30-minute minimum.
 			e.book(e.bob, e.laser, t0.Add(20*time.Minute), t0.Add(80*time.Minute))
-			deny(devLaser, uidAda, access.ReasonBookedSoon, messageHas("14:20"))(e)
+			deny(devLaser, uidAda, wire.ReasonBookedSoon, messageHas("14:20"))(e)
 		}},
 		{"booked_by_other", func(e *env) {
 			e.book(e.bob, e.laser, t0.Add(-30*time.Minute), t0.Add(time.Hour))
-			deny(devLaser, uidAda, access.ReasonBookedByOther, messageHas("15:00"))(e)
+			deny(devLaser, uidAda, wire.ReasonBookedByOther, messageHas("15:00"))(e)
 		}},
 	}
 }
@@ -548,7 +548,7 @@ func unlockAnsweredStale(e *env) {
 	id := e.sessionID(c)
 	d.SetNoAck(false)
 	d.tap(uidBob)
-	if deny := d.expectDeny(access.ReasonInUse); deny.Seq <= c.Seq {
+	if deny := d.expectDeny(wire.ReasonInUse); deny.Seq <= c.Seq {
 		e.t.Fatalf("deny seq %d after unlock seq %d", deny.Seq, c.Seq)
 	}
 	e.clock.Set(t0.Add(3 * time.Second))
@@ -631,9 +631,9 @@ func aclCrossDevice(e *env) {
 
 	// B is sent a command, then A.
 	b.tap(uidProbe)
-	b.expectDeny(access.ReasonUnknownBadge)
+	b.expectDeny(wire.ReasonUnknownBadge)
 	a.tap(uidProbe)
-	a.expectDeny(access.ReasonUnknownBadge)
+	a.expectDeny(wire.ReasonUnknownBadge)
 	own := e.topics.Device(devLaser, wire.KindCmd)
 	e.eventually("A's raw client to receive A's command", func() bool { return len(got.on(own)) == 1 })
 	if leaked := got.on(e.topics.Device(devPrinter, wire.KindCmd)); len(leaked) != 0 {
@@ -680,7 +680,7 @@ func sessionEndsAtUntil(e *env) {
 
 	sweepAt(b.End.Add(-5 * time.Minute))
 	w := d.expect(wire.OpWarn)
-	if w.SessionID != s.ID.String() || w.Until != b.End.Unix() || w.Reason != access.ReasonSessionEnding || w.Message == "" {
+	if w.SessionID != s.ID.String() || w.Until != b.End.Unix() || w.Reason != wire.ReasonSessionEnding || w.Message == "" {
 		e.t.Errorf("warn %+v", w)
 	}
 	sweepAt(b.End.Add(-4 * time.Minute))

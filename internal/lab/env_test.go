@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
@@ -414,7 +413,7 @@ func (d *device) expectDeny(reason string) wire.Command {
 func (d *device) quiet() {
 	d.e.t.Helper()
 	d.tap(uidProbe)
-	d.expectDeny(access.ReasonUnknownBadge)
+	d.expectDeny(wire.ReasonUnknownBadge)
 }
 
 // waitRelay waits until the device's relay is in state relay.

@@ -72,8 +72,8 @@ func TestRoundTrip(t *testing.T) {
 			return roundTrip(t, v, DecodeCommand, w)
 		}, json: `{"v":1,"cmd_id":"c-2","seq":2,"op":"deny","reason":"booked_by_other","message":"Réservé jusqu'à 16:00"}`},
 		{name: "command lock", run: func(t *testing.T) []byte {
-			return roundTrip(t, Command{CmdID: "c-3", Seq: 3, Op: OpLock, Reason: EndRelayUnconfirmed}, DecodeCommand,
-				Command{V: 1, CmdID: "c-3", Seq: 3, Op: OpLock, Reason: EndRelayUnconfirmed})
+			return roundTrip(t, Command{CmdID: "c-3", Seq: 3, Op: OpLock, Reason: "relay_unconfirmed"}, DecodeCommand,
+				Command{V: 1, CmdID: "c-3", Seq: 3, Op: OpLock, Reason: "relay_unconfirmed"})
 		}},
 		{name: "command warn", run: func(t *testing.T) []byte {
 			v := Command{CmdID: "c-4", Seq: 4, Op: OpWarn, SessionID: "s", Until: 9, Reason: ReasonSessionEnding}

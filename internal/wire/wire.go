@@ -161,17 +161,9 @@ const (
 	ReasonBookedSoon         = "booked_soon"
 	ReasonBookedByOther      = "booked_by_other"
 	ReasonSessionEnding      = "session_ending" // warn: power goes off at until
+	ReasonNoMachine          = "no_machine"     // the reader is not bound to a machine
 )
 
-// Session end reasons, as recorded by the server and sent as the reason of
-// the lock command that ends a session.
-const (
-	EndTapOut           = "tap_out"
-	EndBookingEnd       = "booking_end"
-	EndStaff            = "staff"
-	EndDeviceOffline    = "device_offline"
-	EndPowerIdle        = "power_idle"
-	EndRelayOff         = "relay_off"
-	EndServerRestart    = "server_restart"
-	EndRelayUnconfirmed = "relay_unconfirmed"
-)
+// The reason of a lock command that ends a session is the session's end
+// reason: tap_out, booking_end, staff, device_offline, power_idle, relay_off,
+// server_restart or relay_unconfirmed (the fablab.End* constants).
