@@ -29,8 +29,8 @@ import (
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
-// serve runs the server until ctx ends, then shuts down in order: HTTP, then
-// storage. ready, when not nil, receives the bound HTTP address.
+// serve runs the server until ctx ends, then shuts down in order: HTTP, the
+// access side (schedule, MQTT client, embedded broker), then storage. ready, when not nil, receives the bound HTTP address.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func(addr string)) error {
 	level, _ := parseLevel(cfg.LogLevel)
 	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
@@ -98,7 +98,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Requests see a context that ends when shutdown begins, so that
+	// long-lived ones (the live event streams) end instead of holding it up.
+	baseCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return baseCtx }}
+	srv.RegisterOnShutdown(endRequests)
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
@@ -192,6 +198,8 @@ func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_commands_pending", Help: "Commands waiting for their ack."},
 		func() float64 { return float64(e.PendingCommands()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fabgate_device_messages_dropped_total", Help: "Device messages lost because the device's queue was full."},
+		func() float64 { return float64(running.Dropped()) }))
 	if b := running.Broker; b != nil {
 		for name, get := range map[string]func(mqtt.BrokerStats) uint64{
 			"fabgate_mqtt_refused_connects_total":   func(s mqtt.BrokerStats) uint64 { return s.RefusedConnects },

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
@@ -38,7 +39,7 @@ func (e *Engine) FlushAllowlists(ctx context.Context) {
 }
 
 // PublishAllowlists publishes, retained, the offline allow-list of every
-// device bound to a machine.
+// device (empty for a device bound to no machine).
 func (e *Engine) PublishAllowlists(ctx context.Context) {
 	devices, err := e.cfg.Store.Devices(ctx)
 	if err != nil {
@@ -54,13 +55,12 @@ func (e *Engine) PublishAllowlists(ctx context.Context) {
 	ver := e.allowVer
 	e.mu.Unlock()
 	for _, d := range devices {
-		if d.MachineID == 0 {
-			continue
-		}
-		entries, err := e.cfg.Store.Allowlist(ctx, d.MachineID, now)
-		if err != nil {
-			e.cfg.Log.Error("allow-list", "device", d.ID, "err", err)
-			continue
+		var entries []bolt.AllowEntry
+		if d.MachineID != 0 { // an unbound device gets an empty list in place of its old one
+			if entries, err = e.cfg.Store.Allowlist(ctx, d.MachineID, now); err != nil {
+				e.cfg.Log.Error("allow-list", "device", d.ID, "err", err)
+				continue
+			}
 		}
 		list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Entries: make([]wire.AllowEntry, 0, len(entries))}
 		for _, a := range entries {

@@ -63,6 +63,9 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	e.mu.Lock()
 	rebooted := d.BootID != "" && st.BootID != "" && d.BootID != st.BootID
 	d.BootID, d.FW = st.BootID, st.FW
+	if rebooted {
+		delete(e.stateSeq, dev) // a restarted device counts seq afresh
+	}
 	e.mu.Unlock()
 	if rebooted {
 		e.closeOnDevice(ctx, dev, now, fablab.EndRelayOff, "device restarted")
@@ -97,6 +100,13 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	now := e.cfg.Now()
 	d := e.seen(dev, now)
 	e.mu.Lock()
+	if st.Seq < e.stateSeq[dev] {
+		// Older than a state already handled (messages may be handed over
+		// out of order): not news.
+		e.mu.Unlock()
+		return
+	}
+	e.stateSeq[dev] = st.Seq
 	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
 	e.mu.Unlock()
 	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})
@@ -118,12 +128,12 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, si
 		}
 	}
 	switch {
-	case relay == wire.RelayOn && (open == nil || sessionID != "" && sessionID != open.ID.String()):
+	case relay == wire.RelayOn && (open == nil || sessionID != "" && sessionID != open.ID.String() && !e.unlockPending(open.ID)):
 		e.cfg.Log.Warn("relay on without a session: locking", "device", dev, "session_id", sessionID)
 		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: "no_session"}); err != nil {
 			e.cfg.Log.Error("send lock", "device", dev, "err", err)
 		}
-	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && since > open.Started.Unix():
+	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && (since > open.Started.Unix() || !open.Confirmed):
 		e.closeOnDevice(ctx, dev, e.cfg.Now(), fablab.EndRelayOff, "relay reported off")
 	}
 }
@@ -253,6 +263,14 @@ func (e *Engine) extendForGrace(ctx context.Context, s fablab.Session, st *fabla
 	if _, err := e.cfg.Store.UpdateSession(ctx, s.ID, func(x *fablab.Session) { x.Until = until }); err != nil {
 		return false
 	}
-	_, err = e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpUnlock, CmdID: newCmdID(), SessionID: s.ID.String(), Until: until.Unix()})
-	return err == nil
+	sent, err := e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpUnlock, CmdID: newCmdID(), SessionID: s.ID.String(), Until: until.Unix()})
+	if err != nil {
+		return false
+	}
+	e.mu.Lock()
+	if p := e.pending[sent.CmdID]; p != nil {
+		p.extension = true
+	}
+	e.mu.Unlock()
+	return true
 }

@@ -50,12 +50,14 @@ type Config struct {
 type Engine struct {
 	cfg Config
 
-	mu      sync.Mutex
-	seqs    map[string]*seqRange   // per device
-	pending map[string]*pendingCmd // by cmd id
-	devices map[string]*fablab.DeviceState
-	warned  map[fablab.ID]bool // sessions warned of their end
-	graced  map[fablab.ID]bool // sessions given the machine's grace
+	mu        sync.Mutex
+	seqs      map[string]*seqRange   // per device
+	pending   map[string]*pendingCmd // by cmd id
+	devices   map[string]*fablab.DeviceState
+	warned    map[fablab.ID]bool     // sessions warned of their end
+	graced    map[fablab.ID]bool     // sessions given the machine's grace
+	sendLocks map[string]*sync.Mutex // per device, see sendLock
+	stateSeq  map[string]uint64      // per device: the seq of the newest state handled
 
 	allowDirty   bool      // the allow-lists must be published again
 	allowChanged time.Time // last change
@@ -79,6 +81,10 @@ type pendingCmd struct {
 	cmd      wire.Command
 	tries    int
 	deadline time.Time
+	// rounds counts the locks sent anew (new seq) after a lock was not
+	// applied; extension marks an unlock that only extends a running session.
+	rounds    int
+	extension bool
 }
 
 // New returns an engine.
@@ -103,7 +109,7 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
-		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{},
 	}
 }
 
@@ -119,7 +125,8 @@ func (e *Engine) drop(what, dev string, err error) {
 }
 
 // nextSeq returns the device's next command seq, reserving a new durable
-// block when the current one is used up.
+// block when the current one is used up. The caller holds the device's send
+// lock, so one device's numbers are taken one at a time.
 func (e *Engine) nextSeq(ctx context.Context, dev string) (uint64, error) {
 	e.mu.Lock()
 	r := e.seqs[dev]
@@ -140,6 +147,20 @@ func (e *Engine) nextSeq(ctx context.Context, dev string) (uint64, error) {
 	return first, nil
 }
 
+// sendLock returns the lock that orders one device's commands: a command's
+// seq is taken and the command published under it, so the device sees seqs
+// in the order they were taken and no command is stale on arrival.
+func (e *Engine) sendLock(dev string) *sync.Mutex {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l := e.sendLocks[dev]
+	if l == nil {
+		l = &sync.Mutex{}
+		e.sendLocks[dev] = l
+	}
+	return l
+}
+
 func newCmdID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
@@ -147,8 +168,13 @@ func newCmdID() string {
 }
 
 // send publishes a command to a device; unlock and lock commands are
-// tracked until acknowledged.
+// tracked until acknowledged. It runs to its end even if ctx (a request's)
+// ends: a command half-sent is worse than a late one.
 func (e *Engine) send(ctx context.Context, dev string, cmd wire.Command) (wire.Command, error) {
+	ctx = context.WithoutCancel(ctx)
+	l := e.sendLock(dev)
+	l.Lock()
+	defer l.Unlock()
 	seq, err := e.nextSeq(ctx, dev)
 	if err != nil {
 		return cmd, err
@@ -279,7 +305,17 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 		ev.Action = action
 		if _, err := e.endSession(ctx, f.Open.ID, now, reason, f.Member.ID, ref, ev); err != nil {
 			switch fablab.ErrorCode(err) {
-			case fablab.ECONFLICT, fablab.EDUPLICATE:
+			case fablab.EDUPLICATE:
+			case fablab.ECONFLICT:
+				// The session ended meanwhile (a sweep, staff): the tap is
+				// still answered, and recorded so that it is decided once.
+				ev.Action, ev.Reason = "tap_out", "already_ended"
+				if err := e.cfg.Store.RecordTap(ctx, *ref, ev); err != nil && fablab.ErrorCode(err) != fablab.EDUPLICATE {
+					e.cfg.Log.Error("record tap", "device", dev, "err", err)
+				}
+				if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: f.Open.ID.String(), Reason: fablab.EndTapOut}); err != nil {
+					e.cfg.Log.Error("send lock", "device", dev, "err", err)
+				}
 			default:
 				return d, err
 			}
@@ -339,8 +375,12 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 	e.Granted.Add(1)
 	e.emit("session", sess)
 	e.emit("tap", evs[0]) // as stored: with its id and the session's
-	_, err = e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()})
-	return err
+	if _, err := e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()}); err != nil {
+		// Never sent, so never tracked: the session must not stay open.
+		e.unconfirmed(ctx, sess.ID, "unlock not sent: "+err.Error())
+		return err
+	}
+	return nil
 }
 
 // EndSession closes an open session (staff from the API, or the system) and
@@ -373,10 +413,9 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	if reason == fablab.EndRelayOff || reason == fablab.EndDeviceOffline {
 		return sess, nil // the relay is off already, or cannot hear us
 	}
+	// The relay that was switched on for the session, even if the machine
+	// has been bound to another device since.
 	dev := sess.DeviceID
-	if m, err := e.cfg.Store.Machine(ctx, sess.MachineID); err == nil && m.DeviceID != "" {
-		dev = m.DeviceID
-	}
 	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: reason}); err != nil {
 		e.cfg.Log.Error("send lock", "device", dev, "err", err)
 	}
@@ -417,18 +456,40 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
 		ev.SessionID = id
 	}
-	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && ack.Result == wire.ResultOK {
+	if p.cmd.Op == wire.OpLock {
+		if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+			e.cfg.Log.Error("audit ack", "err", err)
+		}
+		if ack.Result != wire.ResultOK || ack.Relay == wire.RelayOn {
+			// Not applied (a newer command got there first, or the relay
+			// failed): the relay may still be on. Lock again, with a new seq.
+			e.relock(ctx, p, "lock not applied: "+ack.Result+" "+ack.Reason)
+		}
+		return
+	}
+	if ev.SessionID == 0 {
+		if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+			e.cfg.Log.Error("audit ack", "err", err)
+		}
+		return
+	}
+	if ack.Result == wire.ResultOK {
 		// The confirmation and its audit line share one commit.
 		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true }, ev)
 		switch {
 		case err == nil:
 			e.emit("session", sess)
-			return
-		case fablab.ErrorCode(err) != fablab.ECONFLICT && fablab.ErrorCode(err) != fablab.ENOTFOUND:
+		case fablab.ErrorCode(err) == fablab.ECONFLICT || fablab.ErrorCode(err) == fablab.ENOTFOUND:
+			// The session ended while its unlock travelled: the relay just
+			// went on for nothing. Keep the ack in the audit and lock.
+			if err := e.cfg.Store.Audit(ctx, ev); err != nil {
+				e.cfg.Log.Error("audit ack", "err", err)
+			}
+			e.lockLate(ctx, dev, p.cmd.SessionID)
+		default:
 			e.cfg.Log.Error("confirm session", "session", ev.SessionID, "err", err)
-			return
 		}
-		// The session ended meanwhile: keep the ack in the audit all the same.
+		return
 	}
 	if err := e.cfg.Store.Audit(ctx, ev); err != nil {
 		e.cfg.Log.Error("audit ack", "err", err)
@@ -436,8 +497,59 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	// "stale" means not applied, as "error" does (protocol §5.5): a newer
 	// command was applied first, and the same seq sent again can only be
 	// stale again, so nothing would ever switch the relay on for it.
-	if p.cmd.Op == wire.OpUnlock && ev.SessionID != 0 && (ack.Result == wire.ResultError || ack.Result == wire.ResultStale) {
-		e.unconfirmed(ctx, ev.SessionID, "relay reported "+ack.Result+": "+ack.Reason)
+	e.unlockFailed(ctx, p, "relay reported "+ack.Result+": "+ack.Reason)
+}
+
+// lockLate locks a device whose relay went on for a session that had
+// already ended.
+func (e *Engine) lockLate(ctx context.Context, dev, sessionID string) {
+	e.cfg.Log.Warn("relay went on for an ended session: locking", "device", dev, "session_id", sessionID)
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: sessionID, Reason: "no_session"}); err != nil {
+		e.cfg.Log.Error("send lock", "device", dev, "err", err)
+	}
+}
+
+// relock sends a lock that was not applied again as a new command (a new
+// seq, so it cannot be stale), up to Tries rounds, then alerts staff.
+func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
+	if p.rounds+1 >= e.cfg.Tries {
+		e.GaveUp.Add(1)
+		e.cfg.Log.Error("device did not apply a lock: the machine may still be powered; check it", "device", p.dev, "why", why)
+		e.emit("alert", map[string]any{"device_id": p.dev, "reason": "lock_unconfirmed", "why": why})
+		return
+	}
+	cmd := p.cmd
+	cmd.CmdID, cmd.Seq = "", 0
+	sent, err := e.send(ctx, p.dev, cmd)
+	if err != nil {
+		e.cfg.Log.Error("send lock", "device", p.dev, "err", err)
+		return
+	}
+	e.mu.Lock()
+	if q := e.pending[sent.CmdID]; q != nil {
+		q.rounds = p.rounds + 1
+	}
+	e.mu.Unlock()
+}
+
+// unlockFailed handles an unlock the relay never applied: a session's first
+// unlock closes it unconfirmed (not billed); a grace extension ends the
+// session at its original time (billed as used).
+func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
+	id, err := fablab.ParseID(p.cmd.SessionID)
+	if err != nil {
+		return
+	}
+	if !p.extension {
+		e.unconfirmed(ctx, id, why)
+		return
+	}
+	e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
+	e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
+	now := e.cfg.Now()
+	if _, err := e.endSession(ctx, id, now, fablab.EndBookingEnd, 0, nil,
+		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+		e.cfg.Log.Error("end session", "session", id, "err", err)
 	}
 }
 
@@ -447,8 +559,11 @@ func (e *Engine) unconfirmed(ctx context.Context, id fablab.ID, why string) {
 	now := e.cfg.Now()
 	_, err := e.endSession(ctx, id, now, fablab.EndRelayUnconfirmed, 0, nil,
 		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndRelayUnconfirmed, Detail: map[string]any{"why": why}})
-	if err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
-		e.cfg.Log.Error("close unconfirmed session", "session", id, "err", err)
+	if err != nil {
+		if fablab.ErrorCode(err) != fablab.ECONFLICT {
+			e.cfg.Log.Error("close unconfirmed session", "session", id, "err", err)
+		}
+		return // ended already: nothing to alert about
 	}
 	e.emit("alert", map[string]any{"session_id": id, "reason": fablab.EndRelayUnconfirmed, "why": why})
 }
@@ -476,21 +591,38 @@ func (e *Engine) RetryDue(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	for _, p := range resend {
-		e.Retried.Add(1)
-		if err := e.cfg.Pub.Publish(ctx, p.topic, p.payload, false); err != nil {
-			e.cfg.Log.Warn("resend command", "device", p.dev, "err", err)
-		}
+		e.resend(ctx, p)
 	}
 	for _, p := range gaveUp {
+		why := "no ack after " + strconv.Itoa(p.tries) + " tries"
 		if p.cmd.Op == wire.OpUnlock {
-			if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
-				e.unconfirmed(ctx, id, "no ack after "+strconv.Itoa(p.tries)+" tries")
-			}
+			e.unlockFailed(ctx, p, why)
 			continue
 		}
-		e.GaveUp.Add(1)
-		e.cfg.Log.Error("device did not confirm a lock: the machine may still be powered; check it", "device", p.dev)
-		e.emit("alert", map[string]any{"device_id": p.dev, "reason": "lock_unconfirmed"})
+		e.relock(ctx, p, why)
+	}
+}
+
+// resend publishes a late command again, under its device's send lock and
+// only if it is still awaited (an ack or a session's end may have settled it
+// meanwhile). A publish that fails (broker out of reach) does not count as a
+// try: the command waits for the connection.
+func (e *Engine) resend(ctx context.Context, p *pendingCmd) {
+	l := e.sendLock(p.dev)
+	l.Lock()
+	defer l.Unlock()
+	e.mu.Lock()
+	still := e.pending[p.cmd.CmdID] == p
+	e.mu.Unlock()
+	if !still {
+		return
+	}
+	e.Retried.Add(1)
+	if err := e.cfg.Pub.Publish(ctx, p.topic, p.payload, false); err != nil {
+		e.cfg.Log.Warn("resend command", "device", p.dev, "err", err)
+		e.mu.Lock()
+		p.tries--
+		e.mu.Unlock()
 	}
 }
 

@@ -1,6 +1,9 @@
 package fablab
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Device kinds, as devices report them.
 const (
@@ -24,6 +27,9 @@ type Device struct {
 func (d *Device) Validate() error {
 	if !ValidDeviceID(d.ID) {
 		return Errorf(EINVALID, "device id must be 1–32 of a-z, 0-9 and - (e.g. laser-1)")
+	}
+	if strings.HasPrefix(d.ID, "fabgate-") {
+		return Errorf(EINVALID, "device ids starting with fabgate- are reserved for the server's own MQTT users")
 	}
 	if d.Kind == "" {
 		d.Kind = DeviceBridge

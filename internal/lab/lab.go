@@ -47,6 +47,9 @@ type Config struct {
 	Tries      int
 }
 
+// Dropped returns how many device messages were lost to full queues.
+func (st *Lab) Dropped() int64 { return st.queues.dropped.Load() }
+
 // Lab is the running access side.
 type Lab struct {
 	Broker *mqtt.Broker // nil with an external broker
@@ -136,6 +139,8 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 			if err := c.Publish(context.Background(), mqtt.Message{Topic: topics.ServerStatus(), Payload: online, QoS: 1, Retained: true}); err != nil {
 				log.Warn("publish server birth", "err", err)
 			}
+			// A restarted broker may have lost the retained allow-lists.
+			st.Engine.AllowlistsChanged()
 		},
 		Log: log.With("component", "mqtt"),
 	})
@@ -180,6 +185,21 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 				return
 			case <-t.C:
 				st.Engine.RetryDue(context.Background())
+			}
+		}
+	}()
+	// Allow-lists take a scan of every badge: on a goroutine of their own,
+	// so that ack deadlines never wait for them.
+	st.done.Add(1)
+	go func() {
+		defer st.done.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-st.stop:
+				return
+			case <-t.C:
 				st.Engine.FlushAllowlists(context.Background())
 			}
 		}
@@ -192,6 +212,12 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	st.cron = cron.New(cron.WithSeconds(), cron.WithLocation(settings.Location()),
 		cron.WithChain(cron.Recover(cron.DiscardLogger), cron.SkipIfStillRunning(cron.DiscardLogger)))
 	if _, err := st.cron.AddFunc("*/15 * * * * *", func() { st.Engine.Sweep(context.Background()) }); err != nil {
+		st.Close()
+		return nil, err
+	}
+	// Lists are published again every hour, so that a device offline for a
+	// while holds one younger than its max offline age.
+	if _, err := st.cron.AddFunc("0 0 * * * *", st.Engine.AllowlistsChanged); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -232,6 +258,8 @@ type deviceQueues struct {
 	queues map[string]chan func()
 	wg     sync.WaitGroup
 	closed bool
+	// dropped counts messages lost because their device's queue was full.
+	dropped atomic.Int64
 }
 
 // deviceQueueLen bounds the messages waiting for one device.
@@ -257,7 +285,12 @@ func (q *deviceQueues) do(dev string, fn func()) {
 		}()
 	}
 	q.mu.Unlock()
-	ch <- fn // a device flooding its queue waits here (its MQTT worker does)
+	select {
+	case ch <- fn:
+	default:
+		// A device flooding its queue loses messages; the others do not wait.
+		q.dropped.Add(1)
+	}
 }
 
 func (q *deviceQueues) close() {
