@@ -116,9 +116,24 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 	// 9. booked by someone else (or walk-ins not allowed)
 	d := Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther}
 	if current != nil {
-		d.Detail = current.End.In(f.Settings.Location()).Format("15:04")
+		d.Detail = nextFree(f.Bookings, who.ID, current.End).In(f.Settings.Location()).Format("15:04")
 	}
 	return d
+}
+
+// nextFree returns the first instant from t not covered by other members'
+// bookings (which do not overlap): the end of the run of back-to-back
+// bookings from t; the member's own booking counts as free for them.
+func nextFree(bookings []fablab.Booking, member fablab.ID, t time.Time) time.Time {
+	for moved := true; moved; {
+		moved = false
+		for i := range bookings {
+			if bookings[i].MemberID != member && !bookings[i].Start.After(t) && bookings[i].End.After(t) {
+				t, moved = bookings[i].End, true
+			}
+		}
+	}
+	return t
 }
 
 func qualified(qs []fablab.Qualification, member, training fablab.ID, now time.Time) bool {
@@ -172,6 +187,8 @@ func message(lang, reason, detail string) string {
 		return pick(fr, "Fin dans ", "Ends in ") + detail
 	case wire.ReasonNoMachine:
 		return pick(fr, "Lecteur non relié à une machine", "Reader not bound to a machine")
+	case wire.ReasonServerError:
+		return pick(fr, "Erreur du serveur : réessayez", "Server error: try again")
 	}
 	return reason
 }

@@ -104,6 +104,9 @@ func TestDecide(t *testing.T) {
 			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther}},
 		{"9 booked by another now", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30))} },
 			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "15:30"}},
+		{"9 next free time after back-to-back bookings", func(f *bolt.AccessFacts) {
+			f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30)), booking(6, 9, mins(30), mins(90)), booking(7, 9, mins(120), mins(150))}
+		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "16:30"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,14 +50,15 @@ type Config struct {
 type Engine struct {
 	cfg Config
 
-	mu        sync.Mutex
-	seqs      map[string]*seqRange   // per device
-	pending   map[string]*pendingCmd // by cmd id
-	devices   map[string]*fablab.DeviceState
-	warned    map[fablab.ID]bool     // sessions warned of their end
-	graced    map[fablab.ID]bool     // sessions given the machine's grace
-	sendLocks map[string]*sync.Mutex // per device, see sendLock
-	stateSeq  map[string]uint64      // per device: the seq of the newest state handled
+	mu         sync.Mutex
+	seqs       map[string]*seqRange   // per device
+	pending    map[string]*pendingCmd // by cmd id
+	devices    map[string]*fablab.DeviceState
+	warned     map[fablab.ID]bool     // sessions warned of their end
+	graced     map[fablab.ID]bool     // sessions given the machine's grace
+	sendLocks  map[string]*sync.Mutex // per device, see sendLock
+	stateSeq   map[string]uint64      // per device: the seq of the newest state handled
+	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
 
 	allowDirty   bool      // the allow-lists must be published again
 	allowChanged time.Time // last change
@@ -109,7 +110,7 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
-		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, dropLogged: map[string]bool{},
 	}
 }
 
@@ -119,9 +120,20 @@ func (e *Engine) emit(typ string, data any) {
 	}
 }
 
+// drop counts a malformed or unroutable message; it is logged the first time
+// for each device and kind (a broken device would flood the log), then only
+// counted.
 func (e *Engine) drop(what, dev string, err error) {
 	e.Dropped.Add(1)
-	e.cfg.Log.Warn("mqtt message dropped", "what", what, "device", dev, "err", err)
+	e.mu.Lock()
+	first := !e.dropLogged[dev+"/"+what]
+	if first && len(e.dropLogged) < 10_000 {
+		e.dropLogged[dev+"/"+what] = true
+	}
+	e.mu.Unlock()
+	if first {
+		e.cfg.Log.Warn("mqtt message dropped (further ones from this device and kind are only counted)", "what", what, "device", dev, "err", err)
+	}
 }
 
 // nextSeq returns the device's next command seq, reserving a new durable
@@ -271,6 +283,9 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	}
 	if err != nil {
 		e.cfg.Log.Error("read access facts", "device", dev, "err", err)
+		// The reader is always answered, even when the server cannot decide;
+		// the tap is not recorded, so the device may send it again.
+		e.deny(ctx, dev, "fr", wire.ReasonServerError, "", nil, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: wire.ReasonServerError})
 		return Decision{}, err
 	}
 	d := Decide(&f, now)

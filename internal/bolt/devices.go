@@ -41,6 +41,9 @@ func migrateAccess(tx *bbolt.Tx) error {
 // uses the device.
 func bindDevice(tx *bbolt.Tx, m fablab.Machine, was string) error {
 	idx := tx.Bucket(bMachineDevice)
+	if was != m.DeviceID && tx.Bucket(bSessionsOpen).Get(itob(m.ID)) != nil {
+		return fablab.Errorf(fablab.ECONFLICT, "machine %s has an open session: end it before changing its device", m.ID)
+	}
 	if was != "" && was != m.DeviceID {
 		if err := idx.Delete([]byte(was)); err != nil {
 			return err
@@ -83,6 +86,9 @@ func putDevice(tx *bbolt.Tx, d fablab.Device) error {
 // any other machine.
 func setDeviceBinding(tx *bbolt.Tx, dev string, machine fablab.ID) error {
 	if cur := tx.Bucket(bMachineDevice).Get([]byte(dev)); cur != nil && btoi(cur) != machine {
+		if tx.Bucket(bSessionsOpen).Get(cur) != nil {
+			return fablab.Errorf(fablab.ECONFLICT, "device %s drives machine %s, which has an open session: end it before moving the device", dev, btoi(cur))
+		}
 		old, err := getMachine(tx, btoi(cur))
 		if err != nil {
 			return err

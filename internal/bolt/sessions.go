@@ -392,3 +392,36 @@ func (s *Store) AccessFacts(ctx context.Context, dev, hash string, now time.Time
 	})
 	return f, err
 }
+
+// tapMemory is how long handled taps are remembered for de-duplication:
+// longer than a device's offline queue is kept before replay.
+const tapMemory = 30 * 24 * time.Hour
+
+// PruneTaps forgets handled taps older than the tap memory, at most limit of
+// them per call (a background job; it reads the whole bucket).
+func (s *Store) PruneTaps(ctx context.Context, limit int) (int, error) {
+	old := tkey(s.now().Add(-tapMemory))
+	n := 0
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		b := tx.Bucket(bTapsSeen)
+		var doomed [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if len(doomed) < limit && bytes.Compare(v, old) < 0 {
+				doomed = append(doomed, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	return n, err
+}

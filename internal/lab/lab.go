@@ -221,6 +221,16 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		st.Close()
 		return nil, err
 	}
+	if _, err := st.cron.AddFunc("0 30 3 * * *", func() {
+		if n, err := store.PruneTaps(context.Background(), 100_000); err != nil {
+			log.Error("prune handled taps", "err", err)
+		} else if n > 0 {
+			log.Info("pruned handled taps", "count", n)
+		}
+	}); err != nil {
+		st.Close()
+		return nil, err
+	}
 	st.cron.Start()
 	log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 	return st, nil

@@ -162,6 +162,7 @@ const (
 	ReasonBookedByOther      = "booked_by_other"
 	ReasonSessionEnding      = "session_ending" // warn: power goes off at until
 	ReasonNoMachine          = "no_machine"     // the reader is not bound to a machine
+	ReasonServerError        = "server_error"   // the server could not decide (see its log)
 )
 
 // The reason of a lock command that ends a session is the session's end

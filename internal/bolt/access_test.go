@@ -1,0 +1,169 @@
+package bolt_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+func openSession(t *testing.T, s *bolt.Store, machine, member fablab.ID, dev string, tap *bolt.TapRef) (fablab.Session, error) {
+	t.Helper()
+	return s.OpenSession(t.Context(), fablab.Session{MachineID: machine, MemberID: member, DeviceID: dev, Started: at(0), Until: at(60), Billable: true}, tap,
+		[]fablab.AuditEvent{{At: at(0), Kind: fablab.AuditTap, Action: "granted"}})
+}
+
+func TestSessionsLifecycle(t *testing.T) {
+	s, _ := newStore(t)
+	m := mustMachine(t, s, "Laser")
+	ada := mustMember(t, s, "Ada")
+	if _, err := s.CreateDevice(t.Context(), fablab.Device{ID: "laser-1", MachineID: m.ID, SecretHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	tap := &bolt.TapRef{Device: "laser-1", MsgID: "m1", At: at(0)}
+	sess, err := openSession(t, s, m.ID, ada.ID, "laser-1", tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same tap again, or a second session on the machine, is refused.
+	_, err = openSession(t, s, m.ID, ada.ID, "laser-1", tap)
+	wantCode(t, err, fablab.EDUPLICATE)
+	_, err = openSession(t, s, m.ID, ada.ID, "laser-1", &bolt.TapRef{Device: "laser-1", MsgID: "m2", At: at(1)})
+	wantCode(t, err, fablab.ECONFLICT)
+	if seen, _ := s.TapSeen(t.Context(), bolt.TapRef{Device: "laser-1", MsgID: "m2"}); seen {
+		t.Fatal("a refused tap was recorded as handled")
+	}
+	// The audit line carries the session's ids.
+	evs, err := s.AuditEvents(t.Context(), bolt.AuditFilter{From: at(-1), To: at(10), MachineID: m.ID, Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].SessionID != sess.ID || evs[0].MemberID != ada.ID || evs[0].DeviceID != "laser-1" || evs[0].ID == 0 {
+		t.Fatalf("audit: %+v %v", evs, err)
+	}
+	// The device cannot be moved while the session runs.
+	other := mustMachine(t, s, "Printer")
+	_, err = s.UpdateDevice(t.Context(), "laser-1", func(d *fablab.Device) error { d.MachineID = other.ID; return nil })
+	wantCode(t, err, fablab.ECONFLICT)
+	_, err = s.UpdateMachine(t.Context(), m.ID, func(mm *fablab.Machine) error { mm.DeviceID = ""; return nil })
+	wantCode(t, err, fablab.ECONFLICT)
+
+	closed, err := s.CloseSession(t.Context(), sess.ID, at(30), fablab.EndTapOut, ada.ID, nil, nil)
+	if err != nil || closed.Open() || closed.EndReason != fablab.EndTapOut || !closed.Ended.Equal(at(30)) {
+		t.Fatalf("close: %+v %v", closed, err)
+	}
+	_, err = s.CloseSession(t.Context(), sess.ID, at(31), fablab.EndStaff, 0, nil, nil)
+	wantCode(t, err, fablab.ECONFLICT)
+	if open, _ := s.OpenSessions(t.Context()); len(open) != 0 {
+		t.Fatalf("open sessions after the close: %+v", open)
+	}
+	unconf, err := openSession(t, s, m.ID, ada.ID, "laser-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.CloseSession(t.Context(), unconf.ID, at(1), fablab.EndRelayUnconfirmed, 0, nil, nil); c.Billable {
+		t.Fatal("an unconfirmed session is billable")
+	}
+	// Now the device may move.
+	if _, err := s.UpdateDevice(t.Context(), "laser-1", func(d *fablab.Device) error { d.MachineID = other.ID; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		got  func() ([]fablab.Session, error)
+		want int
+	}{
+		{"by machine", func() ([]fablab.Session, error) { return s.SessionsOfMachine(t.Context(), m.ID, at(-1), at(10)) }, 2},
+		{"by member", func() ([]fablab.Session, error) { return s.SessionsOfMember(t.Context(), ada.ID, at(-1), at(10)) }, 2},
+		{"by start", func() ([]fablab.Session, error) { return s.SessionsStarted(t.Context(), at(-1), at(10), 1) }, 1},
+		{"other machine", func() ([]fablab.Session, error) { return s.SessionsOfMachine(t.Context(), other.ID, at(-1), at(10)) }, 0},
+	} {
+		if ss, err := tt.got(); err != nil || len(ss) != tt.want {
+			t.Errorf("%s: %d sessions (%v), want %d", tt.name, len(ss), err, tt.want)
+		}
+	}
+}
+
+func TestPruneTapsKeepsRecentOnes(t *testing.T) {
+	s, clock := newStore(t)
+	for i, when := range []time.Time{clock.Now().Add(-40 * 24 * time.Hour), clock.Now().Add(-31 * 24 * time.Hour), clock.Now().Add(-time.Hour)} {
+		if err := s.RecordTap(t.Context(), bolt.TapRef{Device: "d", MsgID: string(rune('a' + i)), At: when}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.PruneTaps(t.Context(), 100)
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d (%v), want 2", n, err)
+	}
+	if seen, _ := s.TapSeen(t.Context(), bolt.TapRef{Device: "d", MsgID: "c"}); !seen {
+		t.Fatal("a recent tap was forgotten")
+	}
+	if seen, _ := s.TapSeen(t.Context(), bolt.TapRef{Device: "d", MsgID: "a"}); seen {
+		t.Fatal("an old tap is still remembered")
+	}
+}
+
+func TestUnknownTapsLast24HoursOncePerBadge(t *testing.T) {
+	s, clock := newStore(t)
+	now := clock.Now()
+	for _, u := range []fablab.UnknownTap{
+		{Hash: "old", At: now.Add(-25 * time.Hour), DeviceID: "a"},
+		{Hash: "h1", At: now.Add(-2 * time.Hour), DeviceID: "a"},
+		{Hash: "h1", At: now.Add(-time.Hour), DeviceID: "b"},
+		{Hash: "h2", At: now.Add(-30 * time.Minute), DeviceID: "c"},
+	} {
+		if err := s.RememberUnknownTap(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.UnknownTaps(t.Context())
+	if err != nil || len(got) != 2 || got[0].Hash != "h2" || got[1].Hash != "h1" || got[1].DeviceID != "b" {
+		t.Fatalf("unknown taps: %+v %v", got, err)
+	}
+}
+
+func TestReserveSeqNeverGoesBack(t *testing.T) {
+	path := tempDBPath(t)
+	s, closeFn := openFile(t, path, bolt.Options{})
+	f1, l1, err := s.ReserveSeq(t.Context(), "d")
+	if err != nil || f1 != 1 || l1 < f1 {
+		t.Fatalf("first block [%d, %d] %v", f1, l1, err)
+	}
+	closeFn()
+	s, _ = openFile(t, path, bolt.Options{})
+	f2, _, err := s.ReserveSeq(t.Context(), "d")
+	if err != nil || f2 <= l1 {
+		t.Fatalf("block after a restart starts at %d, within the first one (to %d)", f2, l1)
+	}
+}
+
+func TestAllowlist(t *testing.T) {
+	s, clock := newStore(t)
+	now := clock.Now()
+	tr := mustTraining(t, s, "Laser")
+	m := mustMachine(t, s, "Laser", tr.ID)
+	ada, bob, sam := mustMember(t, s, "Ada"), mustMember(t, s, "Bob"), mustMember(t, s, "Sam")
+	if _, err := s.UpdateMember(t.Context(), sam.ID, func(x *fablab.Member) error { x.Role = fablab.RoleStaff; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	exp := now.Add(48 * time.Hour)
+	if _, err := s.GrantQualification(t.Context(), fablab.Qualification{MemberID: ada.ID, TrainingID: tr.ID, GrantedBy: sam.ID, ExpiresAt: &exp}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []fablab.ID{ada.ID, bob.ID, sam.ID} {
+		if _, err := s.AddBadge(t.Context(), fablab.Badge{Hash: string(rune('a' + i)), MemberID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Allowlist(t.Context(), m.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bolt.AllowEntry{"a": {Hash: "a", Until: exp}, "c": {Hash: "c", Admin: true}}
+	if len(got) != len(want) {
+		t.Fatalf("allow-list %+v, want %+v", got, want)
+	}
+	for _, e := range got {
+		if w, ok := want[e.Hash]; !ok || w.Admin != e.Admin || !w.Until.Equal(e.Until) {
+			t.Errorf("entry %+v, want %+v", e, w)
+		}
+	}
+}
