@@ -407,8 +407,11 @@ func TestAPITapsAndSessions(t *testing.T) {
 		if got := h.auditLog(t, "kind=tap&machine_id="+h.printer.ID.String()); len(got) != 1 {
 			t.Errorf("the printer's taps %+v, want one", got)
 		}
-		if got := h.auditLog(t, "limit=1"); len(got) != 1 || got[0].DeviceID != "printer-1" {
-			t.Errorf("limit=1 gives %+v, want the newest event", got)
+		if got := h.auditLog(t, "limit=1"); len(got) != 1 || got[0].Kind != fablab.AuditAPI || got[0].Action != "POST /api/v1/devices/:id/tap" || got[0].ActorID != h.staff.ID {
+			t.Errorf("limit=1 gives %+v, want the newest event: the staff's simulated tap call", got)
+		}
+		if got := h.auditLog(t, "limit=1&kind=tap"); len(got) != 1 || got[0].DeviceID != "printer-1" {
+			t.Errorf("limit=1&kind=tap gives %+v, want the newest tap", got)
 		}
 		if got := h.auditLog(t, "kind=nothing"); len(got) != 0 {
 			t.Errorf("an unknown kind lists %+v", got)

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -61,4 +62,20 @@ func TestAPIStoredValuesStayReadable(t *testing.T) {
 		h.book(t, h.bob, h.printer.ID, apiAt(1, 11, 0), apiAt(1, 13, 0)).want(t, 422, fablab.CodeMemberInactive)
 		h.book(t, h.bob, h.printer.ID, apiAt(1, 10, 0), apiAt(1, 12, 0)).want(t, 201, "")
 	})
+}
+
+// Every state-changing API call that succeeds leaves an audit line saying
+// who did what; refused ones and reads leave none.
+func TestAPIStateChangingCallsAreAudited(t *testing.T) {
+	h := newAPIHarness(t)
+	h.do(t, "POST", "/api/v1/trainings", h.staff.Token, map[string]any{"name": "Soldering"}).want(t, 201, "")
+	h.do(t, "POST", "/api/v1/trainings", h.staff.Token, map[string]any{"name": ""}).want(t, 400, fablab.EINVALID)
+	h.do(t, "GET", "/api/v1/trainings", h.staff.Token, nil).want(t, 200, "")
+	evs, err := h.store.AuditEvents(t.Context(), bolt.AuditFilter{From: apiStart.Add(-time.Hour), To: apiStart.Add(time.Hour), Kind: fablab.AuditAPI, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Action != "POST /api/v1/trainings" || evs[0].ActorID != h.staff.ID || evs[0].Detail["status"] != float64(201) {
+		t.Fatalf("audit of API calls: %+v", evs)
+	}
 }

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"context"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -149,9 +150,9 @@ func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	api.POST("/auth/login", s.login)
 	api.POST("/auth/reset-password", s.resetPassword)
 
-	anyone := api.Group("", s.authenticate(fablab.RoleMaker))
-	staff := api.Group("", s.authenticate(fablab.RoleStaff))
-	admin := api.Group("", s.authenticate(fablab.RoleAdmin))
+	anyone := api.Group("", s.authenticate(fablab.RoleMaker), s.auditCall)
+	staff := api.Group("", s.authenticate(fablab.RoleStaff), s.auditCall)
+	admin := api.Group("", s.authenticate(fablab.RoleAdmin), s.auditCall)
 
 	anyone.POST("/auth/logout", s.logout)
 	anyone.GET("/me", s.me)
@@ -247,4 +248,20 @@ func (f filesOnly) Open(name string) (fs.File, error) {
 		return nil, fs.ErrNotExist
 	}
 	return file, nil
+}
+
+// auditCall writes an audit line (who, what, when, outcome) for every
+// state-changing API call that succeeded, after it has been answered.
+func (s *Server) auditCall(c *gin.Context) {
+	c.Next()
+	if safeMethod(c.Request.Method) || c.Writer.Status() >= 400 {
+		return
+	}
+	ev := fablab.AuditEvent{
+		At: s.now(), Kind: fablab.AuditAPI, Action: c.Request.Method + " " + c.FullPath(), ActorID: member(c).ID,
+		Detail: map[string]any{"path": c.Request.URL.Path, "status": c.Writer.Status()},
+	}
+	if err := s.store.Audit(context.WithoutCancel(c.Request.Context()), ev); err != nil {
+		s.log.Error("audit api call", "path", c.Request.URL.Path, "err", err)
+	}
 }
