@@ -69,6 +69,11 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	e.mu.Unlock()
 	if rebooted {
 		e.closeOnDevice(ctx, dev, now, fablab.EndRelayOff, "device restarted")
+		// The relay came up off; a lock makes sure of it even if this status
+		// was handled after a later grant's state.
+		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: fablab.EndRelayOff}); err != nil {
+			e.cfg.Log.Error("send lock", "device", dev, "err", err)
+		}
 	}
 }
 
@@ -100,7 +105,7 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	now := e.cfg.Now()
 	d := e.seen(dev, now)
 	e.mu.Lock()
-	if st.Seq < e.stateSeq[dev] {
+	if st.Seq != 0 && st.Seq < e.stateSeq[dev] { // seq 0: a device that restarted counts afresh
 		// Older than a state already handled (messages may be handed over
 		// out of order): not news.
 		e.mu.Unlock()
@@ -110,7 +115,7 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
 	e.mu.Unlock()
 	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})
-	e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Since)
+	e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Seq, st.Since)
 }
 
 // reconcile compares one device's relay with its machine's open session.
@@ -119,7 +124,7 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 // closes a session only when it is from a later second than the session's
 // start (since): an older one, delivered late, is not taken for news. A
 // late "relay on" only costs a redundant lock.
-func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, since int64) {
+func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, seq uint64, since int64) {
 	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
 	var open *fablab.Session
 	if err == nil {
@@ -127,15 +132,39 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, si
 			open = &s
 		}
 	}
+	if open != nil && relay == wire.RelayOn && sessionID == open.ID.String() && !open.Confirmed {
+		// The relay runs for the session though its ack was lost: confirmed.
+		if s, err := e.cfg.Store.UpdateSession(ctx, open.ID, func(x *fablab.Session) { x.Confirmed = true }); err == nil {
+			e.emit("session", s)
+		}
+		return
+	}
 	switch {
 	case relay == wire.RelayOn && (open == nil || sessionID != "" && sessionID != open.ID.String() && !e.unlockPending(open.ID)):
 		e.cfg.Log.Warn("relay on without a session: locking", "device", dev, "session_id", sessionID)
 		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: "no_session"}); err != nil {
 			e.cfg.Log.Error("send lock", "device", dev, "err", err)
 		}
-	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && (since > open.Started.Unix() || !open.Confirmed):
+	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && e.offIsNews(dev, open, seq, since):
 		e.closeOnDevice(ctx, dev, e.cfg.Now(), fablab.EndRelayOff, "relay reported off")
 	}
+}
+
+// offIsNews tells whether a "relay off" state is newer than the open
+// session's switching on: by the device's seq when the confirmed unlock's
+// seq is known, else by its clock (a second later than the start), and
+// always for a session never confirmed.
+func (e *Engine) offIsNews(dev string, open *fablab.Session, seq uint64, since int64) bool {
+	if !open.Confirmed {
+		return true
+	}
+	e.mu.Lock()
+	on, known := e.unlockSeq[open.ID]
+	e.mu.Unlock()
+	if known {
+		return seq >= on
+	}
+	return since > open.Started.Unix()
 }
 
 func (e *Engine) unlockPending(id fablab.ID) bool {
@@ -195,11 +224,14 @@ func (e *Engine) Sweep(ctx context.Context) {
 			}
 			continue
 		}
+		// The device cuts power at until by itself: a grace extension must
+		// reach it before then, so it is decided a sweep and the ack
+		// retries ahead.
+		if s.Until.Sub(now) <= graceLead(e.cfg) && e.extendForGrace(ctx, s, st, now) {
+			continue
+		}
 		switch {
 		case !now.Before(s.Until):
-			if e.extendForGrace(ctx, s, st, now) {
-				continue
-			}
 			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd}
 			if _, err := e.endSession(ctx, s.ID, s.Until, fablab.EndBookingEnd, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 				e.cfg.Log.Error("sweep: end session", "session", s.ID, "err", err)
@@ -241,6 +273,12 @@ func (e *Engine) markOffline(dev string) {
 	e.mu.Unlock()
 }
 
+// graceLead is how long before a session's end its grace is decided: one
+// sweep period plus the time an unlock may take to be acknowledged.
+func graceLead(cfg Config) time.Duration {
+	return 15*time.Second + time.Duration(cfg.Tries)*cfg.AckTimeout
+}
+
 // extendForGrace gives a session the machine's grace once, when the machine
 // still draws more than its idle power (a laser job is not cut mid-cut) and
 // no booking starts within the grace.
@@ -263,14 +301,7 @@ func (e *Engine) extendForGrace(ctx context.Context, s fablab.Session, st *fabla
 	if _, err := e.cfg.Store.UpdateSession(ctx, s.ID, func(x *fablab.Session) { x.Until = until }); err != nil {
 		return false
 	}
-	sent, err := e.send(ctx, s.DeviceID, wire.Command{Op: wire.OpUnlock, CmdID: newCmdID(), SessionID: s.ID.String(), Until: until.Unix()})
-	if err != nil {
-		return false
-	}
-	e.mu.Lock()
-	if p := e.pending[sent.CmdID]; p != nil {
-		p.extension = true
-	}
-	e.mu.Unlock()
-	return true
+	_, err = e.sendTracked(ctx, s.DeviceID, wire.Command{Op: wire.OpUnlock, CmdID: newCmdID(), SessionID: s.ID.String(), Until: until.Unix()},
+		track{extension: true, prevUntil: s.Until})
+	return err == nil
 }

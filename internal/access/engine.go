@@ -59,6 +59,7 @@ type Engine struct {
 	sendLocks  map[string]*sync.Mutex // per device, see sendLock
 	stateSeq   map[string]uint64      // per device: the seq of the newest state handled
 	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
+	unlockSeq  map[fablab.ID]uint64   // open sessions: the seq of their acknowledged unlock
 
 	allowDirty   bool      // the allow-lists must be published again
 	allowChanged time.Time // last change
@@ -86,6 +87,16 @@ type pendingCmd struct {
 	// applied; extension marks an unlock that only extends a running session.
 	rounds    int
 	extension bool
+	prevUntil time.Time // for an extension: the session's end before it
+	firstSent time.Time // when the command was first sent
+}
+
+// track describes how a command is tracked, set before it is published so
+// that an ack handled at once finds it complete.
+type track struct {
+	rounds    int
+	extension bool
+	prevUntil time.Time
 }
 
 // New returns an engine.
@@ -110,7 +121,7 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
-		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, dropLogged: map[string]bool{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, dropLogged: map[string]bool{}, unlockSeq: map[fablab.ID]uint64{},
 	}
 }
 
@@ -183,6 +194,10 @@ func newCmdID() string {
 // tracked until acknowledged. It runs to its end even if ctx (a request's)
 // ends: a command half-sent is worse than a late one.
 func (e *Engine) send(ctx context.Context, dev string, cmd wire.Command) (wire.Command, error) {
+	return e.sendTracked(ctx, dev, cmd, track{})
+}
+
+func (e *Engine) sendTracked(ctx context.Context, dev string, cmd wire.Command, tr track) (wire.Command, error) {
 	ctx = context.WithoutCancel(ctx)
 	l := e.sendLock(dev)
 	l.Lock()
@@ -202,7 +217,9 @@ func (e *Engine) send(ctx context.Context, dev string, cmd wire.Command) (wire.C
 	topic := e.cfg.Topics.Device(dev, wire.KindCmd)
 	if cmd.Op == wire.OpUnlock || cmd.Op == wire.OpLock {
 		e.mu.Lock()
-		e.pending[cmd.CmdID] = &pendingCmd{dev: dev, topic: topic, payload: payload, cmd: cmd, tries: 1, deadline: e.cfg.Now().Add(e.cfg.AckTimeout)}
+		now := e.cfg.Now()
+		e.pending[cmd.CmdID] = &pendingCmd{dev: dev, topic: topic, payload: payload, cmd: cmd, tries: 1, deadline: now.Add(e.cfg.AckTimeout),
+			rounds: tr.rounds, extension: tr.extension, prevUntil: tr.prevUntil, firstSent: now}
 		e.mu.Unlock()
 	}
 	if err := e.cfg.Pub.Publish(ctx, topic, payload, false); err != nil {
@@ -417,6 +434,7 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	e.mu.Lock()
 	delete(e.warned, id)
 	delete(e.graced, id)
+	delete(e.unlockSeq, id)
 	// An unlock still waiting for its ack is moot now.
 	for cid, p := range e.pending {
 		if p.cmd.Op == wire.OpUnlock && p.cmd.SessionID == id.String() {
@@ -488,7 +506,21 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 		}
 		return
 	}
+	if ack.Result == wire.ResultStale && ack.Relay == wire.RelayOn {
+		// Applied before (its first ack was lost) and overtaken since by a
+		// newer command: if the device says it runs this session, it is
+		// confirmed, not failed.
+		e.mu.Lock()
+		runs := e.devices[dev] != nil && e.devices[dev].SessionID == p.cmd.SessionID
+		e.mu.Unlock()
+		if runs {
+			ack.Result = wire.ResultOK
+		}
+	}
 	if ack.Result == wire.ResultOK {
+		e.mu.Lock()
+		e.unlockSeq[ev.SessionID] = p.cmd.Seq
+		e.mu.Unlock()
 		// The confirmation and its audit line share one commit.
 		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true }, ev)
 		switch {
@@ -527,6 +559,14 @@ func (e *Engine) lockLate(ctx context.Context, dev, sessionID string) {
 // relock sends a lock that was not applied again as a new command (a new
 // seq, so it cannot be stale), up to Tries rounds, then alerts staff.
 func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
+	// A lock overtaken by the next member's unlock must not cut them: when
+	// the machine has an open session other than the one this lock ended,
+	// that session's unlock made this lock moot.
+	if m, err := e.cfg.Store.MachineOfDevice(ctx, p.dev); err == nil {
+		if open, err := e.cfg.Store.OpenSessionOn(ctx, m.ID); err == nil && open.ID.String() != p.cmd.SessionID && open.DeviceID == p.dev {
+			return
+		}
+	}
 	if p.rounds+1 >= e.cfg.Tries {
 		e.GaveUp.Add(1)
 		e.cfg.Log.Error("device did not apply a lock: the machine may still be powered; check it", "device", p.dev, "why", why)
@@ -535,16 +575,9 @@ func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
 	}
 	cmd := p.cmd
 	cmd.CmdID, cmd.Seq = "", 0
-	sent, err := e.send(ctx, p.dev, cmd)
-	if err != nil {
+	if _, err := e.sendTracked(ctx, p.dev, cmd, track{rounds: p.rounds + 1}); err != nil {
 		e.cfg.Log.Error("send lock", "device", p.dev, "err", err)
-		return
 	}
-	e.mu.Lock()
-	if q := e.pending[sent.CmdID]; q != nil {
-		q.rounds = p.rounds + 1
-	}
-	e.mu.Unlock()
 }
 
 // unlockFailed handles an unlock the relay never applied: a session's first
@@ -562,7 +595,11 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 	e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
 	e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
 	now := e.cfg.Now()
-	if _, err := e.endSession(ctx, id, now, fablab.EndBookingEnd, 0, nil,
+	at := p.prevUntil
+	if at.IsZero() || at.After(now) {
+		at = now
+	}
+	if _, err := e.endSession(ctx, id, at, fablab.EndBookingEnd, 0, nil,
 		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("end session", "session", id, "err", err)
 	}
@@ -595,7 +632,10 @@ func (e *Engine) RetryDue(ctx context.Context) {
 		if now.Before(p.deadline) {
 			continue
 		}
-		if p.tries >= e.cfg.Tries {
+		// An unlock whose publishes keep failing is given up all the same
+		// after a bound: its session must not stay open without power.
+		overdue := p.cmd.Op == wire.OpUnlock && now.Sub(p.firstSent) > time.Duration(e.cfg.Tries)*e.cfg.AckTimeout+time.Minute
+		if p.tries >= e.cfg.Tries || overdue {
 			delete(e.pending, id)
 			gaveUp = append(gaveUp, p)
 			continue

@@ -88,8 +88,8 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 			at = sess.Started
 		}
 		sess.Ended, sess.EndReason, sess.EndedBy = &at, reason, by
-		if reason == fablab.EndRelayUnconfirmed {
-			sess.Billable = false
+		if reason == fablab.EndRelayUnconfirmed || !sess.Confirmed {
+			sess.Billable = false // the relay never confirmed it switched on
 		}
 		if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
 			return err

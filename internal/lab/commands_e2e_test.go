@@ -3,6 +3,7 @@ package lab_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/wire"
@@ -58,5 +59,34 @@ func TestCommandsNotAppliedEndToEnd(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// A lock retried after the next member's unlock was applied is answered
+// stale with the relay on; it must not be sent again as a new lock that
+// would cut the next member's session.
+func TestLateLockDoesNotCutTheNextSession(t *testing.T) {
+	e := newEnv(t, embedded)
+	d := e.device(devPrinter)
+	ctx := context.Background()
+	_, s1 := e.grant(d, e.ada)
+	d.SetNoAck(true) // the lock arrives but its ack does not come back
+	if _, err := e.lab.Engine.EndSession(ctx, s1.ID, fablab.EndTapOut, e.ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	l := d.expect(wire.OpLock)
+	d.SetNoAck(false)
+	_, s2 := e.grant(d, e.bob)
+	e.clock.Advance(3 * time.Second)
+	e.lab.Engine.RetryDue(ctx)
+	if c := d.expect(wire.OpLock); c.CmdID != l.CmdID {
+		t.Fatalf("want the lock resent as it was (%+v), got %+v", l, c)
+	}
+	d.quiet() // no new lock: the next command is the probe's deny
+	if r, sid := d.Relay(); r != wire.RelayOn || sid != s2.ID.String() {
+		t.Fatalf("relay %s for %q, want on for bob's session %s", r, sid, s2.ID)
+	}
+	if s := e.session(s2.ID); !s.Open() {
+		t.Fatalf("bob's session ended: %+v", s)
 	}
 }

@@ -59,11 +59,12 @@ type Lab struct {
 	Topics wire.Topics
 	URL    string // the broker the server is connected to
 
-	queues deviceQueues
-	cron   *cron.Cron
-	stop   chan struct{}
-	done   sync.WaitGroup
-	log    *slog.Logger
+	queues    deviceQueues
+	closeOnce sync.Once
+	cron      *cron.Cron
+	stop      chan struct{}
+	done      sync.WaitGroup
+	log       *slog.Logger
 }
 
 // clientPublisher publishes through the server's client once it is set.
@@ -239,6 +240,10 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 // Close stops the schedule, then the client (publishing the server's
 // offline status), then the embedded broker.
 func (st *Lab) Close() {
+	st.closeOnce.Do(st.close)
+}
+
+func (st *Lab) close() {
 	if st.cron != nil {
 		<-st.cron.Stop().Done()
 	}
@@ -269,7 +274,8 @@ type deviceQueues struct {
 	wg     sync.WaitGroup
 	closed bool
 	// dropped counts messages lost because their device's queue was full.
-	dropped atomic.Int64
+	dropped  atomic.Int64
+	stopping atomic.Bool
 }
 
 // deviceQueueLen bounds the messages waiting for one device.
@@ -290,6 +296,9 @@ func (q *deviceQueues) do(dev string, fn func()) {
 		go func() {
 			defer q.wg.Done()
 			for f := range ch {
+				if q.stopping.Load() {
+					continue // closing: what is still queued is dropped, not run
+				}
 				f()
 			}
 		}()
@@ -304,6 +313,7 @@ func (q *deviceQueues) do(dev string, fn func()) {
 }
 
 func (q *deviceQueues) close() {
+	q.stopping.Store(true)
 	q.rw.Lock()
 	if !q.closed {
 		q.closed = true
