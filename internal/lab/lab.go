@@ -174,37 +174,11 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 		return st, nil
 	}
-	// Acks are due within seconds: check them often. The rest is the 15-second job.
-	st.done.Add(1)
-	go func() {
-		defer st.done.Done()
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-st.stop:
-				return
-			case <-t.C:
-				st.Engine.RetryDue(context.Background())
-			}
-		}
-	}()
-	// Allow-lists take a scan of every badge: on a goroutine of their own,
-	// so that ack deadlines never wait for them.
-	st.done.Add(1)
-	go func() {
-		defer st.done.Done()
-		t := time.NewTicker(500 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-st.stop:
-				return
-			case <-t.C:
-				st.Engine.FlushAllowlists(context.Background())
-			}
-		}
-	}()
+	// Acks are due within seconds: check them often. Allow-lists take a scan
+	// of every badge: on a goroutine of their own, so that ack deadlines
+	// never wait for them. The rest is the 15-second job.
+	st.every(250*time.Millisecond, st.Engine.RetryDue)
+	st.every(500*time.Millisecond, st.Engine.FlushAllowlists)
 	settings, err := store.Settings(ctx)
 	if err != nil {
 		st.Close()
@@ -235,6 +209,24 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	st.cron.Start()
 	log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 	return st, nil
+}
+
+// every runs fn every period on a goroutine of its own until Close.
+func (st *Lab) every(period time.Duration, fn func(context.Context)) {
+	st.done.Add(1)
+	go func() {
+		defer st.done.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-st.stop:
+				return
+			case <-t.C:
+				fn(context.Background())
+			}
+		}
+	}()
 }
 
 // Close stops the schedule, then the client (publishing the server's
