@@ -285,3 +285,29 @@ func (s *Store) SetBookingState(ctx context.Context, id fablab.ID, state string,
 	})
 	return out, err
 }
+
+// Calendar is what an availability read needs, read in one transaction.
+type Calendar struct {
+	Settings fablab.Settings
+	Machine  fablab.Machine
+	Occupied []fablab.Interval // occupying bookings overlapping the range, by start
+}
+
+// Calendar reads a machine, the lab settings and the machine's occupying
+// bookings over [from, to) in one transaction. The settings' and machine's
+// slices are shared with the store's cache: callers must not modify them.
+// Errors: ENOTFOUND.
+func (s *Store) Calendar(ctx context.Context, machine fablab.ID, from, to time.Time) (Calendar, error) {
+	var c Calendar
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		if c.Machine, err = s.readMachine(tx, machine); err != nil {
+			return err
+		}
+		if c.Settings, err = s.readSettings(tx); err != nil {
+			return err
+		}
+		occupiedIn(tx, machine, from, to, func(_ fablab.ID, iv fablab.Interval) { c.Occupied = append(c.Occupied, iv) })
+		return nil
+	})
+	return c, err
+}

@@ -147,22 +147,13 @@ func (s *Server) availability(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	m, err := s.store.Machine(ctx, id)
+	cal, err := s.store.Calendar(ctx, id, from, to)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	st, err := s.store.Settings(ctx)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	occ, err := s.store.Occupied(ctx, id, from, to)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	free, busy := booking.Availability(&st, &m, occ, from, to)
+	st := &cal.Settings
+	free, busy := booking.Availability(st, &cal.Machine, cal.Occupied, from, to)
 	resp := availabilityResponse{MachineID: id, From: from.In(st.Location()), To: to.In(st.Location()), TimeZone: st.TimeZone, Free: free, Busy: busy}
 	body, _ := resp.MarshalJSON()
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
