@@ -518,13 +518,13 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 		}
 	}
 	if ack.Result == wire.ResultOK {
-		e.mu.Lock()
-		e.unlockSeq[ev.SessionID] = p.cmd.Seq
-		e.mu.Unlock()
 		// The confirmation and its audit line share one commit.
 		sess, err := e.cfg.Store.UpdateSession(ctx, ev.SessionID, func(s *fablab.Session) { s.Confirmed = true }, ev)
 		switch {
 		case err == nil:
+			e.mu.Lock()
+			e.unlockSeq[ev.SessionID] = p.cmd.Seq
+			e.mu.Unlock()
 			e.emit("session", sess)
 		case fablab.ErrorCode(err) == fablab.ECONFLICT || fablab.ErrorCode(err) == fablab.ENOTFOUND:
 			// The session ended while its unlock travelled: the relay just
