@@ -38,17 +38,16 @@ type Device struct {
 	topics wire.Topics
 	client atomic.Pointer[mqtt.Client] // set by the first OnConnect, which can run before Connect returns
 
-	mu       sync.Mutex
-	bootID   string
-	relay    string
-	session  string
-	since    int64
-	lastSeq  uint64
-	lastCmd  string
-	lastAck  []byte
-	noAck    bool
-	received []wire.Command
-	notify   chan wire.Command
+	mu      sync.Mutex
+	bootID  string
+	relay   string
+	session string
+	since   int64
+	lastSeq uint64
+	lastCmd string
+	lastAck []byte
+	noAck   bool
+	notify  chan wire.Command
 }
 
 // Start connects the device, publishes its birth and its (off) relay state,
@@ -140,7 +139,6 @@ func (d *Device) onCommand(_ string, payload []byte) {
 	}
 	ctx := context.Background()
 	d.mu.Lock()
-	d.received = append(d.received, cmd)
 	select {
 	case d.notify <- cmd:
 	default:
@@ -222,13 +220,6 @@ func (d *Device) Relay() (relay, session string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.relay, d.session
-}
-
-// Received returns the commands received so far.
-func (d *Device) Received() []wire.Command {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]wire.Command(nil), d.received...)
 }
 
 // Next waits for the next command received (after those already taken).

@@ -598,13 +598,7 @@ func TestAPIAccessBadInput(t *testing.T) {
 	h.registerDevice(t, "laser-1", h.laser.ID)
 	q := url.QueryEscape
 	now := h.clock.Now()
-	type tc struct {
-		name   string
-		as     *apiAccount
-		rq     apiReq
-		status int
-		code   string
-	}
+	type tc = apiRefusal
 	post := func(path, body string) apiReq { return apiReq{method: "POST", path: path, body: body} }
 	patch := func(path, body string) apiReq { return apiReq{method: "PATCH", path: path, body: body} }
 	get := func(path string) apiReq { return apiReq{method: "GET", path: path} }
@@ -663,30 +657,7 @@ func TestAPIAccessBadInput(t *testing.T) {
 		"sessions active=yes":      "active",
 		"tap on an unknown device": "nobody",
 	}
-	seen := map[string]bool{}
-	for _, c := range cases {
-		if seen[c.name] {
-			t.Fatalf("two cases named %q", c.name)
-		}
-		seen[c.name] = true
-		t.Run(c.name, func(t *testing.T) {
-			c.rq.token = c.as.Token
-			before := h.state(t)
-			res := h.send(t, c.rq)
-			res.want(t, c.status, c.code)
-			h.unchanged(t, before)
-			if want, ok := details[c.name]; ok {
-				if d := res.problem(t).Detail; !strings.Contains(d, want) {
-					t.Errorf("detail %q does not say %q", d, want)
-				}
-			}
-		})
-	}
-	for name := range details {
-		if !seen[name] {
-			t.Errorf("details for %q, which is not a case", name)
-		}
-	}
+	apiCheckRefusals(t, h, cases, details)
 	if evs := h.auditLog(t, "kind=tap"); len(evs) != 0 {
 		t.Errorf("refused taps reached the audit log: %+v", evs)
 	}

@@ -22,13 +22,7 @@ func TestAPIBadInput(t *testing.T) {
 	q := url.QueryEscape
 	year := "from=" + q(apiAt(0, 0, 0).Format(time.RFC3339)) + "&to=" + q(apiAt(367, 0, 0).Format(time.RFC3339))
 
-	type tc struct {
-		name   string
-		as     *apiAccount
-		rq     apiReq
-		status int
-		code   string
-	}
+	type tc = apiRefusal
 	post := func(path, body string) apiReq { return apiReq{method: "POST", path: path, body: body} }
 	get := func(path string) apiReq { return apiReq{method: "GET", path: path} }
 	cases := []tc{
@@ -165,32 +159,7 @@ func TestAPIBadInput(t *testing.T) {
 		"end before start":       "end must be after start",
 		"text/plain":             "application/json",
 	}
-	seen := map[string]bool{}
-	for _, c := range cases {
-		if seen[c.name] {
-			t.Fatalf("two cases named %q", c.name)
-		}
-		seen[c.name] = true
-		t.Run(c.name, func(t *testing.T) {
-			if c.as != nil {
-				c.rq.token = c.as.Token
-			}
-			before := h.state(t)
-			res := h.send(t, c.rq)
-			res.want(t, c.status, c.code)
-			h.unchanged(t, before)
-			if want, ok := details[c.name]; ok && res.status >= 400 {
-				if d := res.problem(t).Detail; !strings.Contains(d, want) {
-					t.Errorf("detail %q does not say %q", d, want)
-				}
-			}
-		})
-	}
-	for name := range details {
-		if !seen[name] {
-			t.Errorf("details for %q, which is not a case", name)
-		}
-	}
+	apiCheckRefusals(t, h, cases, details)
 
 	// The same bodies with the right media type spelled differently are fine.
 	for _, ct := range []string{"application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"} {

@@ -541,3 +541,46 @@ func (h *apiHarness) openSession(t testing.TB, a *apiAccount) fablab.Session {
 	}
 	return sess
 }
+
+// apiRefusal is a request that must be refused, with the status and code
+// expected, and nothing written.
+type apiRefusal struct {
+	name   string
+	as     *apiAccount
+	rq     apiReq
+	status int
+	code   string
+}
+
+// apiCheckRefusals runs each refusal as its own subtest: the status and
+// code are checked, the store must be unchanged, and the problem's detail
+// must contain details[name] where given (every key naming a case).
+func apiCheckRefusals(t *testing.T, h *apiHarness, cases []apiRefusal, details map[string]string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, c := range cases {
+		if seen[c.name] {
+			t.Fatalf("two cases named %q", c.name)
+		}
+		seen[c.name] = true
+		t.Run(c.name, func(t *testing.T) {
+			if c.as != nil {
+				c.rq.token = c.as.Token
+			}
+			before := h.state(t)
+			res := h.send(t, c.rq)
+			res.want(t, c.status, c.code)
+			h.unchanged(t, before)
+			if want, ok := details[c.name]; ok && res.status >= 400 {
+				if d := res.problem(t).Detail; !strings.Contains(d, want) {
+					t.Errorf("detail %q does not say %q", d, want)
+				}
+			}
+		})
+	}
+	for name := range details {
+		if !seen[name] {
+			t.Errorf("details for %q, which is not a case", name)
+		}
+	}
+}

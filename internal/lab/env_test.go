@@ -320,13 +320,6 @@ func (e *env) closeLab() {
 	}
 }
 
-// restartLab closes the access side and starts a new one on the same store.
-func (e *env) restartLab() {
-	e.t.Helper()
-	e.closeLab()
-	e.startLab()
-}
-
 // device is a simulated device under test.
 type device struct {
 	*devicesim.Device
