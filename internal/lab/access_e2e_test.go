@@ -80,8 +80,11 @@ func grantWithBooking(e *env) {
 		s.DeviceID != devLaser || s.CmdID != c.CmdID || !s.Billable || !s.Until.Equal(b.End) {
 		e.t.Fatalf("session opened before the unlock: %+v", s)
 	}
-	e.waitSession(s.ID, "confirmed by the ack", func(s fablab.Session) bool { return s.Confirmed })
+	e.waitSession(s.ID, "confirmed", func(s fablab.Session) bool { return s.Confirmed })
 	d.waitRelay(wire.RelayOn, c.SessionID)
+	// The relay's state may confirm the session before its ack is handled
+	// (messages are handed over out of order): wait for the ack's line.
+	e.eventually("the unlock's ack in the audit", func() bool { return len(e.audit(fablab.AuditAck, wire.ResultOK)) > 0 })
 	if acks := e.audit(fablab.AuditAck, wire.ResultOK); len(acks) != 1 || acks[0].SessionID != s.ID {
 		e.t.Errorf("audited acks: %+v", acks)
 	}
