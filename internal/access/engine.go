@@ -489,6 +489,8 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	if id, err := fablab.ParseID(p.cmd.SessionID); err == nil {
 		ev.SessionID = id
 	}
+	// Live once handled: what it changed is stored by then.
+	defer func() { e.emit("ack", ev) }()
 	if p.cmd.Op == wire.OpLock {
 		if err := e.cfg.Store.Audit(ctx, ev); err != nil {
 			e.cfg.Log.Error("audit ack", "err", err)

@@ -36,6 +36,25 @@ func migrateAccess(tx *bbolt.Tx) error {
 	})
 }
 
+// migrateOpenUnindexed takes the open sessions out of the time indexes,
+// which from version 4 hold ended sessions only.
+func migrateOpenUnindexed(tx *bbolt.Tx) error {
+	return tx.Bucket(bSessionsOpen).ForEach(func(_, v []byte) error {
+		sess, err := getSession(tx, btoi(v))
+		if err != nil {
+			return err
+		}
+		id, start := itob(sess.ID), tkey(sess.Started)
+		if err := tx.Bucket(bSessionsMach).Delete(cat(itob(sess.MachineID), start, id)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSessionsStart).Delete(cat(start, id)); err != nil {
+			return err
+		}
+		return tx.Bucket(bSessionsMember).Delete(cat(itob(sess.MemberID), start, id))
+	})
+}
+
 // bindDevice keeps machine_device/ in step with machine m's DeviceID (was:
 // the device id m had before). Errors: ECONFLICT when another machine already
 // uses the device.

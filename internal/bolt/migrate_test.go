@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fabgate/fabgate/internal/fablab"
 )
 
 func TestSchemaVersionIsTheNumberOfMigrations(t *testing.T) {
@@ -56,6 +58,78 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 	if !bytes.Equal(s.BadgeSecret(), secret) {
 		t.Error("the badge secret changed in the migration")
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A version 3 file indexed open sessions by time; version 4 takes them out
+// of the indexes (they join when they end), and the queries still see each
+// session once.
+func TestMigrateFromVersion3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v3.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	m, err := s.CreateMachine(ctx, fablab.Machine{Name: "Laser", Kind: fablab.KindLaserCutter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := s.CreateMember(ctx, fablab.Member{Email: "ada@example.org", Name: "Ada", Group: "student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	ended, err := s.OpenSession(ctx, fablab.Session{MachineID: m.ID, MemberID: mem.ID, DeviceID: "d", Started: start, Until: start.Add(time.Hour)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CloseSession(ctx, ended.ID, start.Add(time.Minute), fablab.EndTapOut, 0, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	open, err := s.OpenSession(ctx, fablab.Session{MachineID: m.ID, MemberID: mem.ID, DeviceID: "d", Started: start.Add(2 * time.Minute), Until: start.Add(time.Hour)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make it a version 3 file: the open session in the three indexes.
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := indexSession(tx, open); err != nil {
+			return err
+		}
+		return tx.Bucket(bMeta).Put(kSchema, u64(3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatalf("open a version 3 file: %v", err)
+	}
+	defer s.Close()
+	indexed := 0
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bSessionsMach, bSessionsStart, bSessionsMember} {
+			indexed += tx.Bucket(b).Stats().KeyN
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if indexed != 3 {
+		t.Errorf("%d index entries after the migration, want 3 (the ended session's)", indexed)
+	}
+	for name, q := range map[string]func() ([]fablab.Session, error){
+		"machine": func() ([]fablab.Session, error) { return s.SessionsOfMachine(ctx, m.ID, start, start.Add(time.Hour)) },
+		"member":  func() ([]fablab.Session, error) { return s.SessionsOfMember(ctx, mem.ID, start, start.Add(time.Hour)) },
+		"start":   func() ([]fablab.Session, error) { return s.SessionsStarted(ctx, start, start.Add(time.Hour), 10) },
+	} {
+		got, err := q()
+		if err != nil || len(got) != 2 || got[0].ID != ended.ID || got[1].ID != open.ID {
+			t.Errorf("by %s: %+v (%v), want the ended then the open session", name, got, err)
+		}
 	}
 	if err := s.Check(); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,10 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -44,17 +46,10 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRe
 		if err := putJSON(b, itob(sess.ID), sess); err != nil {
 			return err
 		}
-		id, start := itob(sess.ID), tkey(sess.Started)
-		if err := tx.Bucket(bSessionsMach).Put(cat(itob(sess.MachineID), start, id), nil); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bSessionsStart).Put(cat(start, id), nil); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bSessionsMember).Put(cat(itob(sess.MemberID), start, id), nil); err != nil {
-			return err
-		}
-		if err := open.Put(itob(sess.MachineID), id); err != nil {
+		// The time indexes take the session when it ends: this commit is on
+		// the way from the tap to the relay, and every bucket it writes
+		// costs.
+		if err := open.Put(itob(sess.MachineID), itob(sess.ID)); err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -64,6 +59,54 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRe
 		return appendAudit(tx, events)
 	})
 	return sess, err
+}
+
+// indexSession adds an ended session to the time indexes. Open sessions are
+// not in them: the queries add them from sessions_open/.
+func indexSession(tx *bbolt.Tx, sess fablab.Session) error {
+	id, start := itob(sess.ID), tkey(sess.Started)
+	if err := tx.Bucket(bSessionsMach).Put(cat(itob(sess.MachineID), start, id), nil); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bSessionsStart).Put(cat(start, id), nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bSessionsMember).Put(cat(itob(sess.MemberID), start, id), nil)
+}
+
+// openSessionsWhere returns the open sessions that keep, in index order
+// (start, then id).
+func openSessionsWhere(tx *bbolt.Tx, keep func(*fablab.Session) bool) ([]fablab.Session, error) {
+	var out []fablab.Session
+	err := tx.Bucket(bSessionsOpen).ForEach(func(_, v []byte) error {
+		sess, err := getSession(tx, btoi(v))
+		if err != nil {
+			return err
+		}
+		if keep(&sess) {
+			out = append(out, sess)
+		}
+		return nil
+	})
+	sortSessions(out)
+	return out, err
+}
+
+// sortSessions orders sessions as the time indexes do: by start, then id.
+func sortSessions(ss []fablab.Session) {
+	slices.SortFunc(ss, func(a, b fablab.Session) int {
+		if c := a.Started.Compare(b.Started); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+}
+
+// startedIn reports whether a session started in [from, to), at the
+// resolution of the index keys (seconds).
+func startedIn(sess *fablab.Session, from, to time.Time) bool {
+	k := tkey(sess.Started)
+	return bytes.Compare(k, tkey(from)) >= 0 && bytes.Compare(k, tkey(to)) < 0
 }
 
 // CloseSession ends an open session once: at instant at, for reason, by
@@ -95,6 +138,9 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 			return err
 		}
 		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
+			return err
+		}
+		if err := indexSession(tx, sess); err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -179,17 +225,25 @@ func (s *Store) OpenSessionOn(ctx context.Context, machine fablab.ID) (fablab.Se
 
 // SessionsOfMachine lists a machine's sessions that started in [from, to).
 func (s *Store) SessionsOfMachine(ctx context.Context, machine fablab.ID, from, to time.Time) ([]fablab.Session, error) {
-	return s.sessionsIndexed(ctx, bSessionsMach, machine, from, to)
+	return s.sessionsIndexed(ctx, bSessionsMach, machine, func(x *fablab.Session) fablab.ID { return x.MachineID }, from, to)
 }
 
 // SessionsOfMember lists a member's sessions that started in [from, to).
 func (s *Store) SessionsOfMember(ctx context.Context, member fablab.ID, from, to time.Time) ([]fablab.Session, error) {
-	return s.sessionsIndexed(ctx, bSessionsMember, member, from, to)
+	return s.sessionsIndexed(ctx, bSessionsMember, member, func(x *fablab.Session) fablab.ID { return x.MemberID }, from, to)
 }
 
-func (s *Store) sessionsIndexed(ctx context.Context, index []byte, owner fablab.ID, from, to time.Time) ([]fablab.Session, error) {
+// sessionsIndexed reads the ended sessions of owner from index (ownerOf
+// gives a session's owner in that index), and adds the open ones.
+func (s *Store) sessionsIndexed(ctx context.Context, index []byte, owner fablab.ID, ownerOf func(*fablab.Session) fablab.ID, from, to time.Time) ([]fablab.Session, error) {
 	out := []fablab.Session{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		open, err := openSessionsWhere(tx, func(sess *fablab.Session) bool {
+			return ownerOf(sess) == owner && startedIn(sess, from, to)
+		})
+		if err != nil {
+			return err
+		}
 		prefix := itob(owner)
 		limit := cat(prefix, tkey(to))
 		c := tx.Bucket(index).Cursor()
@@ -199,6 +253,10 @@ func (s *Store) sessionsIndexed(ctx context.Context, index []byte, owner fablab.
 				return err
 			}
 			out = append(out, sess)
+		}
+		if len(open) > 0 {
+			out = append(out, open...)
+			sortSessions(out)
 		}
 		return nil
 	})
@@ -219,6 +277,15 @@ func (s *Store) SessionsStarted(ctx context.Context, from, to time.Time, limit i
 			}
 			out = append(out, sess)
 		}
+		// The first limit of the union are among the first limit indexed
+		// and the open ones.
+		open, err := openSessionsWhere(tx, func(sess *fablab.Session) bool { return startedIn(sess, from, to) })
+		if err != nil || len(open) == 0 {
+			return err
+		}
+		out = append(out, open...)
+		sortSessions(out)
+		out = out[:min(len(out), limit)]
 		return nil
 	})
 	return out, err

@@ -1,6 +1,6 @@
 // Package bolt stores FabGate's data in one bbolt file.
 //
-// Schema (version 3). Integers in keys are big-endian so that keys sort in
+// Schema (version 4). Integers in keys are big-endian so that keys sort in
 // numeric and chronological order; times in keys are Unix seconds (int64,
 // written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
 //
@@ -31,16 +31,18 @@
 //	                  this index answers "which machine does this device drive" and keeps it unique)
 //	device_seq/       device id → uint64: command seq numbers reserved so far (allocated in blocks)
 //	sessions/         id → JSON fablab.Session
-//	sessions_machine/ machine id | start | session id → nil
-//	sessions_start/   start | session id → nil
-//	sessions_member/  member id | start | session id → nil
+//	sessions_machine/ machine id | start | session id → nil   (ended sessions only: an open
+//	sessions_start/   start | session id → nil                  session is found through
+//	sessions_member/  member id | start | session id → nil      sessions_open/, and indexed
+//	                  when it ends, which keeps the commit between a tap and its unlock small)
 //	sessions_open/    machine id → session id   (at most one open session per machine)
 //	taps_seen/        device id | 0 | msg_id → Unix seconds   (de-duplication of taps and replays)
 //	unknown_taps/     time | hash → device id   (badges no member holds, kept 24 h)
 //	audit/            time | sequence → JSON fablab.AuditEvent
 //
 // Versions: 1 created everything above up to tokens/; 2 added resets/; 3 added
-// the devices and sessions buckets and indexed the machines' device ids.
+// the devices and sessions buckets and indexed the machines' device ids; 4
+// took open sessions out of the session time indexes.
 // Sequences: each entity bucket's NextSequence allocates its ids.
 package bolt
 
@@ -61,7 +63,7 @@ import (
 )
 
 // SchemaVersion is the version of the layout drawn above: len(migrations).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 var (
 	bMeta           = []byte("meta")
@@ -113,7 +115,8 @@ var migrations = []func(tx *bbolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bResets)
 		return err
 	},
-	migrateAccess, // 3
+	migrateAccess,        // 3
+	migrateOpenUnindexed, // 4
 }
 
 // Options configure Open.

@@ -9,7 +9,7 @@ import (
 )
 
 // Event is one live event. Type names the SSE event ("session", "tap",
-// "device", "machine"); Data is marshalled as JSON.
+// "device", "ack", "alert"); Data is marshalled as JSON.
 type Event struct {
 	Type string    `json:"type"`
 	At   time.Time `json:"at"`
