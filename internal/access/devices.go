@@ -2,8 +2,10 @@ package access
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/wire"
 )
@@ -139,6 +141,15 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, se
 		}
 		return
 	}
+	if msgID, ok := strings.CutPrefix(sessionID, wire.OfflineSessionPrefix); ok && relay == wire.RelayOn {
+		// A session the device granted alone: its replayed tap opens (or
+		// has opened) it here, and the adoption unlock gives the relay the
+		// server's id. Until then it is left running.
+		seen, err := e.cfg.Store.TapSeen(ctx, bolt.TapRef{Device: dev, MsgID: msgID})
+		if err != nil || !seen || open != nil && open.TapMsgID == msgID && open.DeviceID == dev {
+			return
+		}
+	}
 	switch {
 	case relay == wire.RelayOn && (open == nil || sessionID != "" && sessionID != open.ID.String() && !e.unlockPending(open.ID)):
 		e.cfg.Log.Warn("relay on without a session: locking", "device", dev, "session_id", sessionID)
@@ -146,7 +157,14 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, se
 			e.cfg.Log.Error("send lock", "device", dev, "err", err)
 		}
 	case relay == wire.RelayOff && open != nil && !e.unlockPending(open.ID) && e.offIsNews(dev, open, seq, since):
-		e.closeOnDevice(ctx, dev, e.cfg.Now(), fablab.EndRelayOff, "relay reported off")
+		// Billed until the relay went off, as the device saw it (a device
+		// that ended the session alone while the link was down reports it
+		// only when it is back), never later than now.
+		at := e.cfg.Now()
+		if off := time.Unix(since, 0); since > 0 && off.Before(at) {
+			at = off
+		}
+		e.closeOnDevice(ctx, dev, at, fablab.EndRelayOff, "relay reported off")
 	}
 }
 

@@ -89,6 +89,9 @@ type pendingCmd struct {
 	extension bool
 	prevUntil time.Time // for an extension: the session's end before it
 	firstSent time.Time // when the command was first sent
+	// adopted marks the unlock that gives a session the device granted
+	// alone its server id.
+	adopted bool
 }
 
 // track describes how a command is tracked, set before it is published so
@@ -97,6 +100,7 @@ type track struct {
 	rounds    int
 	extension bool
 	prevUntil time.Time
+	adopted   bool
 }
 
 // New returns an engine.
@@ -219,7 +223,7 @@ func (e *Engine) sendTracked(ctx context.Context, dev string, cmd wire.Command, 
 		e.mu.Lock()
 		now := e.cfg.Now()
 		e.pending[cmd.CmdID] = &pendingCmd{dev: dev, topic: topic, payload: payload, cmd: cmd, tries: 1, deadline: now.Add(e.cfg.AckTimeout),
-			rounds: tr.rounds, extension: tr.extension, prevUntil: tr.prevUntil, firstSent: now}
+			rounds: tr.rounds, extension: tr.extension, prevUntil: tr.prevUntil, firstSent: now, adopted: tr.adopted}
 		e.mu.Unlock()
 	}
 	if err := e.cfg.Pub.Publish(ctx, topic, payload, false); err != nil {
@@ -268,27 +272,99 @@ func (e *Engine) Tap(ctx context.Context, dev, uid string) (Decision, error) {
 }
 
 // replayed records a tap the device decided alone while the server was out
-// of reach: it is history, never decided again.
+// of reach: it is history, never decided again. A session the device
+// granted becomes an offline session of the member: recorded ended, or, if
+// it still runs, adopted (opened here, and the device told its id with an
+// unlock). A tap-out ends the session it names.
 func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, tap wire.Tap) {
 	dev := ref.Device
-	ev := fablab.AuditEvent{At: time.Unix(tap.TS, 0), Kind: fablab.AuditTap, Action: "replayed", DeviceID: dev,
+	at := time.Unix(tap.TS, 0)
+	ev := fablab.AuditEvent{At: at, Kind: fablab.AuditTap, Action: "replayed", DeviceID: dev, Reason: tap.Reason,
 		Detail: map[string]any{"msg_id": tap.MsgID, "badge": hash[:16]}}
-	if f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, e.cfg.Now(), 0); err == nil {
+	if tap.Result != "" {
+		ev.Detail["result"] = tap.Result
+	}
+	f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, e.cfg.Now(), 0)
+	if err == nil {
 		ev.MachineID = f.Machine.ID
 		if f.Member != nil {
 			ev.MemberID = f.Member.ID
 		}
 	}
 	evs := []fablab.AuditEvent{ev}
-	if err := e.cfg.Store.RecordTap(ctx, *ref, evs...); err != nil {
-		if fablab.ErrorCode(err) == fablab.EDUPLICATE {
-			e.Replays.Add(1)
-		} else {
-			e.cfg.Log.Error("record replayed tap", "device", dev, "err", err)
+	switch {
+	case err != nil || f.Member == nil:
+		// Nobody to hold to it (or no machine): kept as history only.
+	case tap.Result == wire.TapGranted:
+		err := e.offlineSession(ctx, dev, &f, ref, tap, evs)
+		if err == nil || fablab.ErrorCode(err) == fablab.EDUPLICATE {
+			e.replayDone(err, evs)
+			return
 		}
-		return
+		e.cfg.Log.Error("record offline session", "device", dev, "msg_id", tap.MsgID, "err", err)
+	case tap.Result == wire.TapOut && f.Open != nil && f.Open.ID.String() == tap.SessionID && f.Open.DeviceID == dev:
+		_, err := e.endSession(ctx, f.Open.ID, at, fablab.EndTapOut, f.Member.ID, ref, evs[0])
+		if err == nil || fablab.ErrorCode(err) == fablab.EDUPLICATE {
+			e.replayDone(err, nil)
+			return
+		}
+		e.cfg.Log.Error("end session on a replayed tap-out", "device", dev, "msg_id", tap.MsgID, "err", err)
 	}
-	e.emit("tap", evs[0])
+	e.replayDone(e.cfg.Store.RecordTap(ctx, *ref, evs...), evs)
+}
+
+// replayDone counts a replayed tap recorded, or seen before.
+func (e *Engine) replayDone(err error, evs []fablab.AuditEvent) {
+	switch {
+	case fablab.ErrorCode(err) == fablab.EDUPLICATE:
+		e.Replays.Add(1)
+	case err != nil:
+		e.cfg.Log.Error("record replayed tap", "err", err)
+	case len(evs) > 0:
+		e.emit("tap", evs[0])
+	}
+}
+
+// offlineSession records a session the device granted alone: ended, or
+// still running and adopted.
+func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessFacts, ref *bolt.TapRef, tap wire.Tap, evs []fablab.AuditEvent) error {
+	sess := fablab.Session{
+		MachineID: f.Machine.ID, MemberID: f.Member.ID, DeviceID: dev, Started: time.Unix(tap.TS, 0), Until: time.Unix(tap.Until, 0),
+		Offline: true, TapMsgID: tap.MsgID, Confirmed: true, Billable: true,
+	}
+	if tap.Ended != 0 {
+		ended := time.Unix(tap.Ended, 0)
+		sess.Ended, sess.EndReason = &ended, tap.Reason
+		if sess.EndReason == "" {
+			sess.EndReason = fablab.EndTapOut
+		}
+		sess, err := e.cfg.Store.RecordSession(ctx, sess, ref, evs)
+		if err == nil {
+			e.emit("session", sess)
+		}
+		return err
+	}
+	sess, err := e.cfg.Store.OpenSession(ctx, sess, ref, evs)
+	if fablab.ErrorCode(err) == fablab.ECONFLICT {
+		// The server holds another session on the machine: the device's
+		// session is recorded as ended now, and the relay's state will be
+		// reconciled with the open one.
+		now := e.cfg.Now()
+		sess.Ended, sess.EndReason = &now, wire.ReasonInUse
+		if sess, err = e.cfg.Store.RecordSession(ctx, sess, ref, evs); err == nil {
+			e.emit("session", sess)
+		}
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	e.emit("session", sess)
+	e.cfg.Log.Info("offline session adopted", "device", dev, "session", sess.ID, "msg_id", tap.MsgID)
+	if _, err := e.sendTracked(ctx, dev, wire.Command{Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: tap.Until}, track{adopted: true}); err != nil {
+		e.cfg.Log.Error("send adoption unlock", "device", dev, "err", err)
+	}
+	return nil
 }
 
 func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef, now time.Time) (Decision, error) {
@@ -588,6 +664,16 @@ func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
 func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 	id, err := fablab.ParseID(p.cmd.SessionID)
 	if err != nil {
+		return
+	}
+	if p.adopted {
+		// The device's session ended before it heard of its adoption: it
+		// ran until now, as far as the server knows.
+		now := e.cfg.Now()
+		if _, err := e.endSession(ctx, id, now, fablab.EndRelayOff, 0, nil,
+			fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndRelayOff, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+			e.cfg.Log.Error("end session", "session", id, "err", err)
+		}
 		return
 	}
 	if !p.extension {

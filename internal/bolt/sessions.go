@@ -61,6 +61,41 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRe
 	return sess, err
 }
 
+// RecordSession stores a session that has already ended (one a device ran
+// while the server was out of reach), with the tap that opened it and its
+// audit events, in one shared commit. Errors: EINVALID (not ended, or ended
+// before it started), EDUPLICATE (the tap was recorded already).
+func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
+	if sess.Ended == nil || sess.Ended.Before(sess.Started) {
+		return sess, fablab.Errorf(fablab.EINVALID, "a recorded session must have ended, at or after its start")
+	}
+	sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
+	ended := sess.Ended.UTC()
+	sess.Ended = &ended
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		if err := checkTap(tx, tap); err != nil {
+			return err
+		}
+		b := tx.Bucket(bSessions)
+		var err error
+		if sess.ID, err = nextID(b); err != nil {
+			return err
+		}
+		if err := putJSON(b, itob(sess.ID), sess); err != nil {
+			return err
+		}
+		if err := indexSession(tx, sess); err != nil {
+			return err
+		}
+		aboutSession(events, sess)
+		if err := markTap(tx, tap); err != nil {
+			return err
+		}
+		return appendAudit(tx, events)
+	})
+	return sess, err
+}
+
 // indexSession adds an ended session to the time indexes. Open sessions are
 // not in them: the queries add them from sessions_open/.
 func indexSession(tx *bbolt.Tx, sess fablab.Session) error {

@@ -76,6 +76,9 @@ type ClientConfig struct {
 	// birth message here. It runs on its own goroutine and may block on
 	// Publish.
 	OnConnect func(*Client)
+	// OnConnectionLost is called when an established connection drops
+	// (the client then reconnects by itself). It must not block.
+	OnConnectionLost func(error)
 	// Log receives connection events and handler problems; nil discards.
 	Log *slog.Logger
 	// KeepAlive is the MQTT keepalive; 0 means DefaultKeepAlive (15 s).
@@ -130,8 +133,47 @@ type Client struct {
 // wait at once; network errors are retried until ctx ends. Once connected,
 // the client reconnects by itself until Close.
 func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
-	if err := cfg.validate(); err != nil {
+	c, tok, err := start(cfg)
+	if err != nil {
 		return nil, err
+	}
+	tokDone := tok.Done()
+	for {
+		select {
+		case <-c.firstUp:
+			return c, nil
+		case <-tokDone:
+			if err := tok.Error(); err != nil {
+				c.abort()
+				return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, err)
+			}
+			tokDone = nil // connected; wait for OnConnect
+		case err := <-c.refused:
+			c.abort()
+			return nil, fmt.Errorf("mqtt connect %s as %q: %w", cfg.Broker, cfg.Username, err)
+		case <-ctx.Done():
+			c.abort()
+			if last := c.lastErr.Load(); last != nil {
+				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.Broker, ctx.Err(), *last)
+			}
+			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, ctx.Err())
+		}
+	}
+}
+
+// Dial starts a client that connects in the background and returns at once:
+// for a device, which must work without the broker and take the link when it
+// comes. Connection failures, refusals included, are retried until Close;
+// OnConnect and OnConnectionLost tell when the link comes and goes.
+func Dial(cfg ClientConfig) (*Client, error) {
+	c, _, err := start(cfg)
+	return c, err
+}
+
+// start makes the client and starts connecting.
+func start(cfg ClientConfig) (*Client, paho.Token, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
@@ -181,30 +223,7 @@ func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		opts.SetBinaryWill(w.Topic, w.Payload, w.QoS, w.Retained)
 	}
 	c.pc = paho.NewClient(opts)
-
-	tok := c.pc.Connect() // with retry on, completes only once connected
-	tokDone := tok.Done()
-	for {
-		select {
-		case <-c.firstUp:
-			return c, nil
-		case <-tokDone:
-			if err := tok.Error(); err != nil {
-				c.abort()
-				return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, err)
-			}
-			tokDone = nil // connected; wait for OnConnect
-		case err := <-c.refused:
-			c.abort()
-			return nil, fmt.Errorf("mqtt connect %s as %q: %w", cfg.Broker, cfg.Username, err)
-		case <-ctx.Done():
-			c.abort()
-			if last := c.lastErr.Load(); last != nil {
-				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.Broker, ctx.Err(), *last)
-			}
-			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, ctx.Err())
-		}
-	}
+	return c, c.pc.Connect(), nil // with retry on, the token completes only once connected
 }
 
 func (cfg ClientConfig) validate() error {
@@ -279,6 +298,9 @@ func (c *Client) onConnect(paho.Client) {
 
 func (c *Client) onLost(_ paho.Client, err error) {
 	c.log.Warn("mqtt connection lost, reconnecting", "broker", c.cfg.Broker, "error", err)
+	if c.cfg.OnConnectionLost != nil {
+		c.cfg.OnConnectionLost(err)
+	}
 }
 
 // onNotify records connection failures; paho calls it synchronously.

@@ -372,3 +372,40 @@ func selfSignedTLS(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(cert)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
 }
+
+// A device's client starts without a broker (Dial returns at once), takes
+// the link when the broker comes, and hears when it goes.
+func TestClientDialWithoutBroker(t *testing.T) {
+	log, _ := testLog(t)
+	addr := mqtttest.FreeAddr(t)
+	up, lost := make(chan struct{}, 10), make(chan error, 10)
+	c, err := Dial(ClientConfig{
+		Broker: "tcp://" + addr, ClientID: uniqueID(devA), Username: devA, Password: secretA, Log: log,
+		OnConnect:        func(*Client) { up <- struct{}{} },
+		OnConnectionLost: func(err error) { lost <- err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(nil)
+	if c.Connected() {
+		t.Fatal("connected with no broker")
+	}
+	b := startBroker(t, addr, testPrefix, log)
+	select {
+	case <-up:
+	case <-time.After(waitLong):
+		t.Fatalf("no connection within %s of the broker starting", waitLong)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(waitLong):
+		t.Fatalf("the lost connection was not reported within %s", waitLong)
+	}
+	if _, err := Dial(ClientConfig{Broker: "tcp://" + addr}); err == nil {
+		t.Error("Dial accepted a config without a client id")
+	}
+}

@@ -37,7 +37,25 @@ type Tap struct {
 	TS      int64  `json:"ts"`      // when the badge was read, Unix seconds, > 0
 	UID     string `json:"uid"`     // badge UID; decoded to fablab.NormalizeUID's form
 	Offline bool   `json:"offline"` // replayed from the offline queue: history, not a request
+
+	// What the device decided alone, on replayed taps only (see TapGranted).
+	Result    string `json:"result,omitempty"`     // TapGranted, TapDenied or TapOut
+	Reason    string `json:"reason,omitempty"`     // denied: why; granted and ended: why it ended
+	SessionID string `json:"session_id,omitempty"` // granted: the device's session; tap_out: the session it ended
+	Until     int64  `json:"until,omitempty"`      // granted: the latest the device would end the session
+	Ended     int64  `json:"ended,omitempty"`      // granted: when the session ended, once it has
 }
+
+// OfflineSessionPrefix starts the id a device gives a session it granted
+// alone: "off-" + the granting tap's msg_id.
+const OfflineSessionPrefix = "off-"
+
+// The results of a tap the device decided alone (Tap.Result).
+const (
+	TapGranted = "granted" // the relay went on: a session the device ran
+	TapDenied  = "denied"
+	TapOut     = "tap_out" // the badge ended the running session
+)
 
 // Command is an order from the server ({p}/dev/{dev}/cmd, QoS 1, never
 // retained).
@@ -162,7 +180,34 @@ func (p *Tap) validate() error {
 		return invalid(what, "uid: %s", fablab.ErrorMessage(err))
 	}
 	p.UID = u
-	return nil
+	if p.Result == "" {
+		if p.Reason != "" || p.SessionID != "" || p.Until != 0 || p.Ended != 0 {
+			return invalid(what, "reason, session_id, until and ended describe a decision: they need a result")
+		}
+		return nil
+	}
+	if !p.Offline {
+		return invalid(what, "result is only sent on replayed taps (offline: true)")
+	}
+	switch p.Result {
+	case TapGranted:
+		if p.Until < p.TS {
+			return invalid(what, "a granted tap needs until, at or after ts")
+		}
+		if p.Ended != 0 && p.Ended < p.TS {
+			return invalid(what, "ended is before ts")
+		}
+	case TapDenied, TapOut:
+		if p.Until != 0 || p.Ended != 0 {
+			return invalid(what, "until and ended belong to a granted tap")
+		}
+	default:
+		return invalid(what, "result %q is not granted, denied or tap_out", p.Result)
+	}
+	if err := checkID(what, "session_id", p.SessionID, p.Result != TapDenied); err != nil {
+		return err
+	}
+	return checkText(what, "reason", p.Reason, MaxReasonLen)
 }
 
 func (p *Command) validate() error {
