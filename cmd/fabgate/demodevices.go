@@ -4,30 +4,42 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"time"
 
+	"github.com/fabgate/fabgate/firmware-bridge/bridge"
+	"github.com/fabgate/fabgate/firmware-bridge/reader"
+	"github.com/fabgate/fabgate/firmware-bridge/relay"
+	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
-	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
-// startDemoDevices gives every demo machine a simulated device on the
-// broker: registered (or re-keyed: the demo makes new secrets at each start,
-// since stored secrets are hashed), connected, answering commands. Taps from
-// the staff page then travel the real path server → broker → device → ack.
-func startDemoDevices(ctx context.Context, store *bolt.Store, running *lab.Lab, log *slog.Logger) ([]*devicesim.Device, error) {
+// demoBridges are the demo lab's devices: one fabgate-bridge device per demo
+// machine, with a simulated reader and relay, connected to the embedded
+// broker like a real one. A tap from the staff page is read by the
+// simulated reader and travels the real path: bridge → broker → server →
+// unlock → bridge → relay → ack.
+type demoBridges struct {
+	*access.Engine // the API's access engine; Tap goes through the readers
+	store          *bolt.Store
+	running        *lab.Lab
+	devices        []*bridge.Device
+	readers        map[string]*reader.Sim
+}
+
+// startDemoBridges registers (or re-keys: the demo makes new secrets at each
+// start, since stored secrets are hashed) and starts a bridge device for
+// every demo machine; their offline state lives under dataDir.
+func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, dataDir string, log *slog.Logger) (*demoBridges, error) {
 	page, err := store.Machines(ctx, 0, 1000)
 	if err != nil {
 		return nil, err
 	}
-	var sims []*devicesim.Device
-	stopAll := func() {
-		for _, d := range sims {
-			d.Close()
-		}
-	}
+	db := &demoBridges{Engine: running.Engine, store: store, running: running, readers: map[string]*reader.Sim{}}
 	for _, m := range page.Items {
 		if m.DeviceID == "" {
 			continue
@@ -35,7 +47,7 @@ func startDemoDevices(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 		secret := auth.NewToken()
 		hash, err := mqtt.MosquittoPasswordHash(secret)
 		if err != nil {
-			stopAll()
+			db.Close()
 			return nil, err
 		}
 		if _, err := store.Device(ctx, m.DeviceID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
@@ -44,19 +56,82 @@ func startDemoDevices(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 			_, err = store.UpdateDevice(ctx, m.DeviceID, func(d *fablab.Device) error { d.SecretHash = hash; return nil })
 		}
 		if err != nil {
-			stopAll()
+			db.Close()
 			return nil, fmt.Errorf("demo device %s: %w", m.DeviceID, err)
 		}
-		sim, err := devicesim.Start(ctx, devicesim.Config{
-			Broker: running.URL, ID: m.DeviceID, Secret: secret, Prefix: running.Topics.Prefix,
-			PowerW: 150, Log: log.With("component", "sim", "device", m.DeviceID),
+		rd := reader.NewSim()
+		d, err := bridge.Start(ctx, bridge.DeviceConfig{
+			ID: m.DeviceID, Secret: secret, Broker: running.URL, Prefix: running.Topics.Prefix, BadgeKey: store.BadgeSecret(),
+			StateDir: filepath.Join(dataDir, "demo-bridge", m.DeviceID), Reader: rd, Relay: relay.NewSim(150),
+			FW: "fabgate-bridge demo " + version, Log: log.With("component", "demo_bridge"),
 		})
 		if err != nil {
-			stopAll()
+			db.Close()
 			return nil, fmt.Errorf("demo device %s: %w", m.DeviceID, err)
 		}
-		sims = append(sims, sim)
+		db.devices = append(db.devices, d)
+		db.readers[m.DeviceID] = rd
 	}
-	log.Info("demo devices running", "count", len(sims))
-	return sims, nil
+	log.Info("demo bridges running", "count", len(db.devices))
+	return db, nil
+}
+
+// Close stops the demo devices (their relays off).
+func (db *demoBridges) Close() {
+	for _, d := range db.devices {
+		d.Close()
+	}
+}
+
+// Tap reads a badge on a demo device's simulated reader and returns the
+// server's decision, taken from the live tap event. A device without a
+// simulated reader is decided directly.
+func (db *demoBridges) Tap(ctx context.Context, dev, uid string) (access.Decision, error) {
+	rd := db.readers[dev]
+	if rd == nil {
+		return db.Engine.Tap(ctx, dev, uid)
+	}
+	if _, err := fablab.NormalizeUID(uid); err != nil {
+		return access.Decision{}, err
+	}
+	events, stop := db.running.Hub.Subscribe(64)
+	defer stop()
+	if err := rd.Tap(uid); err != nil {
+		return access.Decision{}, fablab.Errorf(fablab.ETOOMANY, "the reader of %s is busy; try again", dev)
+	}
+	wait := time.NewTimer(3 * time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case e := <-events:
+			ev, ok := e.Data.(fablab.AuditEvent)
+			if e.Type != "tap" || !ok || ev.DeviceID != dev {
+				continue
+			}
+			return db.decision(ctx, ev), nil
+		case <-wait.C:
+			return access.Decision{}, fablab.Errorf(fablab.ECONFLICT, "no decision from %s within 3 s: a reader ignores the same badge read again within 2 s; tap again", dev)
+		case <-ctx.Done():
+			return access.Decision{}, ctx.Err()
+		}
+	}
+}
+
+// decision turns a tap's audit event into the decision it records.
+func (db *demoBridges) decision(ctx context.Context, ev fablab.AuditEvent) access.Decision {
+	d := access.Decision{Reason: ev.Reason}
+	switch ev.Action {
+	case "granted":
+		d.Outcome = access.Grant
+		if s, err := db.store.Session(ctx, ev.SessionID); err == nil {
+			d.Until = s.Until
+		}
+	case "tap_out":
+		d.Outcome = access.TapOut
+	case "force_close":
+		d.Outcome = access.ForceClose
+	default:
+		d.Outcome = access.Deny
+	}
+	return d
 }

@@ -75,16 +75,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 		return err
 	}
 	defer running.Close()
+	var accessEngine httpapi.AccessEngine = running.Engine
 	if cfg.Demo && cfg.MQTTURL == "" {
-		sims, err := startDemoDevices(ctx, store, running, log)
+		demo, err := startDemoBridges(ctx, store, running, cfg.Data, log)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			for _, d := range sims {
-				d.Close()
-			}
-		}()
+		defer demo.Close()
+		accessEngine = demo
 	}
 
 	reg := prometheus.NewRegistry()
@@ -93,7 +91,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	api, err := httpapi.New(httpapi.Config{
 		Store: store, Log: log, Now: fablab.SystemClock, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
-		Access: running.Engine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
+		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 	})
 	if err != nil {
 		return err

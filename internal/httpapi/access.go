@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ type deviceCreated struct {
 	deviceView
 	MQTTUsername string `json:"mqtt_username"`
 	MQTTSecret   string `json:"mqtt_secret"`
+	// BadgeKey is the lab's badge key (hex), which a device needs to match
+	// badges against its offline allowlist (protocol §8.1).
+	BadgeKey string `json:"badge_key"`
 }
 
 func (s *Server) view(d fablab.Device) deviceView {
@@ -105,7 +109,7 @@ func (s *Server) createDevice(c *gin.Context) {
 	}
 	s.accessChanged()
 	s.log.Info("device registered", "device", d.ID, "machine", d.MachineID, "by", member(c).ID)
-	c.JSON(http.StatusCreated, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret})
+	c.JSON(http.StatusCreated, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret, BadgeKey: hex.EncodeToString(s.store.BadgeSecret())})
 }
 
 func (s *Server) getDevice(c *gin.Context) {
@@ -163,7 +167,7 @@ func (s *Server) rotateDeviceSecret(c *gin.Context) {
 		return
 	}
 	s.log.Info("device secret rotated", "device", d.ID, "by", member(c).ID)
-	c.JSON(http.StatusOK, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret})
+	c.JSON(http.StatusOK, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret, BadgeKey: hex.EncodeToString(s.store.BadgeSecret())})
 }
 
 type tapRequest struct {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -29,6 +30,7 @@ type apiDevice struct {
 	Online       bool      `json:"online"`
 	MQTTUsername string    `json:"mqtt_username"`
 	MQTTSecret   string    `json:"mqtt_secret"`
+	BadgeKey     string    `json:"badge_key"`
 }
 
 // device decodes a device response, failing on keys that show a secret.
@@ -89,6 +91,9 @@ func TestAPIDevices(t *testing.T) {
 	if created.MQTTUsername != "laser-1" || len(created.MQTTSecret) < 32 {
 		t.Errorf("credentials %q / %q, want the id and a long secret", created.MQTTUsername, created.MQTTSecret)
 	}
+	if created.BadgeKey != hex.EncodeToString(h.store.BadgeSecret()) {
+		t.Errorf("badge_key %q is not the lab's badge key", created.BadgeKey)
+	}
 	secret := created.MQTTSecret
 	hash := h.secretHash(t, "laser-1")
 	if !mqtt.VerifyMosquittoHash(hash, secret) {
@@ -105,7 +110,7 @@ func TestAPIDevices(t *testing.T) {
 		for _, path := range []string{"/api/v1/devices", "/api/v1/devices/laser-1"} {
 			r := h.do(t, "GET", path, h.admin.Token, nil)
 			r.want(t, http.StatusOK, "")
-			for _, leak := range []string{secret, hash, "mqtt_secret", "secret", "$7$"} {
+			for _, leak := range []string{secret, hash, "mqtt_secret", "secret", "$7$", "badge_key", created.BadgeKey} {
 				if strings.Contains(string(r.body), leak) {
 					t.Errorf("GET %s shows %q: %s", path, leak, r.body)
 				}

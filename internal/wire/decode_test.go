@@ -131,6 +131,22 @@ func TestDecodeTap(t *testing.T) {
 		{name: "uid number", in: `{"v":1,"msg_id":"m-1","ts":1,"uid":4660}`, err: "uid must be a string, got JSON number"},
 		{name: "offline string", in: `{"v":1,` + ok + `,"offline":"false"}`, err: "offline must be true or false, got JSON string"},
 		{name: "offline number", in: `{"v":1,` + ok + `,"offline":0}`, err: "offline must be true or false"},
+		// The device's own decisions, replayed.
+		{name: "replay granted and ended", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","reason":"tap_out","session_id":"off-m-1","until":1767229200,"ended":1767227000}`,
+			want: &Tap{V: 1, MsgID: "m-1", TS: 1767225600, UID: "04A2B3C4D5E6F7", Offline: true, Result: TapGranted, Reason: "tap_out", SessionID: "off-m-1", Until: 1767229200, Ended: 1767227000}},
+		{name: "replay granted running", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","session_id":"off-m-1","until":1767229200}`},
+		{name: "replay denied", in: `{"v":1,` + ok + `,"offline":true,"result":"denied","reason":"offline_not_allowed"}`},
+		{name: "replay tap-out", in: `{"v":1,` + ok + `,"offline":true,"result":"tap_out","session_id":"311"}`},
+		{name: "result on a live tap", in: `{"v":1,` + ok + `,"result":"granted","session_id":"off-m-1","until":1767229200}`, err: "result is only sent on replayed taps"},
+		{name: "result unknown", in: `{"v":1,` + ok + `,"offline":true,"result":"maybe"}`, err: `result "maybe" is not granted, denied or tap_out`},
+		{name: "granted without until", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","session_id":"off-m-1"}`, err: "a granted tap needs until"},
+		{name: "granted until before ts", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","session_id":"off-m-1","until":1767225599}`, err: "a granted tap needs until, at or after ts"},
+		{name: "granted ended before ts", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","session_id":"off-m-1","until":1767229200,"ended":1767225000}`, err: "ended is before ts"},
+		{name: "granted without session", in: `{"v":1,` + ok + `,"offline":true,"result":"granted","until":1767229200}`, err: "session_id is required"},
+		{name: "denied with until", in: `{"v":1,` + ok + `,"offline":true,"result":"denied","until":1767229200}`, err: "until and ended belong to a granted tap"},
+		{name: "tap-out without session", in: `{"v":1,` + ok + `,"offline":true,"result":"tap_out"}`, err: "session_id is required"},
+		{name: "decision fields without result", in: `{"v":1,` + ok + `,"offline":true,"reason":"x"}`, err: "they need a result"},
+		{name: "reason with a control character", in: `{"v":1,` + ok + `,"offline":true,"result":"denied","reason":"a\u0007"}`, err: "reason"},
 	}...)
 	runDecodeCases(t, DecodeTap, cases)
 }
