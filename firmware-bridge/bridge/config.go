@@ -118,6 +118,9 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("not valid JSON at byte %d: %w", se.Offset, err)
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("not valid JSON: the file ends too early")
+		}
 		return nil, fmt.Errorf("%w (see docs/hardware.md for the settings)", err)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -1,0 +1,89 @@
+package bridge
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+func TestParseConfigExample(t *testing.T) {
+	f, err := os.Open(filepath.Join("testdata", "sim.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Devices[0]
+	if cfg.Prefix != "fabgate/v1" || cfg.StateDir != "/var/lib/fabgate-bridge" || time.Duration(cfg.MaxOfflineAge) != 24*time.Hour {
+		t.Errorf("defaults not filled: %+v", cfg)
+	}
+	if d.ID != "laser-1" || d.Broker.URL != "tcp://127.0.0.1:1883" || time.Duration(d.OfflineSessionLimit) != 2*time.Hour || d.Reader.Kind != "sim" || d.Relay.Kind != "sim" {
+		t.Errorf("device: %+v", d)
+	}
+}
+
+// Every bad setting is refused at start with a message naming it.
+func TestParseConfigRefusals(t *testing.T) {
+	dev := func(extra string) string {
+		return `{"badge_key":"` + testKey + `","broker":{"url":"tcp://b:1883"},"devices":[{"id":"laser-1","secret":"s","reader":{"kind":"sim"},"relay":{"kind":"sim"}` + extra + `}]}`
+	}
+	for _, tt := range []struct{ name, in, want string }{
+		{"not json", `{"devices":`, "not valid JSON"},
+		{"unknown setting", `{"brokr":{}}`, `unknown field "brokr"`},
+		{"no badge key", `{"devices":[]}`, "badge_key"},
+		{"short badge key", `{"badge_key":"abcd","devices":[]}`, "badge_key"},
+		{"no devices", `{"badge_key":"` + testKey + `"}`, "devices: list at least one"},
+		{"bad id", strings.Replace(dev(""), "laser-1", "Laser 1", 1), `devices[0].id: "Laser 1" is not a device id`},
+		{"no secret", strings.Replace(dev(""), `"secret":"s",`, "", 1), "devices[0] (laser-1).secret"},
+		{"no broker", strings.Replace(dev(""), `"broker":{"url":"tcp://b:1883"},`, "", 1), "broker: url"},
+		{"bad broker scheme", strings.Replace(dev(""), "tcp://b:1883", "http://b", 1), "use tcp://host:port or ssl://host:port"},
+		{"tls files on tcp", strings.Replace(dev(""), `"url":"tcp://b:1883"`, `"url":"tcp://b:1883","ca_file":"ca.pem"`, 1), "use ssl://"},
+		{"unknown reader", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"laser-eyes"}`, 1), `reader: kind "laser-eyes" is not one of`},
+		{"no reader kind", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{}`, 1), "reader.kind: choose one of"},
+		{"unknown relay", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"zigbee"}`, 1), `relay: kind "zigbee" is not one of`},
+		{"unknown reader setting", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"sim","speed":3}`, 1), `unknown field "speed"`},
+		{"bad duration", dev(`,"offline_session_limit":"forever"`), `"forever" is not a positive duration`},
+		{"duration number", dev(`,"offline_session_limit":3600`), "a duration is a string"},
+		{"twice the same id", strings.Replace(dev(""), `}]}`, `},{"id":"laser-1","secret":"t","reader":{"kind":"sim"},"relay":{"kind":"sim"}}]}`, 1), "the id is used twice"},
+		{"bad prefix", strings.Replace(dev(""), `{"badge_key"`, `{"prefix":"a/#","badge_key"`, 1), "prefix"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig(strings.NewReader(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigSecretAndKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "key"), []byte(testKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := `{"badge_key_file":"` + filepath.Join(dir, "key") + `","broker":{"url":"ssl://b:8883"},"devices":[{"id":"d","secret_file":"` + filepath.Join(dir, "secret") + `","reader":{"kind":"sim"},"relay":{"kind":"sim"}}]}`
+	cfg, err := ParseConfig(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BadgeKey != testKey || cfg.Devices[0].Secret != "s3cret" {
+		t.Fatalf("key %q secret %q", cfg.BadgeKey, cfg.Devices[0].Secret)
+	}
+	if tc, err := cfg.Devices[0].Broker.TLS(); err != nil || tc == nil {
+		t.Fatalf("ssl:// broker: TLS %v, %v", tc, err)
+	}
+	missing := strings.Replace(in, filepath.Join(dir, "secret"), filepath.Join(dir, "nope"), 1)
+	if _, err := ParseConfig(strings.NewReader(missing)); err == nil || !strings.Contains(err.Error(), "secret_file") {
+		t.Fatalf("missing secret file: %v", err)
+	}
+}

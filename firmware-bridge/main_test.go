@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt/bolttest"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/mqtt"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunCheckAndUsage(t *testing.T) {
+	good := writeConfig(t, `{"badge_key":"00112233445566778899aabbccddeeff","broker":{"url":"tcp://127.0.0.1:1"},"devices":[{"id":"d-1","secret":"s","reader":{"kind":"stdin"},"relay":{"kind":"sim"}}]}`)
+	bad := writeConfig(t, `{"badge_key":"00112233445566778899aabbccddeeff","broker":{"url":"tcp://127.0.0.1:1"},"devices":[{"id":"d-1","secret":"s","reader":{"kind":"stdin"},"relay":{"kind":"toaster"}}]}`)
+	for _, tt := range []struct {
+		name    string
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"version", []string{"version"}, "fabgate-bridge dev", ""},
+		{"check a good file", []string{"--check", "--config", good}, "1 device(s), configuration OK", ""},
+		{"check a bad file", []string{"--check", "--config", bad}, "", `relay: kind "toaster" is not one of`},
+		{"missing file", []string{"--config", filepath.Join(t.TempDir(), "none.json")}, "", "no such file"},
+		{"unknown flag", []string{"--colour"}, "", "usage"},
+		{"stray argument", []string{"start"}, "", `unexpected argument "start"`},
+		{"bad log level", []string{"--log-level", "loud", "--config", good}, "", "--log-level"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tt.args, strings.NewReader(""), &out, &errOut)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Fatalf("output %q, want %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}
+
+// The program in --sim mode against a real server: a badge written on
+// standard input opens a session, the relay (simulated) confirms it, and
+// stopping the program closes it.
+func TestRunSimAgainstServer(t *testing.T) {
+	ctx := context.Background()
+	store := bolttest.Open(t, time.Now)
+	m, err := store.CreateMachine(ctx, fablab.Machine{Name: "Printer", Kind: fablab.Kind3DPrinter, DeviceID: "printer-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := store.CreateMember(ctx, fablab.Member{Email: "ada@lab.test", Name: "Ada", Group: "student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ada holds several badges: a badge read again within 2 s is ignored,
+	// and the test tries until the device is online, with a new one each
+	// time (a tap read before the link is up is refused offline: the
+	// device has no allowlist yet).
+	var uids []string
+	for i := range 8 {
+		uid := fmt.Sprintf("04A2B3C4D5E6%02X", i)
+		uids = append(uids, uid)
+		if _, err := store.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(store.BadgeSecret(), uid), MemberID: mem.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := auth.NewToken()
+	hash, _ := mqtt.MosquittoPasswordHash(secret)
+	if _, err := store.CreateDevice(ctx, fablab.Device{ID: "printer-1", MachineID: m.ID, SecretHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	running, err := lab.Start(ctx, lab.Config{Store: store, Listen: "127.0.0.1:0", Manual: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	cfg := writeConfig(t, fmt.Sprintf(`{"badge_key":%q,"state_dir":%q,"broker":{"url":%q},"devices":[{"id":"printer-1","secret":%q,"reader":{"kind":"stdin"},"relay":{"kind":"sim"}}]}`,
+		hex.EncodeToString(store.BadgeSecret()), t.TempDir(), running.URL, secret))
+
+	stdin, feed := io.Pipe()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(runCtx, []string{"--sim", "--config", cfg}, stdin, io.Discard, io.Discard) }()
+	open := func() bool { _, err := store.OpenSessionOn(ctx, m.ID); return err == nil }
+	for i := 0; !open(); i++ {
+		if i >= len(uids)*25 {
+			stop()
+			t.Fatal("no session opened by taps on standard input")
+		}
+		if i%25 == 0 { // a new badge every 25 polls
+			fmt.Fprintln(feed, uids[i/25])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	feed.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; open(); i++ {
+		if i > 500 {
+			t.Fatal("the session stayed open after the bridge stopped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
