@@ -124,4 +124,3 @@ func TestRunSimAgainstServer(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
