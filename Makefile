@@ -4,9 +4,9 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
 
-.PHONY: all build run test bench lint assets e2e clean help
+.PHONY: all build cross run test bench lint assets e2e clean help
 
-all: build
+all: build cross
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -14,6 +14,10 @@ help: ## list the targets
 build: ## build bin/fabgate and bin/fabgate-bridge
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate ./cmd/fabgate
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate-bridge ./firmware-bridge
+
+cross: ## cross-compile fabgate-bridge for the Raspberry Pi: bin/fabgate-bridge-linux-arm64 and -linux-armv7
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate-bridge-linux-arm64 ./firmware-bridge
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fabgate-bridge-linux-armv7 ./firmware-bridge
 
 run: build ## run the demo lab on http://127.0.0.1:8080 (data in ./data)
 	./bin/fabgate serve --demo --data data

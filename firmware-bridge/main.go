@@ -25,14 +25,25 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fabgate-bridge:", err)
-		if errors.Is(err, errUsage) {
+		switch {
+		case errors.Is(err, errUsage):
 			os.Exit(2)
+		case errors.Is(err, errConfig):
+			os.Exit(exitConfig)
 		}
 		os.Exit(1)
 	}
 }
 
-var errUsage = errors.New("usage")
+var (
+	errUsage  = errors.New("usage")
+	errConfig = errors.New("configuration")
+)
+
+// exitConfig is the exit status of a bad configuration (EX_CONFIG): the
+// systemd unit does not restart the bridge for it, since starting again
+// would only fail again.
+const exitConfig = 78
 
 // run is the whole program, so that tests can run it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -66,7 +77,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cfg, err := bridge.LoadConfig(*configPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: %d device(s), configuration OK\n", *configPath, len(cfg.Devices))
