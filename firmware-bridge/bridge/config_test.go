@@ -52,6 +52,13 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"bad duration", dev(`,"offline_session_limit":"forever"`), `"forever" is not a positive duration`},
 		{"duration number", dev(`,"offline_session_limit":3600`), "a duration is a string"},
 		{"twice the same id", strings.Replace(dev(""), `}]}`, `},{"id":"laser-1","secret":"t","reader":{"kind":"sim"},"relay":{"kind":"sim"}}]}`, 1), "the id is used twice"},
+		{"evdev without path", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"evdev"}`, 1), "path"},
+		{"evdev bad decimal", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"evdev","path":"/dev/input/event0","decimal":"sideways"}`, 1), "decimal"},
+		{"serial without port", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"serial","baud":9600}`, 1), "port"},
+		{"serial bad baud", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"serial","port":"/dev/ttyUSB0","baud":-3}`, 1), "baud"},
+		{"gpio without chip", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"gpio","line":17}`, 1), "chip"},
+		{"gpio line of another type", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"gpio","chip":"gpiochip0","line":[17]}`, 1), "line: give the line's offset"},
+		{"indicator unknown kind", dev(`,"indicator":{"kind":"siren"}`), `indicator: kind "siren" is not one of gpio`},
 		{"bad prefix", strings.Replace(dev(""), `{"badge_key"`, `{"prefix":"a/#","badge_key"`, 1), "prefix"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +67,22 @@ func TestParseConfigRefusals(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Hardware settings as an installer writes them are accepted without the
+// hardware being there (--check runs anywhere).
+func TestParseConfigHardwareKinds(t *testing.T) {
+	in := `{"badge_key":"` + testKey + `","broker":{"url":"tcp://b:1883"},"devices":[
+		{"id":"laser-1","secret":"s","reader":{"kind":"evdev","path":"/dev/input/by-id/usb-reader-event-kbd","decimal":"msb"},
+		 "relay":{"kind":"gpio","chip":"gpiochip0","line":17},"indicator":{"kind":"gpio","chip":"gpiochip0","line":"GPIO27","active_low":true}},
+		{"id":"mill-1","secret":"s","reader":{"kind":"serial","port":"/dev/ttyUSB0","baud":115200},"relay":{"kind":"gpio","chip":"gpiochip0","line":"22","active_low":true}}]}`
+	cfg, err := ParseConfig(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := gpioSettings(cfg.Devices[0].Relay.Settings); err != nil || c.Line != "17" || c.Chip != "gpiochip0" || c.ActiveLow {
+		t.Fatalf("gpio settings %+v, %v", c, err)
 	}
 }
 

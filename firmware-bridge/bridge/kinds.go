@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,8 +14,30 @@ import (
 )
 
 // readerKinds builds each kind of reader from its settings.
-var readerKinds = map[string]func(raw []byte) (reader.Reader, error){
-	"stdin": func(raw []byte) (reader.Reader, error) {
+var readerKinds = map[string]func(raw []byte, log *slog.Logger) (reader.Reader, error){
+	"evdev": func(raw []byte, log *slog.Logger) (reader.Reader, error) {
+		var s struct {
+			Kind string `json:"kind"`
+			reader.EvdevConfig
+		}
+		if err := decodeSettings(raw, &s); err != nil {
+			return nil, err
+		}
+		s.Log = log
+		return reader.NewEvdev(s.EvdevConfig)
+	},
+	"serial": func(raw []byte, log *slog.Logger) (reader.Reader, error) {
+		var s struct {
+			Kind string `json:"kind"`
+			reader.SerialConfig
+		}
+		if err := decodeSettings(raw, &s); err != nil {
+			return nil, err
+		}
+		s.Log = log
+		return reader.NewSerial(s.SerialConfig)
+	},
+	"stdin": func(raw []byte, _ *slog.Logger) (reader.Reader, error) {
 		var s struct {
 			Kind string `json:"kind"`
 		}
@@ -23,7 +46,7 @@ var readerKinds = map[string]func(raw []byte) (reader.Reader, error){
 		}
 		return reader.Lines{R: os.Stdin}, nil
 	},
-	"sim": func(raw []byte) (reader.Reader, error) {
+	"sim": func(raw []byte, _ *slog.Logger) (reader.Reader, error) {
 		var s struct {
 			Kind string `json:"kind"`
 		}
@@ -36,6 +59,13 @@ var readerKinds = map[string]func(raw []byte) (reader.Reader, error){
 
 // relayKinds builds each kind of relay from its settings.
 var relayKinds = map[string]func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error){
+	"gpio": func(_ context.Context, raw []byte, _ *slog.Logger) (relay.Relay, error) {
+		c, err := gpioSettings(raw)
+		if err != nil {
+			return nil, err
+		}
+		return relay.OpenGPIO(c)
+	},
 	"sim": func(_ context.Context, raw []byte, _ *slog.Logger) (relay.Relay, error) {
 		var s struct {
 			Kind   string  `json:"kind"`
@@ -52,14 +82,72 @@ var relayKinds = map[string]func(ctx context.Context, raw []byte, log *slog.Logg
 }
 
 // indicatorKinds builds each kind of indicator from its settings.
-var indicatorKinds = map[string]func(raw []byte) (Indicator, error){}
+var indicatorKinds = map[string]func(raw []byte, log *slog.Logger) (Indicator, error){
+	"gpio": func(raw []byte, log *slog.Logger) (Indicator, error) {
+		c, err := gpioSettings(raw)
+		if err != nil {
+			return nil, err
+		}
+		return relay.OpenIndicator(relay.IndicatorConfig{Chip: c.Chip, Line: c.Line, ActiveLow: c.ActiveLow, Log: log})
+	},
+}
+
+// gpioSettings reads a GPIO line's settings; the line may be written as
+// a number (17) or a string ("17", "GPIO17").
+func gpioSettings(raw []byte) (relay.GPIOConfig, error) {
+	var s struct {
+		Kind      string          `json:"kind"`
+		Chip      string          `json:"chip"`
+		Line      json.RawMessage `json:"line"`
+		ActiveLow bool            `json:"active_low"`
+	}
+	if err := decodeSettings(raw, &s); err != nil {
+		return relay.GPIOConfig{}, err
+	}
+	c := relay.GPIOConfig{Chip: s.Chip, ActiveLow: s.ActiveLow}
+	if len(s.Line) > 0 {
+		var n json.Number
+		if err := json.Unmarshal(s.Line, &c.Line); err != nil {
+			if err := json.Unmarshal(s.Line, &n); err != nil {
+				return c, fmt.Errorf("line: give the line's offset (17) or name (\"GPIO17\")")
+			}
+			c.Line = n.String()
+		}
+	}
+	return c, c.Validate()
+}
 
 // checkers validate settings without opening anything (fabgate-bridge
-// check); kinds without one are checked by building them.
+// --check); kinds without one are checked when they are opened.
 var (
-	readerCheckers    = map[string]func(raw []byte) error{}
-	relayCheckers     = map[string]func(raw []byte) error{}
-	indicatorCheckers = map[string]func(raw []byte) error{}
+	readerCheckers = map[string]func(raw []byte) error{
+		"evdev": func(raw []byte) error {
+			var s struct {
+				Kind string `json:"kind"`
+				reader.EvdevConfig
+			}
+			if err := decodeSettings(raw, &s); err != nil {
+				return err
+			}
+			return s.Validate()
+		},
+		"serial": func(raw []byte) error {
+			var s struct {
+				Kind string `json:"kind"`
+				reader.SerialConfig
+			}
+			if err := decodeSettings(raw, &s); err != nil {
+				return err
+			}
+			return s.Validate()
+		},
+	}
+	relayCheckers = map[string]func(raw []byte) error{
+		"gpio": func(raw []byte) error { _, err := gpioSettings(raw); return err },
+	}
+	indicatorCheckers = map[string]func(raw []byte) error{
+		"gpio": func(raw []byte) error { _, err := gpioSettings(raw); return err },
+	}
 )
 
 func names[V any](m map[string]V) []string {
@@ -85,7 +173,7 @@ func checkReader(k KindSpec) error {
 		return c(k.Settings)
 	}
 	if k.Kind == "sim" || k.Kind == "stdin" {
-		_, err := readerKinds[k.Kind](k.Settings)
+		_, err := readerKinds[k.Kind](k.Settings, slog.New(slog.DiscardHandler))
 		return err
 	}
 	return nil

@@ -36,10 +36,14 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 	}
 	key, _ := hex.DecodeString(cfg.BadgeKey) // checked by Validate
 	var devices []*Device
+	var indicators []io.Closer
 	sims := map[string]*reader.Sim{}
 	stopAll := func() {
 		for _, d := range devices {
 			d.Close()
+		}
+		for _, c := range indicators {
+			c.Close()
 		}
 	}
 	for _, spec := range cfg.Devices {
@@ -52,7 +56,7 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 			sim := reader.NewSim()
 			sims[spec.ID], rd, rl = sim, sim, relay.NewSim(0)
 		} else {
-			if rd, err = readerKinds[spec.Reader.Kind](spec.Reader.Settings); err != nil {
+			if rd, err = readerKinds[spec.Reader.Kind](spec.Reader.Settings, log.With("component", "reader")); err != nil {
 				stopAll()
 				return fmt.Errorf("device %s: reader: %w", spec.ID, err)
 			}
@@ -61,10 +65,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 				return fmt.Errorf("device %s: relay: %w", spec.ID, err)
 			}
 			if spec.Indicator != nil {
-				if ind, err = indicatorKinds[spec.Indicator.Kind](spec.Indicator.Settings); err != nil {
+				if ind, err = indicatorKinds[spec.Indicator.Kind](spec.Indicator.Settings, log.With("component", "indicator")); err != nil {
 					rl.Close()
 					stopAll()
 					return fmt.Errorf("device %s: indicator: %w", spec.ID, err)
+				}
+				if c, ok := ind.(io.Closer); ok {
+					indicators = append(indicators, c)
 				}
 			}
 		}
