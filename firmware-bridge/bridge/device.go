@@ -590,7 +590,10 @@ func (d *Device) onRelayEvent(ev relay.Event) {
 	switch {
 	case !*ev.On && d.sess != nil:
 		d.log.Warn("relay went off by itself: session ended", "session_id", d.sess.id)
-		d.relayOn = false
+		// since is when the relay went off, not when it went on: the
+		// server bills the session up to the state's since, and a local
+		// session's end is recorded from it.
+		d.relayOn, d.since = false, d.clock.Now().Unix()
 		d.endSession(ReasonRelayOff, false)
 	case !*ev.On:
 		if d.relayOn {

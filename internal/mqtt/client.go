@@ -285,11 +285,7 @@ func (c *Client) onConnect(paho.Client) {
 		subs = append(subs, s)
 	}
 	c.mu.Unlock()
-	for _, s := range subs {
-		if err := c.subscribeNow(s); err != nil {
-			c.log.Error("mqtt subscribe after connect failed", "filter", s.filter, "error", err)
-		}
-	}
+	c.resubscribe(subs)
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect(c)
 	}
@@ -442,19 +438,59 @@ func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload
 }
 
 // subscribeNow sends one SUBSCRIBE and checks the broker's answer.
-func (c *Client) subscribeNow(s *subscription) error {
-	tok := c.pc.Subscribe(s.filter, s.qos, s.deliver)
+// resubscribe makes the remembered subscriptions on a new connection, all in
+// one SUBSCRIBE: the broker starts delivering retained messages as soon as
+// the first filter is granted, and mochi refuses a SUBSCRIBE whose packet id
+// is that of a message it still has in flight to the client (it keeps both
+// directions' ids together), so separate SUBSCRIBEs could be refused for
+// nothing.
+func (c *Client) resubscribe(subs []*subscription) {
+	if len(subs) == 0 {
+		return
+	}
+	filters := make(map[string]byte, len(subs))
+	for _, s := range subs {
+		c.pc.AddRoute(s.filter, s.deliver)
+		filters[s.filter] = s.qos
+	}
+	tok := c.pc.SubscribeMultiple(filters, nil)
 	if err := waitToken(context.Background(), tok); err != nil {
-		return fmt.Errorf("mqtt subscribe %q: %w", s.filter, err)
+		c.log.Error("mqtt subscribe after connect failed", "filters", len(filters), "error", err)
+		return
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for _, code := range st.Result() {
+		for filter, code := range st.Result() {
 			if code >= 0x80 {
-				return fmt.Errorf("mqtt subscribe %q: %w", s.filter, ErrSubscriptionRefused)
+				c.log.Error("mqtt subscribe after connect refused", "filter", filter, "error", ErrSubscriptionRefused)
 			}
 		}
 	}
-	return nil
+}
+
+// subscribeTries is how many times a subscription refused by the broker is
+// asked for: a refusal may only mean its packet id clashed with a message
+// in flight (see resubscribe); one the ACL refuses is refused every time.
+const subscribeTries = 3
+
+func (c *Client) subscribeNow(s *subscription) error {
+	for try := 1; ; try++ {
+		tok := c.pc.Subscribe(s.filter, s.qos, s.deliver)
+		if err := waitToken(context.Background(), tok); err != nil {
+			return fmt.Errorf("mqtt subscribe %q: %w", s.filter, err)
+		}
+		refused := false
+		if st, ok := tok.(*paho.SubscribeToken); ok {
+			for _, code := range st.Result() {
+				refused = refused || code >= 0x80
+			}
+		}
+		if !refused {
+			return nil
+		}
+		if try == subscribeTries {
+			return fmt.Errorf("mqtt subscribe %q: %w", s.filter, ErrSubscriptionRefused)
+		}
+	}
 }
 
 // Close publishes final (e.g. the server's offline status) if connected,

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"strings"
@@ -407,5 +408,42 @@ func TestClientDialWithoutBroker(t *testing.T) {
 	}
 	if _, err := Dial(ClientConfig{Broker: "tcp://" + addr}); err == nil {
 		t.Error("Dial accepted a config without a client id")
+	}
+}
+
+// A client that (re)connects makes all its subscriptions at once: with
+// retained messages in flight after the first one, mochi would refuse a
+// later SUBSCRIBE whose packet id clashes with one of theirs.
+func TestClientSubscriptionsSurviveRetainedFloodAtConnect(t *testing.T) {
+	log, _ := testLog(t)
+	b := startBroker(t, "", testPrefix, log)
+	pub := dial(t, b.Addr(), testServerUser, testServerPass)
+	for i := range 40 {
+		publish(t, pub, fmt.Sprintf("%s/dev/dev-%d/state", testPrefix, i), "retained", 1, true)
+	}
+	up := make(chan struct{}, 1)
+	c, err := Dial(ClientConfig{Broker: "tcp://" + b.Addr(), ClientID: uniqueID("srv"), Username: testServerUser, Password: testServerPass, Log: log,
+		OnConnect: func(*Client) { up <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(nil)
+	inboxes := map[string]*inbox{}
+	for _, kind := range []string{"state", "tap", "ack", "hb", "status"} {
+		in := newInbox()
+		inboxes[kind] = in
+		if err := c.Subscribe(testPrefix+"/dev/+/"+kind, 1, in.handle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-up:
+	case <-time.After(waitLong):
+		t.Fatal("no connection")
+	}
+	// Every filter is live: a message on each arrives.
+	for kind, in := range inboxes {
+		publish(t, pub, testPrefix+"/dev/dev-a/"+kind, "live "+kind, 1, false)
+		in.waitFor(t, testPrefix+"/dev/dev-a/"+kind, "live "+kind)
 	}
 }
