@@ -583,6 +583,7 @@ func (d *Device) onRelayEvent(ev relay.Event) {
 		if err := d.setRelay(false, 0); err != nil {
 			d.log.Error("relay back online but not confirmed off", "err", err)
 		}
+		d.publishState()
 	}
 	if ev.On == nil {
 		return
@@ -645,19 +646,21 @@ func (d *Device) armUntil(s *session, lease time.Duration) {
 }
 
 // endSession ends the running session: relay off (unless it is off already),
-// the device's own session recorded as ended, state published.
-func (d *Device) endSession(reason string, switchOff bool) {
+// the device's own session recorded as ended, state published. It returns
+// the relay's error if it did not confirm it switched off.
+func (d *Device) endSession(reason string, switchOff bool) error {
 	s := d.sess
 	if s == nil {
-		return
+		return nil
 	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
 	d.sess = nil
+	var offErr error
 	if switchOff {
-		if err := d.setRelay(false, 0); err != nil {
-			d.log.Error("relay not confirmed off at the end of a session", "session_id", s.id, "err", err)
+		if offErr = d.setRelay(false, 0); offErr != nil {
+			d.log.Error("relay not confirmed off at the end of a session", "session_id", s.id, "err", offErr)
 		}
 	}
 	if reason == ReasonUntil {
@@ -669,6 +672,7 @@ func (d *Device) endSession(reason string, switchOff bool) {
 		d.recordEnd(s, reason, d.since)
 	}
 	d.publishState()
+	return offErr
 }
 
 // recordEnd writes a local session's end into its queued granted tap, if it
@@ -792,7 +796,6 @@ func (d *Device) decideLocally(tap wire.Tap, hash string) {
 		tap.Result, tap.SessionID = wire.TapOut, d.sess.id
 		d.log.Info("tap-out decided offline", "session_id", d.sess.id)
 		d.endSession(wire.TapOut, true)
-		d.signal("deny")
 	case d.sess != nil || d.relayOn:
 		tap.Result, tap.Reason = wire.TapDenied, wire.ReasonInUse
 	default:
@@ -883,7 +886,9 @@ func (d *Device) onCommand(payload []byte) {
 		ack.Result, ack.Reason = d.unlock(cmd)
 	case wire.OpLock:
 		if d.sess != nil {
-			d.endSession(cmd.Reason, true)
+			if err := d.endSession(cmd.Reason, true); err != nil {
+				ack.Result, ack.Reason = wire.ResultError, ReasonRelayFault
+			}
 		} else {
 			if err := d.setRelay(false, 0); err != nil {
 				ack.Result, ack.Reason = wire.ResultError, ReasonRelayFault

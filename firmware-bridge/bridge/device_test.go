@@ -472,6 +472,22 @@ func TestDeviceRelayFault(t *testing.T) {
 	}
 }
 
+// A lock the relay does not confirm is acknowledged as an error, so the
+// server sends it again; the device reports the relay off (it never claims
+// a relay it tried to switch off is on).
+func TestDeviceLockRelayFault(t *testing.T) {
+	r := newDevRig(t)
+	r.start()
+	r.online()
+	r.granted(uidAda, "311")
+	r.relay.SetFailure(errors.New("coil open"))
+	ack := r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: "tap_out"})
+	wantAck(t, ack, wire.ResultError, wire.RelayOff, bridge.ReasonRelayFault)
+	if s := r.dev.Status(); s.SessionID != "" {
+		t.Fatalf("session %q still running after the lock", s.SessionID)
+	}
+}
+
 // The device ends a session at its until by itself; an unlock for the
 // running session extends it.
 func TestDeviceEnforcesUntil(t *testing.T) {
