@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fabgate/fabgate/firmware-bridge/bridge"
@@ -16,6 +17,7 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/mqtt"
+	"github.com/fabgate/fabgate/internal/wire"
 )
 
 // demoBridges are the demo lab's devices: one fabgate-bridge device per demo
@@ -29,6 +31,10 @@ type demoBridges struct {
 	running        *lab.Lab
 	devices        []*bridge.Device
 	readers        map[string]*reader.Sim
+	byID           map[string]*bridge.Device
+
+	mu       sync.Mutex
+	lastRead map[string]time.Time // device/uid → when the simulated reader last read it
 }
 
 // startDemoBridges registers (or re-keys: the demo makes new secrets at each
@@ -39,7 +45,7 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 	if err != nil {
 		return nil, err
 	}
-	db := &demoBridges{Engine: running.Engine, store: store, running: running, readers: map[string]*reader.Sim{}}
+	db := &demoBridges{Engine: running.Engine, store: store, running: running, readers: map[string]*reader.Sim{}, byID: map[string]*bridge.Device{}, lastRead: map[string]time.Time{}}
 	for _, m := range page.Items {
 		if m.DeviceID == "" {
 			continue
@@ -70,7 +76,7 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 			return nil, fmt.Errorf("demo device %s: %w", m.DeviceID, err)
 		}
 		db.devices = append(db.devices, d)
-		db.readers[m.DeviceID] = rd
+		db.readers[m.DeviceID], db.byID[m.DeviceID] = rd, d
 	}
 	log.Info("demo bridges running", "count", len(db.devices))
 	return db, nil
@@ -91,16 +97,43 @@ func (db *demoBridges) Tap(ctx context.Context, dev, uid string) (access.Decisio
 	if rd == nil {
 		return db.Engine.Tap(ctx, dev, uid)
 	}
-	if _, err := fablab.NormalizeUID(uid); err != nil {
+	uid, err := fablab.NormalizeUID(uid)
+	if err != nil {
 		return access.Decision{}, err
+	}
+	// A reader ignores the same badge read again within 2 s (a badge held
+	// on it): a simulated tap that comes sooner waits, as a hand would.
+	db.mu.Lock()
+	key := dev + "/" + uid
+	wait := time.Until(db.lastRead[key].Add(wire.RereadWindow + 100*time.Millisecond))
+	db.lastRead[key] = time.Now().Add(max(wait, 0))
+	db.mu.Unlock()
+	if wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return access.Decision{}, ctx.Err()
+		}
+	}
+	// Just after the start a bridge may still be connecting: a tap then
+	// would be decided offline. Give it a moment.
+	for i := 0; i < 300; i++ {
+		if st := db.byID[dev].Status(); st.Connected && st.ServerOnline {
+			break
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return access.Decision{}, ctx.Err()
+		}
 	}
 	events, stop := db.running.Hub.Subscribe(64)
 	defer stop()
 	if err := rd.Tap(uid); err != nil {
 		return access.Decision{}, fablab.Errorf(fablab.ETOOMANY, "the reader of %s is busy; try again", dev)
 	}
-	wait := time.NewTimer(3 * time.Second)
-	defer wait.Stop()
+	timeout := time.NewTimer(3 * time.Second)
+	defer timeout.Stop()
 	for {
 		select {
 		case e := <-events:
@@ -109,8 +142,8 @@ func (db *demoBridges) Tap(ctx context.Context, dev, uid string) (access.Decisio
 				continue
 			}
 			return db.decision(ctx, ev), nil
-		case <-wait.C:
-			return access.Decision{}, fablab.Errorf(fablab.ECONFLICT, "no decision from %s within 3 s: a reader ignores the same badge read again within 2 s; tap again", dev)
+		case <-timeout.C:
+			return access.Decision{}, fablab.Errorf(fablab.ECONFLICT, "no decision from %s within 3 s: is its bridge connected? (GET /api/v1/devices/%s)", dev, dev)
 		case <-ctx.Done():
 			return access.Decision{}, ctx.Err()
 		}

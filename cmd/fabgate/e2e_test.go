@@ -215,6 +215,11 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
+	// The same badge again at once: the simulated reader waits out its 2 s
+	// re-read window, as a hand would, and the tap ends the session.
+	if st := call(t, "POST", srv.url+"/api/v1/devices/fdm-1/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
+		t.Fatalf("simulated tap-out: %d %+v", st, tap)
+	}
 	resp0, err := http.Get(srv.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
