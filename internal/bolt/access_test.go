@@ -232,3 +232,35 @@ func TestSessionQueriesSeeOpenAndEndedSessions(t *testing.T) {
 		}
 	}
 }
+
+// A session a device ran offline is stored ended, in the indexes, once per
+// tap; one that has not ended, or ends before it starts, is refused.
+func TestRecordSession(t *testing.T) {
+	s, _ := newStore(t)
+	m := mustMachine(t, s, "Laser")
+	ada := mustMember(t, s, "Ada")
+	end := at(45)
+	sess := fablab.Session{MachineID: m.ID, MemberID: ada.ID, DeviceID: "laser-1", Started: at(0), Until: at(60), Ended: &end, EndReason: fablab.EndTapOut, Offline: true, Confirmed: true, Billable: true}
+	tap := &bolt.TapRef{Device: "laser-1", MsgID: "off-1", At: at(0)}
+	got, err := s.RecordSession(t.Context(), sess, tap, []fablab.AuditEvent{{At: at(0), Kind: fablab.AuditTap, Action: "replayed"}})
+	if err != nil || got.ID == 0 {
+		t.Fatalf("record: %+v %v", got, err)
+	}
+	_, err = s.RecordSession(t.Context(), sess, tap, nil)
+	wantCode(t, err, fablab.EDUPLICATE)
+	if ss, _ := s.SessionsOfMember(t.Context(), ada.ID, at(-1), at(10)); len(ss) != 1 || ss[0].ID != got.ID || ss[0].Open() {
+		t.Fatalf("by member: %+v", ss)
+	}
+	if open, _ := s.OpenSessions(t.Context()); len(open) != 0 {
+		t.Fatalf("a recorded session is open: %+v", open)
+	}
+	running := sess
+	running.Ended = nil
+	_, err = s.RecordSession(t.Context(), running, nil, nil)
+	wantCode(t, err, fablab.EINVALID)
+	early := at(-5)
+	backwards := sess
+	backwards.Ended = &early
+	_, err = s.RecordSession(t.Context(), backwards, nil, nil)
+	wantCode(t, err, fablab.EINVALID)
+}
