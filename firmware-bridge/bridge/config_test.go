@@ -59,6 +59,10 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"gpio without chip", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"gpio","line":17}`, 1), "chip"},
 		{"gpio line of another type", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"gpio","chip":"gpiochip0","line":[17]}`, 1), "line: give the line's offset"},
 		{"indicator unknown kind", dev(`,"indicator":{"kind":"siren"}`), `indicator: kind "siren" is not one of gpio`},
+		{"shelly without broker", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"shelly-gen1","device_id":"shelly1-ABC"}`, 1), "relay: broker: url"},
+		{"shelly gen2 without prefix", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"shelly-gen2","broker":{"url":"tcp://plugs:1883"}}`, 1), "Prefix"},
+		{"tasmota relay out of range", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"tasmota","topic":"plug","relay":40,"broker":{"url":"tcp://plugs:1883"}}`, 1), "Relay"},
+		{"tasmota topic with wildcard", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"tasmota","topic":"plug/#","broker":{"url":"tcp://plugs:1883"}}`, 1), "Topic"},
 		{"bad prefix", strings.Replace(dev(""), `{"badge_key"`, `{"prefix":"a/#","badge_key"`, 1), "prefix"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +80,10 @@ func TestParseConfigHardwareKinds(t *testing.T) {
 	in := `{"badge_key":"` + testKey + `","broker":{"url":"tcp://b:1883"},"devices":[
 		{"id":"laser-1","secret":"s","reader":{"kind":"evdev","path":"/dev/input/by-id/usb-reader-event-kbd","decimal":"msb"},
 		 "relay":{"kind":"gpio","chip":"gpiochip0","line":17},"indicator":{"kind":"gpio","chip":"gpiochip0","line":"GPIO27","active_low":true}},
-		{"id":"mill-1","secret":"s","reader":{"kind":"serial","port":"/dev/ttyUSB0","baud":115200},"relay":{"kind":"gpio","chip":"gpiochip0","line":"22","active_low":true}}]}`
+		{"id":"mill-1","secret":"s","reader":{"kind":"serial","port":"/dev/ttyUSB0","baud":115200},"relay":{"kind":"gpio","chip":"gpiochip0","line":"22","active_low":true}},
+		{"id":"plug-1","secret":"s","reader":{"kind":"stdin"},"relay":{"kind":"shelly-gen1","device_id":"shelly1pm-84CCA8A1B2C3","broker":{"url":"tcp://127.0.0.1:1883","username":"bridge","password":"p"}}},
+		{"id":"plug-2","secret":"s","reader":{"kind":"stdin"},"relay":{"kind":"shelly-gen2","prefix":"shellyplus1pm-a8032ab636ec","switch_id":0,"confirm_timeout":"5s","broker":{"url":"tcp://127.0.0.1:1883"}}},
+		{"id":"plug-3","secret":"s","reader":{"kind":"stdin"},"relay":{"kind":"tasmota","topic":"laser-plug","relay":1,"broker":{"url":"ssl://plugs:8883"}}}]}`
 	cfg, err := ParseConfig(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)

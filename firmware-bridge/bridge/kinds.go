@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fabgate/fabgate/firmware-bridge/reader"
 	"github.com/fabgate/fabgate/firmware-bridge/relay"
@@ -79,6 +80,108 @@ var relayKinds = map[string]func(ctx context.Context, raw []byte, log *slog.Logg
 		}
 		return relay.NewSim(s.PowerW), nil
 	},
+}
+
+func init() {
+	relayKinds["shelly-gen1"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
+		c, err := shellyGen1Settings(raw)
+		if err != nil {
+			return nil, err
+		}
+		c.Log = log
+		return relay.NewShellyGen1(ctx, c)
+	}
+	relayCheckers["shelly-gen1"] = func(raw []byte) error { _, err := shellyGen1Settings(raw); return err }
+	relayKinds["shelly-gen2"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
+		c, err := shellyGen2Settings(raw)
+		if err != nil {
+			return nil, err
+		}
+		c.Log = log
+		return relay.NewShellyGen2(ctx, c)
+	}
+	relayCheckers["shelly-gen2"] = func(raw []byte) error { _, err := shellyGen2Settings(raw); return err }
+	relayKinds["tasmota"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
+		c, err := tasmotaSettings(raw)
+		if err != nil {
+			return nil, err
+		}
+		c.Log = log
+		return relay.NewTasmota(ctx, c)
+	}
+	relayCheckers["tasmota"] = func(raw []byte) error { _, err := tasmotaSettings(raw); return err }
+}
+
+func shellyGen1Settings(raw []byte) (relay.ShellyGen1Config, error) {
+	var s struct {
+		Kind           string       `json:"kind"`
+		Broker         BrokerConfig `json:"broker"`
+		DeviceID       string       `json:"device_id"`
+		Relay          int          `json:"relay"`
+		ConfirmTimeout Duration     `json:"confirm_timeout"`
+	}
+	if err := decodeSettings(raw, &s); err != nil {
+		return relay.ShellyGen1Config{}, err
+	}
+	b, err := vendorBroker(s.Broker)
+	c := relay.ShellyGen1Config{Broker: b, DeviceID: s.DeviceID, Relay: s.Relay, ConfirmTimeout: time.Duration(s.ConfirmTimeout)}
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func shellyGen2Settings(raw []byte) (relay.ShellyGen2Config, error) {
+	var s struct {
+		Kind           string       `json:"kind"`
+		Broker         BrokerConfig `json:"broker"`
+		Prefix         string       `json:"prefix"`
+		SwitchID       int          `json:"switch_id"`
+		DeviceID       string       `json:"device_id"`
+		ConfirmTimeout Duration     `json:"confirm_timeout"`
+	}
+	if err := decodeSettings(raw, &s); err != nil {
+		return relay.ShellyGen2Config{}, err
+	}
+	b, err := vendorBroker(s.Broker)
+	c := relay.ShellyGen2Config{Broker: b, Prefix: s.Prefix, SwitchID: s.SwitchID, DeviceID: s.DeviceID, ConfirmTimeout: time.Duration(s.ConfirmTimeout)}
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func tasmotaSettings(raw []byte) (relay.TasmotaConfig, error) {
+	var s struct {
+		Kind           string       `json:"kind"`
+		Broker         BrokerConfig `json:"broker"`
+		Topic          string       `json:"topic"`
+		Relay          int          `json:"relay"`
+		ConfirmTimeout Duration     `json:"confirm_timeout"`
+	}
+	if err := decodeSettings(raw, &s); err != nil {
+		return relay.TasmotaConfig{}, err
+	}
+	b, err := vendorBroker(s.Broker)
+	c := relay.TasmotaConfig{Broker: b, Topic: s.Topic, Relay: s.Relay, ConfirmTimeout: time.Duration(s.ConfirmTimeout)}
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// vendorBroker is the broker a smart plug or relay talks to: given in its
+// settings, since the device's own FabGate login may only use FabGate
+// topics.
+func vendorBroker(b BrokerConfig) (relay.Broker, error) {
+	if err := b.check(); err != nil {
+		return relay.Broker{}, fmt.Errorf("broker: %w", err)
+	}
+	t, err := b.TLS()
+	if err != nil {
+		return relay.Broker{}, fmt.Errorf("broker: %w", err)
+	}
+	return relay.Broker{URL: b.URL, Username: b.Username, Password: b.Password, TLS: t}, nil
 }
 
 // indicatorKinds builds each kind of indicator from its settings.
