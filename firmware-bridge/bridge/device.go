@@ -115,11 +115,16 @@ type Device struct {
 	recent       map[string]time.Time
 	replaying    bool
 	replayAgain  bool
+	closing      bool     // Close began: the relay never goes on again
+	lateGrant    *session // a local session granted for a tap the server did not answer in time
+	lateGrantAt  time.Time
 	hbTimer      Timer
 	droppedKinds map[string]bool
 
 	snapMu sync.Mutex
 	snap   Status
+
+	linkOK atomic.Bool // linkUp, for the replay goroutine
 }
 
 // session is the session the relay is on for.
@@ -258,7 +263,7 @@ func (d *Device) restore() error {
 		}
 		end := max(d.meta.LastAlive, e.tap.TS)
 		if _, err := d.disk.update(e.key, func(t *wire.Tap) { t.Ended, t.Reason = min(end, t.Until), ReasonDeviceRestart }); err != nil {
-			return err
+			d.log.Error("offline session cut by the restart: its end is not recorded", "msg_id", e.tap.MsgID, "err", err)
 		}
 	}
 	return nil
@@ -271,6 +276,7 @@ func (d *Device) Close() {
 		done := make(chan struct{})
 		if d.post(func() {
 			defer close(done)
+			d.closing = true
 			if d.sess != nil {
 				d.endSession(ReasonDeviceRestart, true)
 			} else if err := d.setRelay(false, 0); err != nil {
@@ -335,6 +341,7 @@ func (d *Device) loop() {
 		select {
 		case fn := <-d.events:
 			fn()
+			d.linkOK.Store(d.linkUp())
 			d.updateSnap()
 		case <-d.stop:
 			return
@@ -498,6 +505,9 @@ func (d *Device) startReplay() {
 	go func() {
 		defer d.wg.Done()
 		n, errs := d.disk.replay(func(t wire.Tap) error {
+			if !d.linkOK.Load() {
+				return errors.New("the server went offline: the rest waits for it")
+			}
 			ctx, cancel := context.WithTimeout(d.ctx, mqtt.OpTimeout)
 			defer cancel()
 			return d.publishNow(ctx, wire.KindTap, &t, false)
@@ -595,7 +605,9 @@ func (d *Device) onRelayEvent(ev relay.Event) {
 		// server bills the session up to the state's since, and a local
 		// session's end is recorded from it.
 		d.relayOn, d.since = false, d.clock.Now().Unix()
-		d.endSession(ReasonRelayOff, false)
+		// Switched off all the same: the report may be older than the
+		// last switch, and off is what a session's end must leave.
+		d.endSession(ReasonRelayOff, true)
 	case !*ev.On:
 		if d.relayOn {
 			d.relayOn, d.since = false, d.clock.Now().Unix()
@@ -614,6 +626,9 @@ func (d *Device) onRelayEvent(ev relay.Event) {
 // startSession switches the relay on for a session until until (wall
 // clock), enforced on the device's own clock.
 func (d *Device) startSession(s *session) error {
+	if d.closing {
+		return errStopped
+	}
 	now := d.clock.Now()
 	lease := time.Unix(s.until, 0).Sub(now)
 	if err := d.setRelay(true, lease); err != nil {
@@ -637,7 +652,8 @@ func (d *Device) armUntil(s *session, lease time.Duration) {
 	s.deadline = d.clock.Now().Add(lease)
 	s.timer = d.clock.AfterFunc(lease, func() {
 		d.post(func() {
-			if d.sess == s {
+			// Still this session, and not extended since the timer was set.
+			if d.sess == s && !d.clock.Now().Before(s.deadline) {
 				d.log.Info("session reached its end", "session_id", s.id)
 				d.endSession(ReasonUntil, true)
 			}
@@ -657,6 +673,9 @@ func (d *Device) endSession(reason string, switchOff bool) error {
 		s.timer.Stop()
 	}
 	d.sess = nil
+	if d.lateGrant == s {
+		d.lateGrant = nil
+	}
 	var offErr error
 	if switchOff {
 		if offErr = d.setRelay(false, 0); offErr != nil {
@@ -758,7 +777,7 @@ func (d *Device) onRead(raw string) {
 			if d.pending == p {
 				d.log.Warn("no answer from the server within 2 s: deciding from the allowlist", "msg_id", p.tap.MsgID)
 				d.pending = nil
-				d.decideLocally(p.tap, p.hash)
+				d.decideLate(p.tap, p.hash)
 			}
 		})
 	})
@@ -779,11 +798,29 @@ func (d *Device) onRead(raw string) {
 					p.timer.Stop()
 					d.pending = nil
 					d.log.Warn("tap not sent: deciding from the allowlist", "err", err)
-					d.decideLocally(p.tap, p.hash)
+					d.decideLate(p.tap, p.hash)
 				}
 			})
 		}
 	}()
+}
+
+// decideLate decides locally a tap sent to the server that got no answer.
+// The server may still answer it: its unlock then gives a session granted
+// here the server's id, its deny ends it (see lateAnswer); no other late
+// answer is taken.
+func (d *Device) decideLate(tap wire.Tap, hash string) {
+	d.lastTapAt = time.Time{}
+	d.decideLocally(tap, hash)
+	if d.sess != nil && d.sess.local && d.sess.id == wire.OfflineSessionPrefix+tap.MsgID {
+		d.lateGrant, d.lateGrantAt = d.sess, d.clock.Now()
+	}
+}
+
+// lateAnswer reports whether a command with no tap waiting may be the
+// server's late answer to the tap the running session was granted for here.
+func (d *Device) lateAnswer() bool {
+	return d.pending == nil && d.sess != nil && d.sess == d.lateGrant && d.clock.Now().Sub(d.lateGrantAt) < recentTap
 }
 
 // decideLocally decides a tap from the allowlist (protocol §8.3) and queues
@@ -800,7 +837,10 @@ func (d *Device) decideLocally(tap wire.Tap, hash string) {
 		tap.Result, tap.Reason = wire.TapDenied, wire.ReasonInUse
 	default:
 		e, ok := d.allow[hash]
-		fresh := now.Sub(time.Unix(max(d.allowIssued, d.meta.LastOnline), 0)) < d.cfg.MaxOfflineAge
+		// A clock behind the list's time (a Pi without a battery-backed
+		// clock, booted offline) cannot tell its age: stale.
+		age := now.Sub(time.Unix(max(d.allowIssued, d.meta.LastOnline), 0))
+		fresh := age >= 0 && age < d.cfg.MaxOfflineAge
 		switch {
 		case !ok:
 			tap.Result, tap.Reason = wire.TapDenied, ReasonNotAllowedOffline
@@ -836,7 +876,9 @@ func (d *Device) decideLocally(tap wire.Tap, hash string) {
 		s := &session{id: tap.SessionID, hash: hash, local: true, queueKey: key, until: tap.Until}
 		if err := d.startSession(s); err != nil {
 			d.log.Error("relay did not switch on", "err", err)
-			d.disk.update(key, func(t *wire.Tap) { t.Result, t.SessionID, t.Until, t.Reason = wire.TapDenied, "", 0, ReasonRelayFault })
+			if _, err := d.disk.update(key, func(t *wire.Tap) { t.Result, t.SessionID, t.Until, t.Reason = wire.TapDenied, "", 0, ReasonRelayFault }); err != nil {
+				d.log.Error("queued tap not corrected: it will read as a session that never had power", "msg_id", tap.MsgID, "err", err)
+			}
 			d.signal("deny")
 			d.startReplay()
 			return
@@ -899,6 +941,12 @@ func (d *Device) onCommand(payload []byte) {
 		d.log.Info("warning", "reason", cmd.Reason, "message", cmd.Message)
 		d.signal("warn")
 	case wire.OpDeny:
+		if d.lateAnswer() {
+			// The server refused the tap this session was granted for
+			// alone: its decision stands.
+			d.log.Warn("the server refused a tap granted here when it did not answer in time: session ended", "session_id", d.sess.id, "reason", cmd.Reason)
+			d.endSession(cmd.Reason, true)
+		}
 		d.answered()
 		d.log.Info("tap denied", "reason", cmd.Reason, "message", cmd.Message)
 		d.signal("deny")
@@ -935,15 +983,20 @@ func (d *Device) unlock(cmd wire.Command) (result, reason string) {
 	lease := time.Unix(cmd.Until, 0).Sub(now)
 	s := d.sess
 	switch {
-	case s != nil && (s.id == cmd.SessionID || (s.local && d.pending == nil)):
-		// The running session extended (grace) or, one the device granted
-		// alone, adopted by the server under its own id.
+	case s != nil && (s.id == cmd.SessionID || s.local && d.pending == nil && (cmd.Until == s.until || d.lateAnswer())):
+		// The running session extended (grace), or one the device granted
+		// alone adopted by the server under its own id: after its replay
+		// (the server sends the device's until back), or as the late answer
+		// to its tap.
 		if err := d.setRelay(true, lease); err != nil {
 			return wire.ResultError, ReasonRelayFault
 		}
 		if s.id != cmd.SessionID {
 			d.log.Info("offline session adopted by the server", "local_id", s.id, "session_id", cmd.SessionID)
 			s.id, s.local = cmd.SessionID, false
+			if d.lateGrant == s {
+				d.lateGrant = nil
+			}
 		}
 		s.until = cmd.Until
 		d.armUntil(s, lease)

@@ -433,15 +433,15 @@ func TestDeviceUnlockRefused(t *testing.T) {
 	wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "2", Until: until()}), wire.ResultError, wire.RelayOff, bridge.ReasonNoTap)
 	r.wantRelay(false)
 
-	// The same 20 s after the tap: a late answer, taken.
+	// The same 20 s after the tap: the member was told no and may have
+	// gone, so a late grant is refused too.
 	r.read(uidAda)
 	r.nextTap()
 	r.clock.Advance(wire.AnswerTimeout)
 	r.nextTap()
 	r.clock.Advance(20*time.Second - wire.AnswerTimeout)
-	wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "3", Until: until()}), wire.ResultOK, wire.RelayOn, "")
-	r.wantRelay(true)
-	wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "3"}), wire.ResultOK, wire.RelayOff, "")
+	wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "3", Until: until()}), wire.ResultError, wire.RelayOff, bridge.ReasonNoTap)
+	r.wantRelay(false)
 
 	// An unlock answering a tap, but whose until has passed.
 	r.read(uidAda)
@@ -487,6 +487,69 @@ func TestDeviceLockRelayFault(t *testing.T) {
 		t.Fatalf("session %q still running after the lock", s.SessionID)
 	}
 }
+
+// A tap the server answers too late was decided here: a late unlock for a
+// session granted here gives it the server's id (one session, the
+// server's); a late deny ends it; a late unlock for a tap-out is refused.
+func TestDeviceLateAnswers(t *testing.T) {
+	setup := func(t *testing.T) *devRig {
+		r := newDevRig(t)
+		r.start()
+		r.online()
+		r.allowlist(wire.Allowlist{Ver: 1, Issued: r.clock.Now().Unix(), Entries: []wire.AllowEntry{{H: auth.BadgeHash(badgeKey, uidAda), Tier: wire.TierOffline, Until: r.clock.Now().Add(48 * time.Hour).Unix()}}})
+		r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer == 1 })
+		r.read(uidAda)
+		r.nextTap()
+		r.clock.Advance(wire.AnswerTimeout)
+		r.eventually("the local grant", func() bool { return r.dev.Status().LocalSession })
+		r.wantRelay(true)
+		// The link is up: the local decision is replayed at once.
+		if tp := r.nextTap(); !tp.Offline || tp.Result != wire.TapGranted {
+			t.Fatalf("replayed %+v, want the local grant", tp)
+		}
+		return r
+	}
+	t.Run("late unlock adopts", func(t *testing.T) {
+		r := setup(t)
+		r.clock.Advance(5 * time.Second)
+		wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "77", Until: r.clock.Now().Add(time.Hour).Unix()}), wire.ResultOK, wire.RelayOn, "")
+		if s := r.dev.Status(); s.SessionID != "77" || s.LocalSession {
+			t.Fatalf("status %+v, want the server's session 77", s)
+		}
+	})
+	t.Run("late deny ends", func(t *testing.T) {
+		r := setup(t)
+		r.clock.Advance(5 * time.Second)
+		wantAck(t, r.send(wire.Command{Op: wire.OpDeny, Reason: wire.ReasonBookedByOther, Message: "booked"}), wire.ResultOK, wire.RelayOff, "")
+		r.wantRelay(false)
+		if s := r.dev.Status(); s.SessionID != "" {
+			t.Fatalf("session %q still running after the server refused its tap", s.SessionID)
+		}
+	})
+	t.Run("late unlock after a tap-out", func(t *testing.T) {
+		r := setup(t)
+		// The same badge again, unanswered too: a tap-out decided here.
+		r.clock.Advance(wire.RereadWindow + time.Second)
+		r.read(uidAda)
+		r.nextTap()
+		r.clock.Advance(wire.AnswerTimeout)
+		r.eventually("the local tap-out", func() bool { return r.dev.Status().SessionID == "" })
+		r.wantRelay(false)
+		wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "78", Until: r.clock.Now().Add(time.Hour).Unix()}), wire.ResultError, wire.RelayOff, bridge.ReasonNoTap)
+		r.wantRelay(false)
+	})
+	t.Run("an adoption must carry the local session's until", func(t *testing.T) {
+		r := setup(t)
+		r.clock.Advance(recentTapForTest)
+		wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "79", Until: r.clock.Now().Add(5 * time.Hour).Unix()}), wire.ResultError, wire.RelayOn, bridge.ReasonNoTap)
+		if s := r.dev.Status(); !s.LocalSession {
+			t.Fatalf("status %+v: the local session was taken by an unlock for another one", s)
+		}
+	})
+}
+
+// recentTapForTest is past the window in which an unlock may answer a tap.
+const recentTapForTest = 31 * time.Second
 
 // The device ends a session at its until by itself; an unlock for the
 // running session extends it.

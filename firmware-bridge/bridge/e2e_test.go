@@ -433,3 +433,100 @@ func restoreQueue(t *testing.T, dir string, files map[string][]byte) {
 		must(t, os.WriteFile(filepath.Join(dir, devLaser, "queue", name), b, 0o600))
 	}
 }
+
+// The link drops during Ada's session; she taps out offline and Sam is let
+// in offline. Back online, the replayed tap-out ends Ada's session when she
+// left, and Sam's running session is adopted, never cut by a lock.
+func TestBridgeReplayedTapOutSparesTheNextSession(t *testing.T) {
+	r := newRig(t)
+	r.startBridge(nil)
+	r.online()
+	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.tap(uidAda)
+	r.eventually("Ada's session", func() bool { s, ok := r.openSession(); return ok && s.Confirmed && r.relay.On() })
+	r.stopBroker()
+	r.clock.Advance(time.Minute)
+	r.tap(uidAda)
+	left := r.clock.Now()
+	r.eventually("the offline tap-out", func() bool { return !r.relay.On() })
+	r.tap(uidSam)
+	r.eventually("Sam let in", func() bool { return r.relay.On() && r.dev.Status().LocalSession })
+
+	r.startBroker(r.addr)
+	r.online()
+	r.eventually("Sam's session adopted", func() bool {
+		s, ok := r.openSession()
+		return ok && s.Offline && r.dev.Status().SessionID == s.ID.String()
+	})
+	if !r.relay.On() {
+		t.Fatal("Sam's session was cut")
+	}
+	ada := r.sessions()[0]
+	if ada.Open() || !ada.Ended.Equal(left) || ada.EndReason != fablab.EndTapOut {
+		t.Fatalf("Ada's session %+v, want ended by her tap-out at %s", ada, left)
+	}
+}
+
+// The bridge restarts while the broker is out of reach and lets staff in
+// before it connects: its new boot does not get that session locked.
+func TestBridgeRestartOfflineSessionKept(t *testing.T) {
+	r := newRig(t)
+	r.startBridge(nil)
+	r.online()
+	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.stopBroker()
+	r.dev.Close()
+	r.startBridge(nil)
+	r.tap(uidSam)
+	r.eventually("staff let in", func() bool { return r.relay.On() && r.dev.Status().LocalSession })
+	r.startBroker(r.addr)
+	r.online()
+	r.eventually("the session adopted", func() bool {
+		s, ok := r.openSession()
+		return ok && r.dev.Status().SessionID == s.ID.String()
+	})
+	if !r.relay.On() {
+		t.Fatal("the session granted before the connection was cut")
+	}
+}
+
+// The server restarts while the devices hold offline decisions: it listens
+// before it says it is online, so no replay is lost; and the relay's state
+// (off since the last offline session ended) does not stretch the session
+// the server had open over the offline ones: each minute is billed once.
+func TestBridgeServerRestartReplays(t *testing.T) {
+	r := newRig(t)
+	r.startBridge(nil)
+	r.online()
+	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.tap(uidAda)
+	r.eventually("Ada's session", func() bool { s, ok := r.openSession(); return ok && s.Confirmed && r.relay.On() })
+	r.lab.Close()
+	r.eventually("the server offline", func() bool { return !r.dev.Status().ServerOnline })
+	r.clock.Advance(10 * time.Minute)
+	r.tap(uidAda)
+	adaLeft := r.clock.Now()
+	r.eventually("the offline tap-out", func() bool { return !r.relay.On() && r.dev.Status().SessionID == "" })
+	r.clock.Advance(10 * time.Minute)
+	r.tap(uidSam)
+	r.eventually("staff let in", func() bool { return r.relay.On() && r.dev.Status().LocalSession })
+	r.clock.Advance(20 * time.Minute)
+	r.tap(uidSam)
+	r.eventually("staff out", func() bool { return !r.relay.On() && r.dev.Status().SessionID == "" })
+
+	var err error
+	r.lab, err = lab.Start(context.Background(), lab.Config{Store: r.store, URL: "tcp://" + r.addr, Username: serverUser, Password: serverPass,
+		Now: r.clock.Now, Manual: true, Log: r.log.With("side", "server2")})
+	must(t, err)
+	t.Cleanup(r.lab.Close)
+	r.online()
+	r.eventually("the replay", func() bool { return queued(t, r.stateDir) == 0 })
+	r.eventually("both sessions recorded, Ada's ended when she left", func() bool {
+		ss := r.sessions()
+		return len(ss) == 2 && !ss[0].Open() && ss[0].Ended.Equal(adaLeft) && !ss[1].Open()
+	})
+	ss := r.sessions()
+	if ss[1].MemberID == r.ada.ID || !ss[1].Offline || ss[1].Started.Before(*ss[0].Ended) || ss[1].Ended.Sub(ss[1].Started) != 20*time.Minute+wire.RereadWindow+time.Second {
+		t.Fatalf("sessions %+v, want Ada's then staff's 20 offline minutes, not overlapping", ss)
+	}
+}

@@ -44,7 +44,9 @@ func (e *Engine) DeviceStates() map[string]fablab.DeviceState {
 
 // HandleStatus takes a device's birth or last-will message. A new boot_id
 // means the device restarted with its relay off: its machine's open session
-// is over.
+// is over, as its relay state says (the device may also run a session it
+// granted alone before it connected, whose replay the server may already
+// have taken).
 func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	st, err := wire.DecodeStatus(payload)
 	if err != nil {
@@ -65,17 +67,37 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	e.mu.Lock()
 	rebooted := d.BootID != "" && st.BootID != "" && d.BootID != st.BootID
 	d.BootID, d.FW = st.BootID, st.FW
+	relay, sessionID, since := d.Relay, d.SessionID, e.stateSince[dev]
 	if rebooted {
 		delete(e.stateSeq, dev) // a restarted device counts seq afresh
 	}
 	e.mu.Unlock()
-	if rebooted {
+	if !rebooted {
+		return
+	}
+	// No lock: the relay came up off (protocol §9), and a lock could cut a
+	// session the device granted alone before it connected.
+	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
+	if err != nil {
+		return
+	}
+	open, err := e.cfg.Store.OpenSessionOn(ctx, m.ID)
+	if err != nil {
+		return
+	}
+	if !open.Offline {
 		e.closeOnDevice(ctx, dev, now, fablab.EndRelayOff, "device restarted")
-		// The relay came up off; a lock makes sure of it even if this status
-		// was handled after a later grant's state.
-		if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, Reason: fablab.EndRelayOff}); err != nil {
-			e.cfg.Log.Error("send lock", "device", dev, "err", err)
-		}
+		return
+	}
+	// A session the device granted alone may be one of this boot, adopted
+	// from its replay: it is judged by the relay's state and its since (the
+	// seqs of the previous boot say nothing of this one), from the state
+	// known now (the new boot's, if it was handled first) and the next.
+	e.mu.Lock()
+	delete(e.unlockSeq, open.ID)
+	e.mu.Unlock()
+	if relay != "" {
+		e.reconcile(ctx, dev, relay, sessionID, 0, since)
 	}
 }
 
@@ -113,7 +135,7 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 		e.mu.Unlock()
 		return
 	}
-	e.stateSeq[dev] = st.Seq
+	e.stateSeq[dev], e.stateSince[dev] = st.Seq, st.Since
 	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
 	e.mu.Unlock()
 	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})

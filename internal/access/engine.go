@@ -58,6 +58,7 @@ type Engine struct {
 	graced     map[fablab.ID]bool     // sessions given the machine's grace
 	sendLocks  map[string]*sync.Mutex // per device, see sendLock
 	stateSeq   map[string]uint64      // per device: the seq of the newest state handled
+	stateSince map[string]int64       // per device: the since of the newest state handled
 	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
 	unlockSeq  map[fablab.ID]uint64   // open sessions: the seq of their acknowledged unlock
 
@@ -125,7 +126,7 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
-		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, dropLogged: map[string]bool{}, unlockSeq: map[fablab.ID]uint64{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, stateSince: map[string]int64{}, dropLogged: map[string]bool{}, unlockSeq: map[fablab.ID]uint64{},
 	}
 }
 
@@ -302,15 +303,66 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 			return
 		}
 		e.cfg.Log.Error("record offline session", "device", dev, "msg_id", tap.MsgID, "err", err)
-	case tap.Result == wire.TapOut && f.Open != nil && f.Open.ID.String() == tap.SessionID && f.Open.DeviceID == dev:
-		_, err := e.endSession(ctx, f.Open.ID, at, fablab.EndTapOut, f.Member.ID, ref, evs[0])
-		if err == nil || fablab.ErrorCode(err) == fablab.EDUPLICATE {
-			e.replayDone(err, nil)
-			return
+	case tap.Result == wire.TapOut:
+		// The session it names ended then, whatever the server recorded
+		// meanwhile (a relay reported off later, once back).
+		if id, err := fablab.ParseID(tap.SessionID); err == nil {
+			e.endBy(ctx, dev, id, at, fablab.EndTapOut)
 		}
-		e.cfg.Log.Error("end session on a replayed tap-out", "device", dev, "msg_id", tap.MsgID, "err", err)
 	}
 	e.replayDone(e.cfg.Store.RecordTap(ctx, *ref, evs...), evs)
+}
+
+// endBy makes sure a session of device dev was over by at, as the device's
+// own decisions show: closed then if open (without a lock: the device
+// switched off when it decided, and may run another member's session now),
+// or its end brought back to then.
+func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Time, reason string) {
+	s, err := e.cfg.Store.Session(ctx, id)
+	if err != nil || s.DeviceID != dev {
+		return
+	}
+	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason,
+		Detail: map[string]any{"why": "the device's replayed decisions"}}
+	sess, err := e.cfg.Store.EndSessionBy(ctx, id, at, reason, []fablab.AuditEvent{ev})
+	if err != nil {
+		if fablab.ErrorCode(err) != fablab.ECONFLICT {
+			e.cfg.Log.Error("end session by a replayed tap", "session", id, "err", err)
+		}
+		return
+	}
+	e.forget(id)
+	e.emit("session", sess)
+}
+
+// endSessionsBefore ends, by at, the device's sessions that started before
+// it and were still running then on the server's books: a device grants a
+// session alone only when none runs.
+func (e *Engine) endSessionsBefore(ctx context.Context, dev string, machine fablab.ID, at time.Time) {
+	ss, err := e.cfg.Store.SessionsOfMachine(ctx, machine, at.Add(-fablab.MaxBookingMinutes*time.Minute), at)
+	if err != nil {
+		return
+	}
+	for _, s := range ss {
+		if s.DeviceID == dev && s.Started.Before(at) && (s.Open() || s.Ended.After(at)) {
+			e.endBy(ctx, dev, s.ID, at, fablab.EndRelayOff)
+		}
+	}
+}
+
+// forget drops what the engine tracks of a session that ended.
+func (e *Engine) forget(id fablab.ID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.warned, id)
+	delete(e.graced, id)
+	delete(e.unlockSeq, id)
+	// An unlock still waiting for its ack is moot now.
+	for cid, p := range e.pending {
+		if p.cmd.Op == wire.OpUnlock && p.cmd.SessionID == id.String() {
+			delete(e.pending, cid)
+		}
+	}
 }
 
 // replayDone counts a replayed tap recorded, or seen before.
@@ -332,6 +384,7 @@ func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessF
 		MachineID: f.Machine.ID, MemberID: f.Member.ID, DeviceID: dev, Started: time.Unix(tap.TS, 0), Until: time.Unix(tap.Until, 0),
 		Offline: true, TapMsgID: tap.MsgID, Confirmed: true, Billable: true,
 	}
+	e.endSessionsBefore(ctx, dev, f.Machine.ID, sess.Started)
 	if tap.Ended != 0 {
 		ended := time.Unix(tap.Ended, 0)
 		sess.Ended, sess.EndReason = &ended, tap.Reason
@@ -507,17 +560,7 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	if ev.Kind == fablab.AuditTap {
 		e.emit("tap", evs[0])
 	}
-	e.mu.Lock()
-	delete(e.warned, id)
-	delete(e.graced, id)
-	delete(e.unlockSeq, id)
-	// An unlock still waiting for its ack is moot now.
-	for cid, p := range e.pending {
-		if p.cmd.Op == wire.OpUnlock && p.cmd.SessionID == id.String() {
-			delete(e.pending, cid)
-		}
-	}
-	e.mu.Unlock()
+	e.forget(id)
 	e.emit("session", sess)
 	if reason == fablab.EndRelayOff || reason == fablab.EndDeviceOffline {
 		return sess, nil // the relay is off already, or cannot hear us
@@ -667,13 +710,11 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		return
 	}
 	if p.adopted {
-		// The device's session ended before it heard of its adoption: it
-		// ran until now, as far as the server knows.
-		now := e.cfg.Now()
-		if _, err := e.endSession(ctx, id, now, fablab.EndRelayOff, 0, nil,
-			fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndRelayOff, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
-			e.cfg.Log.Error("end session", "session", id, "err", err)
-		}
+		// The device did not take the server's id for a session it granted
+		// alone (it ended meanwhile, or the relay failed): the session stays
+		// open, to be closed when the relay's state says it went off, or at
+		// its end by the sweep, with a lock.
+		e.cfg.Log.Warn("device did not take the adoption of its offline session", "session", id, "why", why)
 		return
 	}
 	if !p.extension {

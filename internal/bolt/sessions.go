@@ -96,6 +96,50 @@ func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *Tap
 	return sess, err
 }
 
+// EndSessionBy makes sure a session is over by at: open, it is closed at
+// at (as CloseSession); ended later than at, its end is brought back to at,
+// with reason. A device that decided alone while the server was out of
+// reach reports, when it is back, that a session ended earlier than the
+// server had recorded. Errors: ENOTFOUND, ECONFLICT (it ended by at
+// already).
+func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, reason string, events []fablab.AuditEvent) (fablab.Session, error) {
+	var out fablab.Session
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		sess, err := getSession(tx, id)
+		if err != nil {
+			return err
+		}
+		at := at.UTC()
+		if at.Before(sess.Started) {
+			at = sess.Started
+		}
+		if !sess.Open() && !sess.Ended.After(at) {
+			return fablab.Errorf(fablab.ECONFLICT, "session %s ended by then (%s)", id, sess.Ended.Format(time.RFC3339))
+		}
+		if sess.Open() {
+			if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
+				return err
+			}
+			if !sess.Confirmed {
+				sess.Billable = false
+			}
+			sess.Ended, sess.EndReason = &at, reason
+			if err := indexSession(tx, sess); err != nil {
+				return err
+			}
+		} else {
+			sess.Ended, sess.EndReason = &at, reason
+		}
+		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
+			return err
+		}
+		aboutSession(events, sess)
+		out = sess
+		return appendAudit(tx, events)
+	})
+	return out, err
+}
+
 // indexSession adds an ended session to the time indexes. Open sessions are
 // not in them: the queries add them from sessions_open/.
 func indexSession(tx *bbolt.Tx, sess fablab.Session) error {

@@ -133,10 +133,17 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	online, _ := wire.Encode(&wire.ServerStatus{Online: true})
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	st.Client, err = mqtt.Connect(cctx, mqtt.ClientConfig{
+	// The server announces itself online only once its subscriptions are
+	// made: devices replay their offline queues as soon as they see it
+	// online, and a replay nobody hears is lost.
+	subscribed := make(chan struct{})
+	var subscribedOnce sync.Once
+	markSubscribed := func() { subscribedOnce.Do(func() { close(subscribed) }) }
+	st.Client, err = mqtt.Dial(mqtt.ClientConfig{
 		Broker: url, ClientID: "fabgate-server-" + auth.NewToken()[:8], Username: user, Password: password, TLS: cfg.TLS,
 		Will: &mqtt.Message{Topic: topics.ServerStatus(), Payload: offline, QoS: 1, Retained: true},
 		OnConnect: func(c *mqtt.Client) {
+			<-subscribed
 			if err := c.Publish(context.Background(), mqtt.Message{Topic: topics.ServerStatus(), Payload: online, QoS: 1, Retained: true}); err != nil {
 				log.Warn("publish server birth", "err", err)
 			}
@@ -164,9 +171,15 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 			}
 			st.queues.do(dev, func() { h(context.Background(), dev, payload) })
 		}); err != nil {
+			markSubscribed()
 			st.Close()
 			return nil, fmt.Errorf("mqtt: subscribe: %w", err)
 		}
+	}
+	markSubscribed()
+	if err := st.Client.WaitConnected(cctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("mqtt: connect to %s: %w", url, err)
 	}
 
 	st.Engine.PublishAllowlists(ctx)

@@ -122,6 +122,7 @@ type Client struct {
 	firstUp   chan struct{} // closed when the first OnConnect has run
 	firstOnce sync.Once
 	refused   chan error // the first refusal, for Connect
+	connTok   paho.Token // the first connection
 
 	lastErr atomic.Pointer[error] // the last connection failure
 	failing atomic.Bool           // a failure was logged since the last connection
@@ -133,30 +134,40 @@ type Client struct {
 // wait at once; network errors are retried until ctx ends. Once connected,
 // the client reconnects by itself until Close.
 func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
-	c, tok, err := start(cfg)
+	c, err := Dial(cfg)
 	if err != nil {
 		return nil, err
 	}
-	tokDone := tok.Done()
+	if err := c.WaitConnected(ctx); err != nil {
+		c.abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+// WaitConnected waits for a client started by Dial to make its first
+// connection (and run its first OnConnect), until ctx ends or the broker
+// refuses it. Subscriptions made between Dial and the connection are made
+// before OnConnect runs: a server that announces itself in OnConnect is
+// listening by then. On an error the caller closes the client.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	tokDone := c.connTok.Done()
 	for {
 		select {
 		case <-c.firstUp:
-			return c, nil
+			return nil
 		case <-tokDone:
-			if err := tok.Error(); err != nil {
-				c.abort()
-				return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, err)
+			if err := c.connTok.Error(); err != nil {
+				return fmt.Errorf("mqtt connect %s: %w", c.cfg.Broker, err)
 			}
 			tokDone = nil // connected; wait for OnConnect
 		case err := <-c.refused:
-			c.abort()
-			return nil, fmt.Errorf("mqtt connect %s as %q: %w", cfg.Broker, cfg.Username, err)
+			return fmt.Errorf("mqtt connect %s as %q: %w", c.cfg.Broker, c.cfg.Username, err)
 		case <-ctx.Done():
-			c.abort()
 			if last := c.lastErr.Load(); last != nil {
-				return nil, fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", cfg.Broker, ctx.Err(), *last)
+				return fmt.Errorf("mqtt connect %s: %w (last attempt: %v)", c.cfg.Broker, ctx.Err(), *last)
 			}
-			return nil, fmt.Errorf("mqtt connect %s: %w", cfg.Broker, ctx.Err())
+			return fmt.Errorf("mqtt connect %s: %w", c.cfg.Broker, ctx.Err())
 		}
 	}
 }
@@ -166,14 +177,8 @@ func Connect(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // comes. Connection failures, refusals included, are retried until Close;
 // OnConnect and OnConnectionLost tell when the link comes and goes.
 func Dial(cfg ClientConfig) (*Client, error) {
-	c, _, err := start(cfg)
-	return c, err
-}
-
-// start makes the client and starts connecting.
-func start(cfg ClientConfig) (*Client, paho.Token, error) {
 	if err := cfg.validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = DefaultKeepAlive
@@ -223,7 +228,8 @@ func start(cfg ClientConfig) (*Client, paho.Token, error) {
 		opts.SetBinaryWill(w.Topic, w.Payload, w.QoS, w.Retained)
 	}
 	c.pc = paho.NewClient(opts)
-	return c, c.pc.Connect(), nil // with retry on, the token completes only once connected
+	c.connTok = c.pc.Connect() // with retry on, it completes only once connected
+	return c, nil
 }
 
 func (cfg ClientConfig) validate() error {
