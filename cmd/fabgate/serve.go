@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -217,23 +216,12 @@ func mqttTLS(cfg Config) (*tls.Config, error) {
 	if cfg.MQTTURL == "" || strings.HasPrefix(cfg.MQTTURL, "tcp://") {
 		return nil, nil
 	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.MQTTCA != "" {
-		pem, err := os.ReadFile(cfg.MQTTCA)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt_ca: %w", err)
-		}
-		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt_ca: %s holds no PEM certificate", cfg.MQTTCA)
-		}
-	}
-	if cfg.MQTTCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.MQTTCert, cfg.MQTTKey)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt_cert/mqtt_key: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
+	t, err := mqtt.ClientTLS(cfg.MQTTCA, cfg.MQTTCert, cfg.MQTTKey)
+	switch {
+	case errors.Is(err, mqtt.ErrCAFile):
+		return nil, fmt.Errorf("mqtt_ca: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("mqtt_cert/mqtt_key: %w", err)
 	}
 	return t, nil
 }

@@ -3,7 +3,6 @@ package bridge
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
@@ -234,23 +234,12 @@ func (b *BrokerConfig) TLS() (*tls.Config, error) {
 	if !strings.HasPrefix(b.URL, "ssl://") && !strings.HasPrefix(b.URL, "tls://") && !strings.HasPrefix(b.URL, "mqtts://") {
 		return nil, nil
 	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12}
-	if b.CAFile != "" {
-		pem, err := os.ReadFile(b.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		t.RootCAs = x509.NewCertPool()
-		if !t.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate in it", b.CAFile)
-		}
-	}
-	if b.CertFile != "" {
-		c, err := tls.LoadX509KeyPair(b.CertFile, b.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		t.Certificates = []tls.Certificate{c}
+	t, err := mqtt.ClientTLS(b.CAFile, b.CertFile, b.KeyFile)
+	switch {
+	case errors.Is(err, mqtt.ErrCAFile):
+		return nil, fmt.Errorf("ca_file: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("cert_file/key_file: %w", err)
 	}
 	return t, nil
 }
