@@ -116,6 +116,7 @@ type Device struct {
 	replaying    bool
 	replayAgain  bool
 	closing      bool     // Close began: the relay never goes on again
+	offTimer     Timer    // retries an off the relay did not confirm
 	lateGrant    *session // a local session granted for a tap the server did not answer in time
 	lateGrantAt  time.Time
 	hbTimer      Timer
@@ -565,8 +566,29 @@ func (d *Device) setRelay(on bool, lease time.Duration) error {
 		}
 		d.relayOn = on && err == nil
 	}
+	if d.offTimer != nil && (err == nil || on) {
+		d.offTimer.Stop()
+		d.offTimer = nil
+	}
+	if !on && err != nil && d.offTimer == nil {
+		// An off not confirmed (a lost command, a relay out of reach) is
+		// asked for again until it is, while no session runs.
+		d.offTimer = d.clock.AfterFunc(offRetry, func() {
+			d.post(func() {
+				d.offTimer = nil
+				if d.sess == nil {
+					if err := d.setRelay(false, 0); err != nil {
+						d.log.Warn("relay still not confirmed off; trying again", "err", err)
+					}
+				}
+			})
+		})
+	}
 	return err
 }
+
+// offRetry is how often an off the relay did not confirm is sent again.
+const offRetry = 10 * time.Second
 
 func (d *Device) relayEvents() {
 	defer d.wg.Done()
@@ -704,6 +726,12 @@ func (d *Device) recordEnd(s *session, reason string, at int64) {
 
 // ---- badges ----
 
+// The pauses before a failed reader is opened again.
+const (
+	readerBackoffMin = 2 * time.Second
+	readerBackoffMax = 30 * time.Second
+)
+
 // readBadges runs the reader, opening it again after a pause when it
 // fails (a reader unplugged), and hands reads to the loop.
 func (d *Device) readBadges() {
@@ -719,14 +747,26 @@ func (d *Device) readBadges() {
 			}
 		}
 	}()
+	pause := readerBackoffMin
 	for {
+		ranAt := time.Now()
 		err := d.cfg.Reader.Run(d.ctx, reads)
 		if d.ctx.Err() != nil {
 			return
 		}
-		d.log.Error("badge reader stopped; opening it again in 2 s", "err", err)
+		// Opened again after 2 s, then less and less often (to 30 s) while
+		// it keeps failing: a reader unplugged for the night, a wrong path.
+		if time.Since(ranAt) > readerBackoffMax {
+			pause = readerBackoffMin
+		}
+		if pause == readerBackoffMin {
+			d.log.Error("badge reader stopped; opening it again", "err", err, "in", pause)
+		} else {
+			d.log.Debug("badge reader still failing", "err", err, "in", pause)
+		}
 		again := make(chan struct{})
-		t := d.clock.AfterFunc(2*time.Second, func() { close(again) })
+		t := d.clock.AfterFunc(pause, func() { close(again) })
+		pause = min(2*pause, readerBackoffMax)
 		select {
 		case <-again:
 		case <-d.stop:

@@ -486,6 +486,13 @@ func TestDeviceLockRelayFault(t *testing.T) {
 	if s := r.dev.Status(); s.SessionID != "" {
 		t.Fatalf("session %q still running after the lock", s.SessionID)
 	}
+	// The output is still on: the off is sent again until it is confirmed.
+	if !r.relay.On() {
+		t.Fatal("the simulated relay switched off though it failed")
+	}
+	r.relay.SetFailure(nil)
+	r.clock.Advance(10 * time.Second)
+	r.eventually("the off sent again", func() bool { return !r.relay.On() })
 }
 
 // A tap the server answers too late was decided here: a late unlock for a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fabgate/fabgate/firmware-bridge/reader"
@@ -39,9 +40,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 	var indicators []io.Closer
 	sims := map[string]*reader.Sim{}
 	stopAll := func() {
+		// All at once: a relay slow to confirm its off must not leave the
+		// others on when the service manager's stop timeout runs out.
+		var wg sync.WaitGroup
 		for _, d := range devices {
-			d.Close()
+			wg.Go(d.Close)
 		}
+		wg.Wait()
 		for _, c := range indicators {
 			c.Close()
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // fixture reads testdata/<name>: a vendor payload, byte for byte as the
@@ -391,6 +392,9 @@ func TestConfigValidation(t *testing.T) {
 		{"gen1 timeout", func() error {
 			return ShellyGen1Config{Broker: broker, DeviceID: "shelly1-AB", ConfirmTimeout: -1}.Validate()
 		}, "ConfirmTimeout"},
+		{"tasmota timeout too long", func() error {
+			return TasmotaConfig{Broker: broker, Topic: "plug", ConfirmTimeout: time.Hour}.Validate()
+		}, "too long: at most 10s"},
 		{"gen2 no prefix", func() error { return ShellyGen2Config{Broker: broker}.Validate() }, "Prefix is empty"},
 		{"gen2 empty level", func() error { return ShellyGen2Config{Broker: broker, Prefix: "lab//plug"}.Validate() }, "empty topic level"},
 		{"gen2 switch", func() error { return ShellyGen2Config{Broker: broker, Prefix: "plug", SwitchID: 300}.Validate() }, "SwitchID 300"},

@@ -110,9 +110,14 @@ func confirmTimeout(vendor string, d time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("relay: %s config: ConfirmTimeout %s is negative: leave it 0 for %s", vendor, d, DefaultConfirmTimeout)
 	case d == 0:
 		return DefaultConfirmTimeout, nil
+	case d > MaxConfirmTimeout:
+		return 0, fmt.Errorf("relay: %s config: ConfirmTimeout %s is too long: at most %s (a member waits at the machine, and stopping the bridge waits for each relay's off)", vendor, d, MaxConfirmTimeout)
 	}
 	return d, nil
 }
+
+// MaxConfirmTimeout bounds ConfirmTimeout.
+const MaxConfirmTimeout = 10 * time.Second
 
 // mqttClientID returns a client id unique to this connection: a second
 // client with the same id would take the first one's session over.
@@ -181,12 +186,15 @@ func newMQTTCore(name string, log *slog.Logger, timeout time.Duration, attrs ...
 	}
 }
 
-// connect opens the relay's own MQTT connection. resync runs after each
-// reconnection (not the first connection): what the device reported while
-// the bridge was away is lost, so the relay asks again where the vendor
-// allows it.
+// connect starts the relay's own MQTT connection, in the background: a
+// vendor broker out of reach must not hold up the bridge (nor the other
+// devices it serves); Set fails until the link is up. resync runs after
+// each connection once the relay has started: what the device reported
+// while the bridge was away is lost, so the relay asks again where the
+// vendor allows it (a relay found on without a session is then reported,
+// and switched off).
 func (c *mqttCore) connect(ctx context.Context, b Broker, clientID string, resync func()) error {
-	client, err := mqtt.Connect(ctx, mqtt.ClientConfig{
+	client, err := mqtt.Dial(mqtt.ClientConfig{
 		Broker:   b.URL,
 		ClientID: clientID,
 		Username: b.Username,
@@ -203,8 +211,19 @@ func (c *mqttCore) connect(ctx context.Context, b Broker, clientID string, resyn
 		return fmt.Errorf("%s: %w", c.name, err)
 	}
 	c.client = client
+	// A broker that answers at once gets the off at start; one that does
+	// not is left to the background (a refusal too: retried, and logged,
+	// never a bridge that exits and restarts in a loop).
+	wctx, cancel := context.WithTimeout(ctx, firstConnectWait)
+	defer cancel()
+	if err := client.WaitConnected(wctx); err != nil && ctx.Err() == nil {
+		c.log.Error("relay broker not reachable yet; the relay is switched off once it is", "broker", b.URL, "error", err)
+	}
 	return nil
 }
+
+// firstConnectWait is how long a relay's constructor waits for its broker.
+const firstConnectWait = 3 * time.Second
 
 // subscribe subscribes h to filter at the relay's QoS.
 func (c *mqttCore) subscribe(filter string, h func(topic string, payload []byte)) error {
@@ -253,8 +272,20 @@ func (c *mqttCore) set(ctx context.Context, on bool, switchFn func(context.Conte
 	if c.isClosing() {
 		return errMQTTRelayClosed
 	}
+	wasOn, wasKnown := c.state()
 	err := switchFn(ctx)
-	if err != nil && on {
+	if err == nil {
+		return nil
+	}
+	// The device's state is unknown now: its next report counts as news,
+	// so an output left on after a failed off (a lost command, a broken
+	// link) is reported on, and switched off, when the device is heard.
+	c.mu.Lock()
+	c.known = false
+	c.mu.Unlock()
+	if on && !(wasKnown && wasOn) {
+		// Only for an output that was off: an extension of a running
+		// session that is slow to confirm must not cut the machine.
 		octx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		if oerr := offNoWait(octx); oerr != nil {
 			c.log.Warn("relay could not send off after a failed switch on", "error", oerr)

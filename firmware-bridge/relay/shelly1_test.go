@@ -3,12 +3,16 @@ package relay
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fabgate/fabgate/internal/mqtt"
+	"github.com/fabgate/fabgate/internal/mqtt/mqtttest"
 )
 
 // fakeShellyGen1 is a Shelly 1PM as its MQTT API describes it: it takes
@@ -280,4 +284,66 @@ func TestShellyGen1OfflineAtStart(t *testing.T) {
 	waitEvent(t, r.Events(), "online once the device connects", isOnline(true))
 	dev.press()
 	waitEvent(t, r.Events(), "on by the button", isOn(true))
+}
+
+// An off the device does not apply leaves the relay's state unknown: when
+// the device next reports itself on (its periodic report), the relay
+// reports it, so the bridge switches it off again. An extension of a
+// running output that is not confirmed does not switch it off.
+func TestShellyGen1FailedOffReportedLater(t *testing.T) {
+	b := startMosquitto(t)
+	dev := newFakeShellyGen1(t, b, "shelly1-stuck")
+	r := newTestShellyGen1(t, b, dev.id, shortConfirm)
+	recv(t, dev.commands, "the command at start")
+	ctx := testCtx(t)
+	if err := r.Set(ctx, true, 0); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, dev.commands, "the on command")
+
+	dev.setMute(true)
+	if err := r.Set(ctx, true, time.Hour); !errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("extension on a mute device: %v, want ErrUnconfirmed", err)
+	}
+	recv(t, dev.commands, "the extension's on")
+	if err := r.Set(ctx, false, 0); !errors.Is(err, ErrUnconfirmed) {
+		t.Fatalf("off on a mute device: %v, want ErrUnconfirmed", err)
+	}
+	if got := recv(t, dev.commands, "the off"); got != "off" {
+		t.Fatalf("command %q, want off (and no off after the extension)", got)
+	}
+	drain(r.Events())
+	dev.setOutput(true) // its periodic report: still on
+	waitEvent(t, r.Events(), "the output reported on after the failed off", isOn(true))
+}
+
+// A broker out of reach does not hold up the constructor for long; the
+// relay works once the broker is there.
+func TestShellyGen1BrokerLate(t *testing.T) {
+	addr := mqtttest.FreeAddr(t)
+	b := Broker{URL: "tcp://" + addr}
+	start := time.Now()
+	r, err := NewShellyGen1(testCtx(t), ShellyGen1Config{Broker: b, DeviceID: "shelly1-later", ConfirmTimeout: shortConfirm, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if elapsed := time.Since(start); elapsed > firstConnectWait+5*time.Second {
+		t.Fatalf("the constructor waited %s for a broker out of reach", elapsed)
+	}
+	if err := r.Set(testCtx(t), true, 0); err == nil {
+		t.Fatal("Set succeeded with no broker")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fabgate.conf"), []byte("listener "+strings.Split(addr, ":")[1]+" 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mqtttest.StartMosquitto(t, dir)
+	dev := newFakeShellyGen1(t, b, "shelly1-later")
+	eventually(t, "a Set once the broker is there", func() bool {
+		return r.Set(testCtx(t), true, 0) == nil
+	})
+	if got := recv(t, dev.commands, "the on"); got != "on" {
+		t.Fatalf("command %q, want on", got)
+	}
 }
