@@ -900,7 +900,7 @@ func (d *Device) decideLocally(tap wire.Tap, hash string) {
 			if e.Tier == wire.TierOffline {
 				until = min(until, e.Until)
 			}
-			tap.SessionID, tap.Until = "off-"+tap.MsgID, until
+			tap.SessionID, tap.Until = wire.OfflineSessionPrefix+tap.MsgID, until
 		}
 	}
 	var key string
