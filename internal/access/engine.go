@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -566,8 +567,21 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 		return sess, nil // the relay is off already, or cannot hear us
 	}
 	// The relay that was switched on for the session, even if the machine
-	// has been bound to another device since.
+	// has been bound to another device since; unless it now runs a session
+	// the device granted alone (its replay not handled yet): this session's
+	// power went off when the device decided, and a lock would cut the
+	// other member's.
 	dev := sess.DeviceID
+	e.mu.Lock()
+	var running string
+	if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
+		running = st.SessionID
+	}
+	e.mu.Unlock()
+	if strings.HasPrefix(running, wire.OfflineSessionPrefix) {
+		e.cfg.Log.Info("no lock: the relay runs a session the device granted alone", "device", dev, "session", id, "device_session", running)
+		return sess, nil
+	}
 	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: reason}); err != nil {
 		e.cfg.Log.Error("send lock", "device", dev, "err", err)
 	}

@@ -60,6 +60,7 @@ func scenarios() []scenario {
 		{name: "malformed_taps_dropped", run: malformedTaps},
 		{name: "acl_device_cannot_act_as_another", run: aclCrossDevice},
 		{name: "session_ends_at_until", run: sessionEndsAtUntil},
+		{name: "no_lock_over_a_local_session", run: noLockOverLocalSession},
 	}
 	for _, d := range denials() {
 		list = append(list, scenario{name: "deny_" + d.name, run: d.run})
@@ -201,6 +202,24 @@ func staffForceClose(e *env) {
 	d.quiet()
 	if open := e.openSessions(); len(open) != 0 {
 		e.t.Errorf("open sessions: %+v", open)
+	}
+}
+
+// A session the server ends while the device's relay runs a session the
+// device granted alone (its replay not handled yet) gets no lock: the
+// server's session lost its power when the device decided, and a lock would
+// cut the other member.
+func noLockOverLocalSession(e *env) {
+	d := e.device(devLaser)
+	_, s := e.grant(d, e.ada)
+	state, _ := wire.Encode(&wire.State{Relay: wire.RelayOn, SessionID: wire.OfflineSessionPrefix + "f00d", Since: e.clock.Now().Unix(), Seq: 99})
+	e.lab.Engine.HandleState(context.Background(), devLaser, state)
+	if _, err := e.lab.Engine.EndSession(context.Background(), s.ID, fablab.EndStaff, e.sam.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	d.quiet()
+	if r, sid := d.Relay(); r != wire.RelayOn || sid != s.ID.String() {
+		e.t.Errorf("relay %s %q: a lock reached it", r, sid)
 	}
 }
 
