@@ -1078,15 +1078,5 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// errStopped is returned by operations on a stopped device.
+// errStopped refuses a switch on while the device stops.
 var errStopped = errors.New("bridge: the device is stopped")
-
-// Tap hands a badge to the device as if its reader had read it (the demo's
-// simulated readers use the reader package's Sim instead; this serves
-// tests and the stdin mode).
-func (d *Device) Tap(uid string) error {
-	if !d.post(func() { d.onRead(uid) }) {
-		return errStopped
-	}
-	return nil
-}

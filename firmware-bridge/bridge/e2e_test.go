@@ -165,6 +165,15 @@ func (r *rig) startBridge(rl *relay.Sim) {
 	r.t.Cleanup(d.Close)
 }
 
+// startReady starts the bridge and waits until it is online with its
+// allowlist.
+func (r *rig) startReady() {
+	r.t.Helper()
+	r.startBridge(nil)
+	r.online()
+	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+}
+
 func (r *rig) eventually(what string, cond func() bool) {
 	r.t.Helper()
 	deadline := time.Now().Add(waitLong)
@@ -266,9 +275,7 @@ func TestBridgeBrokerStoppedMidSession(t *testing.T) {
 // Replaying the same queue again changes nothing.
 func TestBridgeOfflineDecisionsAndReplay(t *testing.T) {
 	r := newRig(t)
-	r.startBridge(nil)
-	r.online()
-	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.startReady()
 	r.stopBroker()
 
 	r.tap(uidUnknown)
@@ -364,9 +371,7 @@ func TestBridgeRestartRelayOff(t *testing.T) {
 // decides alone, and the tap is queued with the same msg_id.
 func TestBridgeUnansweredTapDecidedLocally(t *testing.T) {
 	r := newRig(t)
-	r.startBridge(nil)
-	r.online()
-	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.startReady()
 	// The server goes; its status, published retained by a stand-in, still
 	// says online.
 	r.lab.Close()
@@ -439,9 +444,7 @@ func restoreQueue(t *testing.T, dir string, files map[string][]byte) {
 // left, and Sam's running session is adopted, never cut by a lock.
 func TestBridgeReplayedTapOutSparesTheNextSession(t *testing.T) {
 	r := newRig(t)
-	r.startBridge(nil)
-	r.online()
-	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.startReady()
 	r.tap(uidAda)
 	r.eventually("Ada's session", func() bool { s, ok := r.openSession(); return ok && s.Confirmed && r.relay.On() })
 	r.stopBroker()
@@ -471,9 +474,7 @@ func TestBridgeReplayedTapOutSparesTheNextSession(t *testing.T) {
 // before it connects: its new boot does not get that session locked.
 func TestBridgeRestartOfflineSessionKept(t *testing.T) {
 	r := newRig(t)
-	r.startBridge(nil)
-	r.online()
-	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.startReady()
 	r.stopBroker()
 	r.dev.Close()
 	r.startBridge(nil)
@@ -496,9 +497,7 @@ func TestBridgeRestartOfflineSessionKept(t *testing.T) {
 // the server had open over the offline ones: each minute is billed once.
 func TestBridgeServerRestartReplays(t *testing.T) {
 	r := newRig(t)
-	r.startBridge(nil)
-	r.online()
-	r.eventually("the allowlist", func() bool { return r.dev.Status().AllowVer > 0 })
+	r.startReady()
 	r.tap(uidAda)
 	r.eventually("Ada's session", func() bool { s, ok := r.openSession(); return ok && s.Confirmed && r.relay.On() })
 	r.lab.Close()

@@ -58,58 +58,71 @@ var readerKinds = map[string]func(raw []byte, log *slog.Logger) (reader.Reader, 
 	},
 }
 
-// relayKinds builds each kind of relay from its settings.
-var relayKinds = map[string]func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error){
-	"gpio": func(_ context.Context, raw []byte, _ *slog.Logger) (relay.Relay, error) {
-		c, err := gpioSettings(raw)
-		if err != nil {
-			return nil, err
-		}
-		return relay.OpenGPIO(c)
-	},
-	"sim": func(_ context.Context, raw []byte, _ *slog.Logger) (relay.Relay, error) {
-		var s struct {
-			Kind   string  `json:"kind"`
-			PowerW float64 `json:"power_w"`
-		}
-		if err := decodeSettings(raw, &s); err != nil {
-			return nil, err
-		}
-		if s.PowerW < 0 {
-			return nil, fmt.Errorf("power_w: give watts ≥ 0")
-		}
-		return relay.NewSim(s.PowerW), nil
-	},
+// settingsKind is a kind of relay or indicator: check validates its
+// settings without opening anything (fabgate-bridge --check); open opens
+// it.
+type settingsKind[T any] struct {
+	check func(raw []byte) error
+	open  func(ctx context.Context, raw []byte, log *slog.Logger) (T, error)
 }
 
-func init() {
-	relayKinds["shelly-gen1"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
-		c, err := shellyGen1Settings(raw)
-		if err != nil {
-			return nil, err
-		}
+// kindOf makes a kind from its settings' decoder and its constructor.
+func kindOf[T, C any](settings func([]byte) (C, error), open func(context.Context, C, *slog.Logger) (T, error)) settingsKind[T] {
+	return settingsKind[T]{
+		check: func(raw []byte) error { _, err := settings(raw); return err },
+		open: func(ctx context.Context, raw []byte, log *slog.Logger) (T, error) {
+			c, err := settings(raw)
+			if err != nil {
+				var zero T
+				return zero, err
+			}
+			return open(ctx, c, log)
+		},
+	}
+}
+
+// relayKinds are the kinds of relay.
+var relayKinds = map[string]settingsKind[relay.Relay]{
+	"gpio": kindOf(gpioSettings, func(_ context.Context, c relay.GPIOConfig, _ *slog.Logger) (relay.Relay, error) {
+		return relay.OpenGPIO(c)
+	}),
+	"sim": kindOf(simRelaySettings, func(_ context.Context, powerW float64, _ *slog.Logger) (relay.Relay, error) {
+		return relay.NewSim(powerW), nil
+	}),
+	"shelly-gen1": kindOf(shellyGen1Settings, func(ctx context.Context, c relay.ShellyGen1Config, log *slog.Logger) (relay.Relay, error) {
 		c.Log = log
 		return relay.NewShellyGen1(ctx, c)
-	}
-	relayCheckers["shelly-gen1"] = func(raw []byte) error { _, err := shellyGen1Settings(raw); return err }
-	relayKinds["shelly-gen2"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
-		c, err := shellyGen2Settings(raw)
-		if err != nil {
-			return nil, err
-		}
+	}),
+	"shelly-gen2": kindOf(shellyGen2Settings, func(ctx context.Context, c relay.ShellyGen2Config, log *slog.Logger) (relay.Relay, error) {
 		c.Log = log
 		return relay.NewShellyGen2(ctx, c)
-	}
-	relayCheckers["shelly-gen2"] = func(raw []byte) error { _, err := shellyGen2Settings(raw); return err }
-	relayKinds["tasmota"] = func(ctx context.Context, raw []byte, log *slog.Logger) (relay.Relay, error) {
-		c, err := tasmotaSettings(raw)
-		if err != nil {
-			return nil, err
-		}
+	}),
+	"tasmota": kindOf(tasmotaSettings, func(ctx context.Context, c relay.TasmotaConfig, log *slog.Logger) (relay.Relay, error) {
 		c.Log = log
 		return relay.NewTasmota(ctx, c)
+	}),
+}
+
+// indicatorKinds are the kinds of indicator.
+var indicatorKinds = map[string]settingsKind[Indicator]{
+	"gpio": kindOf(gpioSettings, func(_ context.Context, c relay.GPIOConfig, log *slog.Logger) (Indicator, error) {
+		return relay.OpenIndicator(relay.IndicatorConfig{Chip: c.Chip, Line: c.Line, ActiveLow: c.ActiveLow, Log: log})
+	}),
+}
+
+// simRelaySettings reads a simulated relay's power draw.
+func simRelaySettings(raw []byte) (float64, error) {
+	var s struct {
+		Kind   string  `json:"kind"`
+		PowerW float64 `json:"power_w"`
 	}
-	relayCheckers["tasmota"] = func(raw []byte) error { _, err := tasmotaSettings(raw); return err }
+	if err := decodeSettings(raw, &s); err != nil {
+		return 0, err
+	}
+	if s.PowerW < 0 {
+		return 0, fmt.Errorf("power_w: give watts ≥ 0")
+	}
+	return s.PowerW, nil
 }
 
 func shellyGen1Settings(raw []byte) (relay.ShellyGen1Config, error) {
@@ -184,17 +197,6 @@ func vendorBroker(b BrokerConfig) (relay.Broker, error) {
 	return relay.Broker{URL: b.URL, Username: b.Username, Password: b.Password, TLS: t}, nil
 }
 
-// indicatorKinds builds each kind of indicator from its settings.
-var indicatorKinds = map[string]func(raw []byte, log *slog.Logger) (Indicator, error){
-	"gpio": func(raw []byte, log *slog.Logger) (Indicator, error) {
-		c, err := gpioSettings(raw)
-		if err != nil {
-			return nil, err
-		}
-		return relay.OpenIndicator(relay.IndicatorConfig{Chip: c.Chip, Line: c.Line, ActiveLow: c.ActiveLow, Log: log})
-	},
-}
-
 // gpioSettings reads a GPIO line's settings; the line may be written as
 // a number (17) or a string ("17", "GPIO17").
 func gpioSettings(raw []byte) (relay.GPIOConfig, error) {
@@ -220,39 +222,6 @@ func gpioSettings(raw []byte) (relay.GPIOConfig, error) {
 	return c, c.Validate()
 }
 
-// checkers validate settings without opening anything (fabgate-bridge
-// --check); kinds without one are checked when they are opened.
-var (
-	readerCheckers = map[string]func(raw []byte) error{
-		"evdev": func(raw []byte) error {
-			var s struct {
-				Kind string `json:"kind"`
-				reader.EvdevConfig
-			}
-			if err := decodeSettings(raw, &s); err != nil {
-				return err
-			}
-			return s.Validate()
-		},
-		"serial": func(raw []byte) error {
-			var s struct {
-				Kind string `json:"kind"`
-				reader.SerialConfig
-			}
-			if err := decodeSettings(raw, &s); err != nil {
-				return err
-			}
-			return s.Validate()
-		},
-	}
-	relayCheckers = map[string]func(raw []byte) error{
-		"gpio": func(raw []byte) error { _, err := gpioSettings(raw); return err },
-	}
-	indicatorCheckers = map[string]func(raw []byte) error{
-		"gpio": func(raw []byte) error { _, err := gpioSettings(raw); return err },
-	}
-)
-
 func names[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -268,36 +237,29 @@ func ReaderKinds() []string { return names(readerKinds) }
 // RelayKinds lists the relay kinds.
 func RelayKinds() []string { return names(relayKinds) }
 
+// checkReader checks a reader's settings: its constructor opens nothing
+// (Run opens the device), so building it checks them.
 func checkReader(k KindSpec) error {
-	if _, ok := readerKinds[k.Kind]; !ok {
+	build, ok := readerKinds[k.Kind]
+	if !ok {
 		return fmt.Errorf("kind %q is not one of %s", k.Kind, strings.Join(ReaderKinds(), ", "))
 	}
-	if c := readerCheckers[k.Kind]; c != nil {
-		return c(k.Settings)
-	}
-	if k.Kind == "sim" || k.Kind == "stdin" {
-		_, err := readerKinds[k.Kind](k.Settings, slog.New(slog.DiscardHandler))
-		return err
-	}
-	return nil
+	_, err := build(k.Settings, slog.New(slog.DiscardHandler))
+	return err
 }
 
 func checkRelay(k KindSpec) error {
-	if _, ok := relayKinds[k.Kind]; !ok {
+	kind, ok := relayKinds[k.Kind]
+	if !ok {
 		return fmt.Errorf("kind %q is not one of %s", k.Kind, strings.Join(RelayKinds(), ", "))
 	}
-	if c := relayCheckers[k.Kind]; c != nil {
-		return c(k.Settings)
-	}
-	return nil
+	return kind.check(k.Settings)
 }
 
 func checkIndicator(k KindSpec) error {
-	if _, ok := indicatorKinds[k.Kind]; !ok {
+	kind, ok := indicatorKinds[k.Kind]
+	if !ok {
 		return fmt.Errorf("kind %q is not one of %s", k.Kind, strings.Join(names(indicatorKinds), ", "))
 	}
-	if c := indicatorCheckers[k.Kind]; c != nil {
-		return c(k.Settings)
-	}
-	return nil
+	return kind.check(k.Settings)
 }

@@ -65,12 +65,12 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 				stopAll()
 				return fmt.Errorf("device %s: reader: %w", spec.ID, err)
 			}
-			if rl, err = relayKinds[spec.Relay.Kind](ctx, spec.Relay.Settings, log); err != nil {
+			if rl, err = relayKinds[spec.Relay.Kind].open(ctx, spec.Relay.Settings, log); err != nil {
 				stopAll()
 				return fmt.Errorf("device %s: relay: %w", spec.ID, err)
 			}
 			if spec.Indicator != nil {
-				if ind, err = indicatorKinds[spec.Indicator.Kind](spec.Indicator.Settings, log.With("component", "indicator")); err != nil {
+				if ind, err = indicatorKinds[spec.Indicator.Kind].open(ctx, spec.Indicator.Settings, log.With("component", "indicator")); err != nil {
 					rl.Close()
 					stopAll()
 					return fmt.Errorf("device %s: indicator: %w", spec.ID, err)

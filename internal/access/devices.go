@@ -86,7 +86,7 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 		return
 	}
 	if !open.Offline {
-		e.closeOnDevice(ctx, dev, now, fablab.EndRelayOff, "device restarted")
+		e.closeOnDevice(ctx, dev, open.ID, now, fablab.EndRelayOff, "device restarted")
 		return
 	}
 	// A session the device granted alone may be one of this boot, adopted
@@ -186,7 +186,7 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, se
 		if off := time.Unix(since, 0); since > 0 && off.Before(at) {
 			at = off
 		}
-		e.closeOnDevice(ctx, dev, at, fablab.EndRelayOff, "relay reported off")
+		e.closeOnDevice(ctx, dev, open.ID, at, fablab.EndRelayOff, "relay reported off")
 	}
 }
 
@@ -218,19 +218,12 @@ func (e *Engine) unlockPending(id fablab.ID) bool {
 	return false
 }
 
-// closeOnDevice closes the open session of the machine a device drives.
-func (e *Engine) closeOnDevice(ctx context.Context, dev string, at time.Time, reason, why string) {
-	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
-	if err != nil {
-		return
-	}
-	s, err := e.cfg.Store.OpenSessionOn(ctx, m.ID)
-	if err != nil {
-		return
-	}
+// closeOnDevice closes session id, open on the machine device dev drives,
+// for what the device reported (why).
+func (e *Engine) closeOnDevice(ctx context.Context, dev string, id fablab.ID, at time.Time, reason, why string) {
 	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason, Detail: map[string]any{"why": why}}
-	if _, err := e.endSession(ctx, s.ID, at, reason, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
-		e.cfg.Log.Error("close session", "session", s.ID, "err", err)
+	if _, err := e.endSession(ctx, id, at, reason, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+		e.cfg.Log.Error("close session", "session", id, "err", err)
 	}
 }
 

@@ -117,20 +117,12 @@ func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, re
 			return fablab.Errorf(fablab.ECONFLICT, "session %s ended by then (%s)", id, sess.Ended.Format(time.RFC3339))
 		}
 		if sess.Open() {
-			if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
-				return err
-			}
-			if !sess.Confirmed {
-				sess.Billable = false
-			}
-			sess.Ended, sess.EndReason = &at, reason
-			if err := indexSession(tx, sess); err != nil {
-				return err
-			}
+			err = endInTx(tx, &sess, at, reason, 0)
 		} else {
 			sess.Ended, sess.EndReason = &at, reason
+			err = putJSON(tx.Bucket(bSessions), itob(id), sess)
 		}
-		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
+		if err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -138,6 +130,27 @@ func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, re
 		return appendAudit(tx, events)
 	})
 	return out, err
+}
+
+// endInTx ends an open session at at (not before its start): no longer
+// open, in the time indexes, and not billable if the relay never confirmed
+// it switched on.
+func endInTx(tx *bbolt.Tx, sess *fablab.Session, at time.Time, reason string, by fablab.ID) error {
+	at = at.UTC()
+	if at.Before(sess.Started) {
+		at = sess.Started
+	}
+	sess.Ended, sess.EndReason, sess.EndedBy = &at, reason, by
+	if reason == fablab.EndRelayUnconfirmed || !sess.Confirmed {
+		sess.Billable = false
+	}
+	if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
+		return err
+	}
+	if err := putJSON(tx.Bucket(bSessions), itob(sess.ID), *sess); err != nil {
+		return err
+	}
+	return indexSession(tx, *sess)
 }
 
 // indexSession adds an ended session to the time indexes. Open sessions are
@@ -205,21 +218,7 @@ func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, re
 		if !sess.Open() {
 			return fablab.Errorf(fablab.ECONFLICT, "session %s has already ended (%s)", id, sess.EndReason)
 		}
-		at = at.UTC()
-		if at.Before(sess.Started) {
-			at = sess.Started
-		}
-		sess.Ended, sess.EndReason, sess.EndedBy = &at, reason, by
-		if reason == fablab.EndRelayUnconfirmed || !sess.Confirmed {
-			sess.Billable = false // the relay never confirmed it switched on
-		}
-		if err := tx.Bucket(bSessionsOpen).Delete(itob(sess.MachineID)); err != nil {
-			return err
-		}
-		if err := putJSON(tx.Bucket(bSessions), itob(id), sess); err != nil {
-			return err
-		}
-		if err := indexSession(tx, sess); err != nil {
+		if err := endInTx(tx, &sess, at, reason, by); err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -271,18 +270,13 @@ func (s *Store) Session(ctx context.Context, id fablab.ID) (fablab.Session, erro
 }
 
 // OpenSessions returns every open session (at most one per machine), read
-// through the open-session index.
+// through the open-session index, in start order.
 func (s *Store) OpenSessions(ctx context.Context) ([]fablab.Session, error) {
 	out := []fablab.Session{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bSessionsOpen).ForEach(func(_, v []byte) error {
-			sess, err := getSession(tx, btoi(v))
-			if err != nil {
-				return err
-			}
-			out = append(out, sess)
-			return nil
-		})
+		open, err := openSessionsWhere(tx, func(*fablab.Session) bool { return true })
+		out = append(out, open...)
+		return err
 	})
 	return out, err
 }
