@@ -39,8 +39,9 @@ type demoBridges struct {
 
 // startDemoBridges registers (or re-keys: the demo makes new secrets at each
 // start, since stored secrets are hashed) and starts a bridge device for
-// every demo machine; their offline state lives under dataDir.
-func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, dataDir string, log *slog.Logger) (*demoBridges, error) {
+// every demo machine; their offline state lives under dataDir, and they keep
+// the server's time (clock).
+func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, dataDir string, clock bridge.Clock, log *slog.Logger) (*demoBridges, error) {
 	page, err := store.Machines(ctx, 0, 1000)
 	if err != nil {
 		return nil, err
@@ -56,20 +57,15 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 			db.Close()
 			return nil, err
 		}
-		if _, err := store.Device(ctx, m.DeviceID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
-			_, err = store.CreateDevice(ctx, fablab.Device{ID: m.DeviceID, Kind: fablab.DeviceBridge, MachineID: m.ID, SecretHash: hash})
-		} else if err == nil {
-			_, err = store.UpdateDevice(ctx, m.DeviceID, func(d *fablab.Device) error { d.SecretHash = hash; return nil })
-		}
-		if err != nil {
+		if err := registerDemoDevice(ctx, store, m, hash); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("demo device %s: %w", m.DeviceID, err)
+			return nil, err
 		}
 		rd := reader.NewSim()
 		d, err := bridge.Start(ctx, bridge.DeviceConfig{
 			ID: m.DeviceID, Secret: secret, Broker: running.URL, Prefix: running.Topics.Prefix, BadgeKey: store.BadgeSecret(),
 			StateDir: filepath.Join(dataDir, "demo-bridge", m.DeviceID), Reader: rd, Relay: relay.NewSim(150),
-			FW: "fabgate-bridge demo " + version, Log: log.With("component", "demo_bridge"),
+			FW: "fabgate-bridge demo " + version, Clock: clock, Log: log.With("component", "demo_bridge"),
 		})
 		if err != nil {
 			db.Close()
@@ -80,6 +76,30 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 	}
 	log.Info("demo bridges running", "count", len(db.devices))
 	return db, nil
+}
+
+// deviceRegistry is what registering a demo device needs of the store.
+type deviceRegistry interface {
+	Device(ctx context.Context, id string) (fablab.Device, error)
+	CreateDevice(ctx context.Context, d fablab.Device) (fablab.Device, error)
+	UpdateDevice(ctx context.Context, id string, fn func(*fablab.Device) error) (fablab.Device, error)
+}
+
+// registerDemoDevice creates machine m's bridge device with the secret hash
+// hash, or gives the existing one that hash. Every failure is returned: a
+// demo device left with an old secret could never connect.
+func registerDemoDevice(ctx context.Context, store deviceRegistry, m fablab.Machine, hash string) error {
+	_, err := store.Device(ctx, m.DeviceID)
+	switch {
+	case fablab.ErrorCode(err) == fablab.ENOTFOUND:
+		_, err = store.CreateDevice(ctx, fablab.Device{ID: m.DeviceID, Kind: fablab.DeviceBridge, MachineID: m.ID, SecretHash: hash})
+	case err == nil:
+		_, err = store.UpdateDevice(ctx, m.DeviceID, func(d *fablab.Device) error { d.SecretHash = hash; return nil })
+	}
+	if err != nil {
+		return fmt.Errorf("demo device %s: %w", m.DeviceID, err)
+	}
+	return nil
 }
 
 // Close stops the demo devices (their relays off).

@@ -369,7 +369,7 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fabgate.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := seedDemo(ctx, path, log); err == nil {
+	if err := seedDemo(ctx, path, time.Now(), log); err == nil {
 		t.Fatal("seeding with a cancelled context succeeded")
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -385,7 +385,7 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := seedDemo(context.Background(), path, log); err != nil {
+	if err := seedDemo(context.Background(), path, time.Now(), log); err != nil {
 		t.Fatal(err)
 	}
 	s, err = bolt.Open(path, bolt.Options{})
@@ -427,7 +427,7 @@ func TestSeedDemoConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fabgate.db")
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {
-		go func() { errs <- seedDemo(context.Background(), path, log) }()
+		go func() { errs <- seedDemo(context.Background(), path, time.Now(), log) }()
 	}
 	for i := 0; i < 2; i++ {
 		if err := <-errs; err != nil {

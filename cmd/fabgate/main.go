@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout, stderr, nil)
+		return serve(ctx, cfg, stdout, stderr, serveOptions{})
 	case "user":
 		if len(args) < 2 || args[1] != "add" {
 			return fmt.Errorf("usage: fabgate user add --data DIR --email E --name N --role admin|staff|maker [--group G] --password-stdin")

@@ -19,18 +19,42 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fabgate/fabgate/firmware-bridge/bridge"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/demo"
-	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/httpapi"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
+// serveOptions are what end-to-end tests set beyond the configuration.
+type serveOptions struct {
+	ready func(addr string) // when not nil, receives the bound HTTP address
+	clock labClock          // the lab's time: the system clock when zero
+}
+
+// labClock is the server's time: the system clock, or (in tests) one that
+// starts at a chosen instant and runs at the system clock's pace, so that
+// the whole server — demo seed, store, access engine, HTTP API and the demo
+// bridges — lives at a lab time the test chose. (faketime does not reach Go
+// programs.)
+type labClock struct{ offset time.Duration }
+
+// clockAt returns a clock that reads start now and runs from there.
+func clockAt(start time.Time) labClock { return labClock{offset: time.Until(start)} }
+
+// Now returns the lab's time; it keeps the system clock's monotonic reading,
+// so deadlines computed from it ignore wall-clock jumps.
+func (c labClock) Now() time.Time { return time.Now().Add(c.offset) }
+
+// AfterFunc calls f in its own goroutine once d has passed.
+func (c labClock) AfterFunc(d time.Duration, f func()) bridge.Timer { return time.AfterFunc(d, f) }
+
 // serve runs the server until ctx ends, then shuts down in order: HTTP, the
-// access side (schedule, MQTT client, embedded broker), then storage. ready, when not nil, receives the bound HTTP address.
-func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func(addr string)) error {
+// access side (schedule, MQTT client, embedded broker), then storage.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serveOptions) error {
+	now := opts.clock.Now
 	level, _ := parseLevel(cfg.LogLevel)
 	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	if cfg.LogFormat == "json" {
@@ -48,11 +72,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 		return fmt.Errorf("data directory %s: %w", cfg.Data, err)
 	}
 	if cfg.Demo {
-		if err := seedDemo(ctx, cfg.DBPath(), log); err != nil {
+		if err := seedDemo(ctx, cfg.DBPath(), now(), log); err != nil {
 			return err
 		}
 	}
-	store, err := bolt.Open(cfg.DBPath(), bolt.Options{Timeout: time.Second})
+	store, err := bolt.Open(cfg.DBPath(), bolt.Options{Timeout: time.Second, Now: now})
 	if err != nil {
 		return err
 	}
@@ -67,7 +91,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 		return err
 	}
 	running, err := lab.Start(ctx, lab.Config{
-		Store: store, Log: log, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
+		Store: store, Log: log, Now: now, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
 		Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLS: mqttTLSConfig, Prefix: cfg.MQTTPrefix,
 	})
 	if err != nil {
@@ -76,7 +100,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	defer running.Close()
 	var accessEngine httpapi.AccessEngine = running.Engine
 	if cfg.Demo && cfg.MQTTURL == "" {
-		demo, err := startDemoBridges(ctx, store, running, cfg.Data, log)
+		demo, err := startDemoBridges(ctx, store, running, cfg.Data, opts.clock, log)
 		if err != nil {
 			return err
 		}
@@ -88,7 +112,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerAccessMetrics(reg, running)
 	api, err := httpapi.New(httpapi.Config{
-		Store: store, Log: log, Now: fablab.SystemClock, Registry: reg, Version: version,
+		Store: store, Log: log, Now: now, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 	})
@@ -116,8 +140,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	addr := ln.Addr().String()
 	log.Info("fabgate serving", "version", version, "url", scheme+"://"+addr, "data", cfg.DBPath(), "demo", cfg.Demo)
 	fmt.Fprintf(stdout, "FabGate is running at %s://%s/ (Ctrl-C stops it)\n", scheme, addr)
-	if ready != nil {
-		ready(addr)
+	if opts.ready != nil {
+		opts.ready(addr)
 	}
 
 	errc := make(chan error, 1)
@@ -139,12 +163,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, ready func
 	return nil
 }
 
-// seedDemo creates the demo lab at path when there is no data file yet. It
+// seedDemo creates the demo lab at path, as of now, when there is no data file yet. It
 // is seeded into a file of its own beside it and linked into place once
 // complete: an interrupted seeding leaves no half-seeded lab behind, and of
 // two servers seeding at once, one wins and the other leaves its copy unused.
 // An existing data file is never touched.
-func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
+func seedDemo(ctx context.Context, path string, now time.Time, log *slog.Logger) error {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // an existing lab (or an unreadable path, which Open reports)
 	}
@@ -156,11 +180,11 @@ func seedDemo(ctx context.Context, path string, log *slog.Logger) error {
 	f.Close()
 	defer os.Remove(tmp)
 	os.Remove(tmp) // bbolt creates it anew
-	store, err := bolt.Open(tmp, bolt.Options{Timeout: time.Second})
+	store, err := bolt.Open(tmp, bolt.Options{Timeout: time.Second, Now: func() time.Time { return now }})
 	if err != nil {
 		return fmt.Errorf("seed demo lab: %w", err)
 	}
-	_, err = demo.Seed(ctx, store, time.Now(), auth.OWASPParams)
+	_, err = demo.Seed(ctx, store, now, auth.OWASPParams)
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}

@@ -28,6 +28,14 @@ const LabName = "FabLab Technoparc (démo)"
 // at a printer or the laser cutter to unlock it during their booking.
 const MakerBadgeUID = "04A2B3C4D5E6F7"
 
+// TourDevice is the device of the machine the README's tour taps the demo
+// maker's badge on (the first Prusa). The demo books nothing on it, and
+// walk-in taps are not bound to opening hours (DESIGN §3), so the maker's
+// tap there is a walk-in granted at any hour of any day: the other printers
+// are booked through the week, and a tap just before someone else's booking
+// is denied booked_soon.
+const TourDevice = "fdm-1"
+
 // Account is a documented demo login.
 type Account struct {
 	Email    string
@@ -99,7 +107,8 @@ type machineSpec struct {
 	trainings []string
 	rules     func(*fablab.BookingRules)
 	// slots are candidate bookings, as wall-clock start and length in
-	// minutes; each day of the week keeps some of them (see Seed).
+	// minutes; each day of the week keeps some of them (see Seed). The
+	// tour's machine (TourDevice) has none.
 	slots []slot
 }
 
@@ -130,12 +139,12 @@ var printerSlots = []slot{{hm(9, 0), 180}, {hm(12, 30), 120}, {hm(15, 0), 210}, 
 var machines = []machineSpec{
 	{
 		m: fablab.Machine{
-			Name: "Prusa MK4 #1", Kind: fablab.Kind3DPrinter, DeviceID: "fdm-1",
-			Description: "Imprimante FDM, plateau 25 × 21 × 22 cm, buse 0,4 mm. PLA et PETG fournis au poids.",
+			Name: "Prusa MK4 #1", Kind: fablab.Kind3DPrinter, DeviceID: TourDevice,
+			Description: "Imprimante FDM, plateau 25 × 21 × 22 cm, buse 0,4 mm. PLA et PETG fournis au poids. En accès libre : badgez et imprimez.",
 			Prices:      prices(200, 300, 300, 600, 800), MinimumChargeCents: 100, NoShowFeeCents: 200,
 			GraceMinutes: 10, IdlePowerW: 15,
 		},
-		trainings: []string{tPrinting}, rules: fdmRules, slots: printerSlots,
+		trainings: []string{tPrinting}, rules: fdmRules, // no slots: the tour's walk-in machine
 	},
 	{
 		m: fablab.Machine{

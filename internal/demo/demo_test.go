@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
@@ -367,5 +368,86 @@ func TestSeedCancelled(t *testing.T) {
 	s := bolttest.Open(t, func() time.Time { return now })
 	if seeded, err := Seed(ctx, s, now, cheap); err == nil || seeded {
 		t.Fatalf("Seed with a cancelled context = %v, %v; want an error", seeded, err)
+	}
+}
+
+// labTimes are the lab times the demo and its tour are proved at: 08:45 and
+// 20:55 on a weekday and on a Sunday (the lab is closed on Sundays), plus a
+// Monday and a Tuesday, where the tour's "next Tuesday" is one and seven
+// days ahead.
+var labTimes = []struct {
+	name string
+	now  time.Time
+}{
+	{"wednesday 08:45", time.Date(2026, 5, 13, 8, 45, 0, 0, paris)},
+	{"wednesday 20:55", time.Date(2026, 5, 13, 20, 55, 0, 0, paris)},
+	{"sunday 08:45", time.Date(2026, 5, 17, 8, 45, 0, 0, paris)},
+	{"sunday 20:55", time.Date(2026, 5, 17, 20, 55, 0, 0, paris)},
+	{"monday 08:45", time.Date(2026, 5, 18, 8, 45, 0, 0, paris)},
+	{"tuesday 20:55", time.Date(2026, 5, 19, 20, 55, 0, 0, paris)},
+}
+
+// TestTourAtAnyLabTime seeds the demo at each of labTimes and checks what
+// the README's tour relies on, at that time and at every 10 minutes of the
+// 8 days after: the demo maker's tap on TourDevice is a walk-in granted for
+// at least the machine's minimum booking (never booked_soon, whatever the
+// hour or day), and the tour's booking of the laser next Tuesday
+// 14:00–16:00 is one the maker may make under the API's rules.
+func TestTourAtAnyLabTime(t *testing.T) {
+	for _, tc := range labTimes {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := bolttest.Open(t, func() time.Time { return tc.now })
+			if _, err := Seed(ctx, s, tc.now, cheap); err != nil {
+				t.Fatal(err)
+			}
+			maker, err := s.MemberByEmail(ctx, "maker@fabgate.demo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tour, err := s.MachineOfDevice(ctx, TourDevice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash := auth.BadgeHash(s.BadgeSecret(), MakerBadgeUID)
+			for at := tc.now; at.Before(tc.now.AddDate(0, 0, 8)); at = at.Add(10 * time.Minute) {
+				f, err := s.AccessFacts(ctx, TourDevice, hash, at, 24*time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := access.Decide(&f, at)
+				if d.Outcome != access.Grant || d.BookingID != 0 || d.Until.Sub(at) < time.Duration(tour.Rules.MinMinutes)*time.Minute {
+					t.Fatalf("the maker's tap on %s at %s: %+v; want a walk-in of at least %d minutes",
+						TourDevice, at.In(paris).Format("Mon 2006-01-02 15:04"), d, tour.Rules.MinMinutes)
+				}
+			}
+
+			laser, err := s.MachineOfDevice(ctx, "laser-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// GNU date's "next tuesday": the first Tuesday after today.
+			day := fablab.DateOf(tc.now.In(paris)).AddDays(1)
+			for day.Weekday() != time.Tuesday {
+				day = day.AddDays(1)
+			}
+			{
+				start := day.At(hm(14, 0), paris)
+				_, err := s.CreateBooking(ctx, fablab.Booking{MachineID: laser.ID, MemberID: maker.ID, Start: start, End: start.Add(2 * time.Hour), CreatedBy: maker.ID},
+					func(bc bolt.BookingContext) error { // as POST /api/v1/bookings checks a maker's booking
+						week := booking.WeekOf(bc.Settings, start)
+						used, err := bc.MemberMinutes(week.Start, week.End)
+						if err != nil {
+							return err
+						}
+						r := booking.Request{Start: start, End: start.Add(2 * time.Hour), Machine: bc.Machine, Member: bc.Member, Qualifications: bc.Qualifications}
+						return booking.Check(bc.Settings, r, tc.now, used)
+					})
+				if err != nil {
+					t.Errorf("the tour's booking of the laser on %s: %v", start.In(paris).Format("Mon 2006-01-02 15:04"), err)
+				}
+			}
+		})
 	}
 }
