@@ -170,9 +170,10 @@ func (db *demoBridges) Tap(ctx context.Context, dev, uid string) (access.Decisio
 	}
 }
 
-// decision turns a tap's audit event into the decision it records.
+// decision turns a tap's audit event into the decision it records, as the
+// engine's Tap returns it: a reason only on a denial.
 func (db *demoBridges) decision(ctx context.Context, ev fablab.AuditEvent) access.Decision {
-	d := access.Decision{Reason: ev.Reason}
+	var d access.Decision
 	switch ev.Action {
 	case "granted":
 		d.Outcome = access.Grant
@@ -184,7 +185,7 @@ func (db *demoBridges) decision(ctx context.Context, ev fablab.AuditEvent) acces
 	case "force_close":
 		d.Outcome = access.ForceClose
 	default:
-		d.Outcome = access.Deny
+		d.Outcome, d.Reason = access.Deny, ev.Reason
 	}
 	return d
 }

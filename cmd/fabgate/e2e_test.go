@@ -132,12 +132,17 @@ func demoAccount(t *testing.T, role string) demo.Account {
 	return demo.Account{}
 }
 
+// labTime is the lab time end-to-end tests run at unless they say otherwise:
+// a Wednesday afternoon, with the demo week's bookings around it.
+var labTime = time.Date(2026, 5, 13, 15, 7, 0, 0, parisTZ)
+
 // TestE2EServeDemoLifecycle runs the demo lab the way `make run` does, uses
 // it over HTTP, checks the lock and the admin subcommands, restarts it and
 // checks that nothing was lost or reseeded.
 func TestE2EServeDemoLifecycle(t *testing.T) {
 	data := t.TempDir()
-	srv := startServer(t, "--data", data, "--demo")
+	clock := clockAt(labTime)
+	srv := startServerAt(t, clock, "--data", data, "--demo")
 
 	var health map[string]string
 	if st := call(t, "GET", srv.url+"/healthz", "", nil, &health); st != 200 || health["status"] != "ok" {
@@ -149,7 +154,7 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	makerTok := login(t, srv.url, maker.Email, maker.Password)
 
 	var machines []struct {
-		ID, Name, Kind, State string
+		ID, Name, Kind, State, DeviceID string
 	}
 	call(t, "GET", srv.url+"/api/v1/machines", makerTok, nil, &machines)
 	kinds := map[string]bool{}
@@ -160,10 +165,11 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 		t.Fatalf("demo lab has %d machines of %d kinds, want ≥6 of ≥3", len(machines), len(kinds))
 	}
 
-	// The maker books the first free slot found on a machine they may use.
+	// The maker books the first free slot found on a machine they may use
+	// (not the tour's, which the taps below use as a walk-in).
 	booked := false
 	for _, m := range machines {
-		if m.State != "available" {
+		if m.State != "available" || m.DeviceID == demo.TourDevice {
 			continue
 		}
 		var av struct {
@@ -200,7 +206,7 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	staff := demoAccount(t, "staff")
 	staffTok := login(t, srv.url, staff.Email, staff.Password)
 	var tap struct{ Decision string }
-	if st := call(t, "POST", srv.url+"/api/v1/devices/fdm-1/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "grant" {
+	if st := call(t, "POST", srv.url+"/api/v1/devices/"+demo.TourDevice+"/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "grant" {
 		t.Fatalf("simulated tap: %d %+v", st, tap)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -217,7 +223,7 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	}
 	// The same badge again at once: the simulated reader waits out its 2 s
 	// re-read window, as a hand would, and the tap ends the session.
-	if st := call(t, "POST", srv.url+"/api/v1/devices/fdm-1/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
+	if st := call(t, "POST", srv.url+"/api/v1/devices/"+demo.TourDevice+"/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
 		t.Fatalf("simulated tap-out: %d %+v", st, tap)
 	}
 	resp0, err := http.Get(srv.url + "/metrics")
@@ -290,7 +296,7 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	}
 
 	// Restart with --demo: the data is kept, not reseeded, and the new admin logs in.
-	srv2 := startServer(t, "--data", data, "--demo")
+	srv2 := startServerAt(t, clock, "--data", data, "--demo")
 	tok := login(t, srv2.url, "new.admin@example.org", "correct horse battery")
 	var page struct {
 		Items []struct{ Email string }
@@ -369,7 +375,7 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fabgate.db")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := seedDemo(ctx, path, time.Now(), log); err == nil {
+	if err := seedDemo(ctx, path, labTime, log); err == nil {
 		t.Fatal("seeding with a cancelled context succeeded")
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -385,7 +391,7 @@ func TestSeedDemoAllOrNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if err := seedDemo(context.Background(), path, time.Now(), log); err != nil {
+	if err := seedDemo(context.Background(), path, labTime, log); err != nil {
 		t.Fatal(err)
 	}
 	s, err = bolt.Open(path, bolt.Options{})
@@ -427,7 +433,7 @@ func TestSeedDemoConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "fabgate.db")
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {
-		go func() { errs <- seedDemo(context.Background(), path, time.Now(), log) }()
+		go func() { errs <- seedDemo(context.Background(), path, labTime, log) }()
 	}
 	for i := 0; i < 2; i++ {
 		if err := <-errs; err != nil {

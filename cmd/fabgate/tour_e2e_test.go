@@ -1,0 +1,643 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fabgate/fabgate/internal/demo"
+)
+
+// tourTimes are the lab times the README's tour is run at: 08:45 (just
+// before the first bookings of a weekday) and 20:55 (just before closing),
+// on a weekday and on a Sunday, when the lab is closed.
+var tourTimes = []struct {
+	name string
+	at   time.Time
+}{
+	{"wednesday 08:45", time.Date(2026, 5, 13, 8, 45, 0, 0, parisTZ)},
+	{"wednesday 20:55", time.Date(2026, 5, 13, 20, 55, 0, 0, parisTZ)},
+	{"sunday 08:45", time.Date(2026, 5, 17, 8, 45, 0, 0, parisTZ)},
+	{"sunday 20:55", time.Date(2026, 5, 17, 20, 55, 0, 0, parisTZ)},
+}
+
+var parisTZ = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+// TestE2EReadmeTour runs the README's five-minute tour, command by command,
+// against `fabgate serve --demo` started at each of tourTimes. The shell
+// commands are read from the README and carried out by a small interpreter
+// of the shell they use (variables, functions, $(…), curl, sed, date -d,
+// echo): a command it does not understand fails the test, so the README and
+// this test stay in step. What a command's comment promises is checked:
+// "granted", "tap-out" and "denied: CODE" on taps, the session "confirmed by
+// the relay", and every request answering 2xx. After the tap-out, the relay
+// must stay off and no session open for several seconds.
+func TestE2EReadmeTour(t *testing.T) {
+	tour := readmeTour(t)
+	for _, tc := range tourTimes {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := clockAt(tc.at)
+			srv := startServerAt(t, clock, "--data", t.TempDir(), "--demo")
+			sh := &tourShell{t: t, srv: srv, clock: clock, vars: map[string]string{}, funcs: map[string]string{}, dir: t.TempDir()}
+			for _, line := range tour {
+				sh.line(line)
+			}
+			for _, want := range []string{"grant", "tap_out", "deny"} {
+				if !sh.seen[want] {
+					t.Errorf("the tour never showed a %s", want)
+				}
+			}
+			if !sh.booked {
+				t.Error("the tour booked nothing")
+			}
+		})
+	}
+}
+
+// tourLine is one logical line of the README's tour: a command and its
+// comment.
+type tourLine struct{ cmd, comment string }
+
+// readmeTour returns the commands of the sh blocks of the README's
+// "A five-minute tour" section, continuation lines joined.
+func readmeTour(t *testing.T) []tourLine {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	i := strings.Index(text, "## A five-minute tour")
+	if i < 0 {
+		t.Fatal("README has no \"## A five-minute tour\" section")
+	}
+	text = text[i+3:]
+	if j := strings.Index(text, "\n## "); j >= 0 {
+		text = text[:j]
+	}
+	var lines []tourLine
+	in, pending := false, ""
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case !in && l == "```sh":
+			in = true
+			continue
+		case in && l == "```":
+			in = false
+			continue
+		case !in:
+			continue
+		}
+		if strings.HasSuffix(l, "\\") {
+			pending += strings.TrimSuffix(l, "\\")
+			continue
+		}
+		l, pending = pending+l, ""
+		cmd, comment := splitComment(l)
+		if strings.TrimSpace(cmd) == "" {
+			continue
+		}
+		lines = append(lines, tourLine{strings.TrimSpace(cmd), strings.TrimSpace(comment)})
+	}
+	if len(lines) < 15 {
+		t.Fatalf("README tour: %d commands found, the tour has more", len(lines))
+	}
+	return lines
+}
+
+// splitComment splits a shell line at a # that starts a comment (outside
+// quotes, after a blank).
+func splitComment(l string) (cmd, comment string) {
+	var quote rune
+	escaped := false
+	for i, r := range l {
+		switch {
+		case escaped:
+			escaped = false
+		case quote == '"' && r == '\\':
+			escaped = true
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (i == 0 || l[i-1] == ' ' || l[i-1] == '\t'):
+			return l[:i], l[i+1:]
+		}
+	}
+	return l, ""
+}
+
+// tourShell carries out the tour's shell commands.
+type tourShell struct {
+	t      *testing.T
+	srv    *server
+	clock  labClock
+	vars   map[string]string
+	funcs  map[string]string // name → body
+	args   []string          // positional parameters inside a function
+	dir    string            // where -o files go
+	seen   map[string]bool   // tap decisions seen
+	booked bool
+	last   struct {
+		url    string
+		status int
+		body   string
+	}
+}
+
+var (
+	funcDef   = regexp.MustCompile(`^([a-z_]+)\(\) *\{(.*)\}$`)
+	assign    = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=(.*)$`)
+	sedSubst  = regexp.MustCompile(`^s/(.*)/(.*)/$`)
+	nextDay   = regexp.MustCompile(`^next (monday|tuesday|wednesday|thursday|friday|saturday|sunday) (\d{1,2}):(\d{2})$`)
+	denyCode  = regexp.MustCompile(`denied: ([a-z_]+)`)
+	readmeAPI = "http://" + DefaultConfig().HTTP + "/api/v1"
+)
+
+// line runs one line of the tour and checks what its comment promises.
+func (sh *tourShell) line(l tourLine) {
+	t := sh.t
+	t.Helper()
+	if m := funcDef.FindStringSubmatch(l.cmd); m != nil {
+		sh.funcs[m[1]] = m[2]
+		return
+	}
+	out := sh.run(l.cmd, "")
+	if strings.HasPrefix(l.cmd, "tap ") {
+		var d struct{ Decision, Reason, Message string }
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			t.Fatalf("%s: answer %q: %v", l.cmd, out, err)
+		}
+		sh.seenDecision(d.Decision)
+		want, reason := "", ""
+		switch {
+		case denyCode.MatchString(l.comment):
+			want, reason = "deny", denyCode.FindStringSubmatch(l.comment)[1]
+		case strings.Contains(l.comment, "tap-out"):
+			want = "tap_out"
+		case strings.Contains(l.comment, "granted"):
+			want = "grant"
+		default:
+			t.Fatalf("README tour: %q does not say what the tap should do (granted, tap-out or denied: CODE)", l.cmd)
+		}
+		if d.Decision != want || d.Reason != reason {
+			t.Fatalf("%s at %s: %s; the README says %q", l.cmd, sh.clock.Now().In(parisTZ).Format("Mon 15:04"), out, l.comment)
+		}
+		if want == "deny" && d.Message == "" {
+			t.Errorf("%s: the answer has no message for the reader: %s", l.cmd, out)
+		}
+		if want == "tap_out" {
+			sh.watchOff(strings.Fields(l.cmd)[1])
+		}
+	}
+	if strings.Contains(l.comment, "confirmed by the relay") {
+		// The relay's ack follows the answer: run it again, as a reader of
+		// the README would, until the session shows confirmed.
+		deadline := time.Now().Add(10 * time.Second)
+		for !regexp.MustCompile(`^\[\{.*"confirmed":true`).MatchString(out) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s; want the open session, confirmed by the relay", l.cmd, out)
+			}
+			time.Sleep(50 * time.Millisecond) // polling a condition, as a reader re-running the command would
+			out = sh.run(l.cmd, "")
+		}
+	}
+}
+
+func (sh *tourShell) seenDecision(d string) {
+	if sh.seen == nil {
+		sh.seen = map[string]bool{}
+	}
+	sh.seen[d] = true
+}
+
+// watchOff checks, for 4 s after a tap-out on dev, that no session is open
+// and the server never sees dev's relay on: a bridge that took the tap-out
+// for an unanswered tap would decide it again offline after 2 s and switch
+// the machine back on.
+func (sh *tourShell) watchOff(dev string) {
+	t := sh.t
+	t.Helper()
+	admin := demoAccount(t, "admin")
+	tok := login(t, sh.srv.url, admin.Email, admin.Password)
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) {
+		var open []json.RawMessage
+		call(t, "GET", sh.srv.url+"/api/v1/sessions?active=true", tok, nil, &open)
+		var devs []struct{ ID, Relay string }
+		call(t, "GET", sh.srv.url+"/api/v1/devices", tok, nil, &devs)
+		for _, d := range devs {
+			if d.ID == dev && d.Relay == "on" {
+				t.Fatalf("after the tap-out, %s's relay is on again", dev)
+			}
+		}
+		if len(open) != 0 {
+			t.Fatalf("after the tap-out, open sessions: %s", open)
+		}
+		time.Sleep(100 * time.Millisecond) // watching over time is the point here
+	}
+}
+
+// run runs a command line (pipelines and ; lists of simple commands) with
+// stdin and returns its standard output.
+func (sh *tourShell) run(cmdline, stdin string) string {
+	out := ""
+	for _, part := range splitUnquoted(cmdline, ';') {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		in := stdin
+		for _, stage := range splitUnquoted(part, '|') {
+			in = sh.simple(strings.TrimSpace(stage), in)
+		}
+		out += in
+	}
+	return out
+}
+
+// splitUnquoted splits s at sep outside quotes and $(…).
+func splitUnquoted(s string, sep byte) []string {
+	var parts []string
+	var quote byte
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			} else if c == '\\' && quote == '"' {
+				i++
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '$' && i+1 < len(s) && s[i+1] == '(':
+			depth++
+			i++
+		case c == ')' && depth > 0:
+			depth--
+		case c == sep && depth == 0:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// simple runs one simple command.
+func (sh *tourShell) simple(cmd, stdin string) string {
+	t := sh.t
+	t.Helper()
+	words := sh.words(cmd)
+	env := map[string]string{}
+	for len(words) > 0 {
+		m := assign.FindStringSubmatch(words[0])
+		if m == nil {
+			break
+		}
+		env[m[1]], words = m[2], words[1:]
+	}
+	if len(words) == 0 { // only assignments: shell variables
+		for k, v := range env {
+			if k == "api" {
+				if v != readmeAPI {
+					t.Fatalf("README tour: api=%s, but fabgate serve listens on %s by default", v, readmeAPI)
+				}
+				v = sh.srv.url + "/api/v1"
+			}
+			sh.vars[k] = v
+		}
+		return ""
+	}
+	if body, ok := sh.funcs[words[0]]; ok {
+		saved := sh.args
+		sh.args = words
+		defer func() { sh.args = saved }()
+		return sh.run(body, stdin)
+	}
+	switch words[0] {
+	case "curl":
+		return sh.curl(cmd, words[1:])
+	case "sed":
+		return sed(t, words[1:], stdin)
+	case "echo":
+		return strings.Join(words[1:], " ") + "\n"
+	case "date":
+		return sh.date(env["TZ"], words[1:])
+	}
+	t.Fatalf("README tour: %q is not a command this test knows; teach TestE2EReadmeTour or change the README", cmd)
+	return ""
+}
+
+// words splits a command into words the way the shell does for the forms
+// the tour uses: quotes, $VAR, $1, ${VAR} and $(…).
+func (sh *tourShell) words(s string) []string {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				sh.t.Fatalf("README tour: unterminated quote in %q", s)
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				switch {
+				case s[i] == '\\' && i+1 < len(s) && strings.IndexByte(`"\$`+"`", s[i+1]) >= 0:
+					cur.WriteByte(s[i+1])
+					i++
+				case s[i] == '$':
+					v, n := sh.expand(s[i:])
+					cur.WriteString(v)
+					i += n - 1
+				default:
+					cur.WriteByte(s[i])
+				}
+			}
+			inWord = true
+		case c == '$':
+			v, n := sh.expand(s[i:])
+			cur.WriteString(v)
+			i += n - 1
+			inWord = true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
+}
+
+var varName = regexp.MustCompile(`^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9]))`)
+
+// expand expands the $ form at the start of s; it returns the value and
+// the length of the form.
+func (sh *tourShell) expand(s string) (string, int) {
+	if strings.HasPrefix(s, "$(") {
+		depth := 0
+		var quote byte
+		for i := 1; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case c == '\'' || c == '"':
+				quote = c
+			case c == '(':
+				depth++
+			case c == ')':
+				depth--
+				if depth == 0 {
+					return strings.TrimRight(sh.run(s[2:i], ""), "\n"), i + 1
+				}
+			}
+		}
+		sh.t.Fatalf("README tour: unterminated $( in %q", s)
+	}
+	m := varName.FindStringSubmatch(s)
+	if m == nil {
+		return "$", 1
+	}
+	switch {
+	case m[3] != "":
+		n := int(m[3][0] - '0')
+		if n >= len(sh.args) {
+			sh.t.Fatalf("README tour: $%d outside a function or missing", n)
+		}
+		return sh.args[n], len(m[0])
+	default:
+		name := m[1] + m[2]
+		v, ok := sh.vars[name]
+		if !ok {
+			sh.t.Fatalf("README tour: $%s is used before it is set", name)
+		}
+		return v, len(m[0])
+	}
+}
+
+// curl carries out the curl options the tour uses.
+func (sh *tourShell) curl(cmd string, args []string) string {
+	t := sh.t
+	t.Helper()
+	method, url, body, outFile, stream := "", "", "", "", false
+	header := http.Header{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		next := func() string {
+			if i+1 >= len(args) {
+				t.Fatalf("README tour: %s needs a value in %q", a, cmd)
+			}
+			i++
+			return args[i]
+		}
+		switch {
+		case a == "-s":
+		case a == "-sN" || a == "-N":
+			stream = true
+		case a == "-X":
+			method = next()
+		case a == "-H":
+			k, v, ok := strings.Cut(next(), ":")
+			if !ok {
+				t.Fatalf("README tour: bad header in %q", cmd)
+			}
+			header.Set(k, strings.TrimSpace(v))
+		case a == "-d":
+			body = next()
+		case a == "-o":
+			outFile = filepath.Join(sh.dir, filepath.Base(next()))
+		case strings.HasPrefix(a, "-"):
+			t.Fatalf("README tour: curl option %s is not one this test knows (%q)", a, cmd)
+		default:
+			url = a
+		}
+	}
+	if method == "" {
+		method = "GET"
+		if body != "" {
+			method = "POST"
+		}
+	}
+	if !strings.HasPrefix(url, sh.srv.url) {
+		t.Fatalf("README tour: %q calls %s, not the server", cmd, url)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		data, _ := io.ReadAll(resp.Body)
+		t.Fatalf("%s at %s: %s %s", cmd, sh.clock.Now().In(parisTZ).Format("Mon 2006-01-02 15:04"), resp.Status, data)
+	}
+	if stream {
+		// A live stream (the tour stops it with Ctrl-C): it must be one.
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+			t.Fatalf("%s: Content-Type %q, want text/event-stream", cmd, ct)
+		}
+		return ""
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	if outFile != "" {
+		if err := os.WriteFile(outFile, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if len(data) == 0 {
+			t.Fatalf("%s: empty download", cmd)
+		}
+		return ""
+	}
+	if !json.Valid(data) {
+		t.Fatalf("%s: not JSON: %q", cmd, data)
+	}
+	if method == "POST" && strings.HasSuffix(url, "/bookings") {
+		var b struct{ State string }
+		if json.Unmarshal(data, &b); resp.StatusCode != http.StatusCreated || b.State != "confirmed" {
+			t.Fatalf("%s: %d %s", cmd, resp.StatusCode, data)
+		}
+		sh.booked = true
+	}
+	return string(data)
+}
+
+// sed carries out sed 's/RE/REPL/' (a basic regular expression).
+func sed(t *testing.T, args []string, stdin string) string {
+	t.Helper()
+	if len(args) != 1 {
+		t.Fatalf("README tour: sed %q is not one this test knows", args)
+	}
+	m := sedSubst.FindStringSubmatch(args[0])
+	if m == nil {
+		t.Fatalf("README tour: sed %q is not s/RE/REPL/", args[0])
+	}
+	re := strings.NewReplacer(`\(`, `(`, `\)`, `)`, `(`, `\(`, `)`, `\)`).Replace(m[1])
+	repl := regexp.MustCompile(`\\([0-9])`).ReplaceAllString(m[2], `$${$1}`)
+	rx := regexp.MustCompile(re)
+	var out bytes.Buffer
+	for _, l := range strings.SplitAfter(stdin, "\n") {
+		nl := strings.HasSuffix(l, "\n")
+		l = strings.TrimSuffix(l, "\n")
+		if l == "" && !nl {
+			continue
+		}
+		if loc := rx.FindStringSubmatchIndex(l); loc != nil {
+			l = l[:loc[0]] + string(rx.ExpandString(nil, repl, l, loc)) + l[loc[1]:]
+		}
+		out.WriteString(l + "\n")
+	}
+	return out.String()
+}
+
+// date carries out `date -d 'next WEEKDAY HH:MM' --iso-8601=seconds` with
+// the server's clock in zone tz, as GNU date reads it: "next tuesday" is
+// the first Tuesday after today (a week ahead on a Tuesday).
+func (sh *tourShell) date(tz string, args []string) string {
+	t := sh.t
+	t.Helper()
+	if len(args) != 3 || args[0] != "-d" || args[2] != "--iso-8601=seconds" {
+		t.Fatalf("README tour: date %q is not one this test knows", args)
+	}
+	m := nextDay.FindStringSubmatch(args[1])
+	if m == nil {
+		t.Fatalf("README tour: date -d %q is not one this test knows", args[1])
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		t.Fatalf("README tour: TZ=%s: %v", tz, err)
+	}
+	now := sh.clock.Now().In(loc)
+	var hour, minute int
+	fmt.Sscan(m[2], &hour)
+	fmt.Sscan(m[3], &minute)
+	day := time.Date(now.Year(), now.Month(), now.Day()+1, hour, minute, 0, 0, loc)
+	for !strings.EqualFold(day.Weekday().String(), m[1]) {
+		day = time.Date(day.Year(), day.Month(), day.Day()+1, hour, minute, 0, 0, loc)
+	}
+	return day.Format("2006-01-02T15:04:05-07:00") + "\n"
+}
+
+// The tour's promise about the tapped machine is the demo's: keep the
+// README's tap on the machine the demo leaves free.
+func TestReadmeTourTapsTheDemoTourMachine(t *testing.T) {
+	for _, l := range readmeTour(t) {
+		if strings.HasPrefix(l.cmd, "tap ") && strings.Contains(l.comment, "granted") {
+			if f := strings.Fields(l.cmd); len(f) < 3 || f[1] != demo.TourDevice || f[2] != demo.MakerBadgeUID {
+				t.Errorf("README tour: %q; the demo keeps %s free for the maker's badge %s", l.cmd, demo.TourDevice, demo.MakerBadgeUID)
+			}
+		}
+	}
+}
+
+// startServerAt runs `fabgate serve` with args on random ports, its clock
+// starting at the lab time clock reads.
+func startServerAt(t *testing.T, clock labClock, args ...string) *server {
+	t.Helper()
+	cfg, err := loadConfig(append([]string{"--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--log-level", "warn"}, args...), envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, io.Discard, io.Discard, serveOptions{clock: clock, ready: func(a string) { addr <- a }})
+	}()
+	s := &server{stop: cancel, done: done}
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve stopped before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve did not start within 60 s")
+	}
+	t.Cleanup(func() { s.shutdown(t) })
+	return s
+}
