@@ -186,6 +186,7 @@ func (db *demoBridges) decision(ctx context.Context, ev fablab.AuditEvent) acces
 		d.Outcome = access.ForceClose
 	default:
 		d.Outcome, d.Reason = access.Deny, ev.Reason
+		d.Message, _ = ev.Detail["message"].(string)
 	}
 	return d
 }

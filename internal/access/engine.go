@@ -426,7 +426,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	f, err := e.cfg.Store.AccessFacts(ctx, dev, hash, now, 24*time.Hour)
 	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
 		e.deny(ctx, dev, "fr", wire.ReasonNoMachine, "", ref, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: wire.ReasonNoMachine})
-		return Decision{Outcome: Deny, Reason: wire.ReasonNoMachine}, nil
+		return Decision{Outcome: Deny, Reason: wire.ReasonNoMachine, Message: Message("fr", wire.ReasonNoMachine, "")}, nil
 	}
 	if err != nil {
 		e.cfg.Log.Error("read access facts", "device", dev, "err", err)
@@ -444,6 +444,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	switch d.Outcome {
 	case Deny:
 		ev.Action, ev.Reason = "denied", d.Reason
+		d.Message = Message(lang, d.Reason, d.Detail)
 		if d.Reason == wire.ReasonUnknownBadge {
 			ev.Detail["badge"] = hash
 			if err := e.cfg.Store.RememberUnknownTap(ctx, fablab.UnknownTap{Hash: hash, At: now, DeviceID: dev}); err != nil {
@@ -486,9 +487,13 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	return d, nil
 }
 
-// deny records a refused tap (once: a duplicate is dropped) and answers the
-// reader.
+// deny records a refused tap (once: a duplicate is dropped), with the
+// message the reader shows, and answers the reader.
 func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
+	if ev.Detail == nil {
+		ev.Detail = map[string]any{}
+	}
+	ev.Detail["message"] = Message(lang, reason, detail)
 	var err error
 	evs := []fablab.AuditEvent{ev} // the store gives it its id and UTC time in place
 	if ref != nil {

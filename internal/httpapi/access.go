@@ -178,6 +178,7 @@ type tapResult struct {
 	Decision string    `json:"decision"` // grant, deny, tap_out, force_close
 	Reason   string    `json:"reason,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
+	Message  string    `json:"message,omitempty"` // what the reader shows, for deny
 	Until    time.Time `json:"until,omitzero"`
 }
 
@@ -202,7 +203,7 @@ func (s *Server) simulateTap(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := tapResult{Reason: d.Reason, Detail: d.Detail}
+	out := tapResult{Reason: d.Reason, Detail: d.Detail, Message: d.Message}
 	switch d.Outcome {
 	case access.Grant:
 		out.Decision, out.Until = "grant", d.Until

@@ -285,8 +285,10 @@ func TestAPITapsAndSessions(t *testing.T) {
 	now := h.clock.Now().UTC()
 
 	// Bob lacks the laser's training.
-	if got := h.tap(t, "laser-1", apiBobUID); got.Decision != "deny" || got.Reason != "training_required" || got.Detail != h.training.Name {
-		t.Errorf("bob's tap: %+v, want deny training_required (%s)", got, h.training.Name)
+	// The answer carries the reader's message as well as the code.
+	bobDenied := "Formation requise : " + h.training.Name
+	if got := h.tap(t, "laser-1", apiBobUID); got.Decision != "deny" || got.Reason != "training_required" || got.Detail != h.training.Name || got.Message != bobDenied {
+		t.Errorf("bob's tap: %+v, want deny training_required (%s) with the message %q", got, h.training.Name, bobDenied)
 	}
 
 	// Alice walks in: a session opens.
@@ -316,8 +318,9 @@ func TestAPITapsAndSessions(t *testing.T) {
 	}
 
 	// A badge nobody holds is denied and listed for enrolment.
-	if got := h.tap(t, "laser-1", apiUnknownUID); got.Decision != "deny" || got.Reason != "unknown_badge" {
-		t.Errorf("unknown badge: %+v, want deny unknown_badge", got)
+	const unknownDenied = "Badge inconnu : voyez l'équipe"
+	if got := h.tap(t, "laser-1", apiUnknownUID); got.Decision != "deny" || got.Reason != "unknown_badge" || got.Message != unknownDenied {
+		t.Errorf("unknown badge: %+v, want deny unknown_badge with the message %q", got, unknownDenied)
 	}
 	uid, err := fablab.NormalizeUID(apiUnknownUID)
 	if err != nil {
@@ -384,6 +387,12 @@ func TestAPITapsAndSessions(t *testing.T) {
 			}
 			if b, _ := taps[1].Detail["badge"].(string); b != unknownHash {
 				t.Errorf("the unknown badge's event has badge %q, want its hash", b)
+			}
+			// The decision log says what the reader showed.
+			for i, want := range map[int]string{1: unknownDenied, 4: bobDenied} {
+				if m, _ := taps[i].Detail["message"].(string); m != want {
+					t.Errorf("tap event %d (%s %s) has message %q, want %q", i, taps[i].Action, taps[i].Reason, m, want)
+				}
 			}
 		}
 
