@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -228,31 +229,110 @@ func (sh *tourShell) seenDecision(d string) {
 	sh.seen[d] = true
 }
 
-// watchOff checks, for 4 s after a tap-out on dev, that no session is open
-// and the server never sees dev's relay on: a bridge that took the tap-out
-// for an unanswered tap would decide it again offline after 2 s and switch
-// the machine back on.
+// watchOff waits for dev's relay to report off after a tap-out, then
+// watches the live events for 4 s: no tap, no session and no relay on may
+// appear on dev. (A bridge that took the tap-out's lock for no answer
+// decided the tap again offline 2 s later and switched the machine on for
+// the few milliseconds before the server's lock: only the events show it.)
 func (sh *tourShell) watchOff(dev string) {
 	t := sh.t
 	t.Helper()
 	admin := demoAccount(t, "admin")
 	tok := login(t, sh.srv.url, admin.Email, admin.Password)
-	end := time.Now().Add(4 * time.Second)
-	for time.Now().Before(end) {
-		var open []json.RawMessage
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := liveEvents(t, ctx, sh.srv.url, tok)
+	state := func() (relay string, open []json.RawMessage) {
 		call(t, "GET", sh.srv.url+"/api/v1/sessions?active=true", tok, nil, &open)
 		var devs []struct{ ID, Relay string }
 		call(t, "GET", sh.srv.url+"/api/v1/devices", tok, nil, &devs)
 		for _, d := range devs {
-			if d.ID == dev && d.Relay == "on" {
-				t.Fatalf("after the tap-out, %s's relay is on again", dev)
+			if d.ID == dev {
+				relay = d.Relay
 			}
 		}
-		if len(open) != 0 {
-			t.Fatalf("after the tap-out, open sessions: %s", open)
-		}
-		time.Sleep(100 * time.Millisecond) // watching over time is the point here
+		return relay, open
 	}
+	deadline := time.Now().Add(10 * time.Second)
+	for relay, open := state(); relay != "off" || len(open) != 0; relay, open = state() {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the tap-out, %s's relay is %q, open sessions: %s", dev, relay, open)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition
+	}
+	watch := time.NewTimer(4 * time.Second) // watching over time is the point here
+	defer watch.Stop()
+	for {
+		select {
+		case <-watch.C:
+			if relay, open := state(); relay != "off" || len(open) != 0 {
+				t.Fatalf("4 s after the tap-out, %s's relay is %q, open sessions: %s", dev, relay, open)
+			}
+			return
+		case e := <-events:
+			var d struct {
+				DeviceID string     `json:"device_id"`
+				Relay    string     `json:"relay"`
+				Action   string     `json:"action"`
+				Ended    *time.Time `json:"ended"`
+			}
+			json.Unmarshal(e.Data, &d)
+			if d.DeviceID != dev {
+				continue
+			}
+			switch {
+			case e.Type == "device" && d.Relay == "on",
+				e.Type == "tap",
+				e.Type == "session" && d.Ended == nil:
+				t.Fatalf("after the tap-out, on %s: %s %s", dev, e.Type, e.Data)
+			}
+		}
+	}
+}
+
+// liveEvent is one event of GET /api/v1/events.
+type liveEvent struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+// liveEvents follows the server's live events until ctx ends.
+func liveEvents(t *testing.T, ctx context.Context, base, tok string) <-chan liveEvent {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		t.Fatalf("GET /api/v1/events: %s", resp.Status)
+	}
+	out := make(chan liveEvent, 256)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64*1024), 1<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var e liveEvent
+			if json.Unmarshal([]byte(data), &e) == nil {
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // run runs a command line (pipelines and ; lists of simple commands) with

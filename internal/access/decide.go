@@ -29,9 +29,7 @@ type Decision struct {
 	Outcome   Outcome
 	Reason    string    // for Deny
 	Detail    string    // e.g. the missing training's name, the next free time
-	// Message is what the reader shows for a Deny ("Réservée à 09:00"), in
-	// the member's language; set by the engine, which knows the language.
-	Message string
+	Message   string    // for Deny: what the reader shows, in the member's language (set by the engine)
 	Until     time.Time // for Grant
 	BookingID fablab.ID // for Grant on a booking; 0 for a walk-in
 	Override  bool      // staff unlocking a machine in maintenance (logged)
