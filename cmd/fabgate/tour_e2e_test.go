@@ -52,6 +52,7 @@ func TestE2EReadmeTour(t *testing.T) {
 	tour := readmeTour(t)
 	for _, tc := range tourTimes {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			clock := clockAt(tc.at)
 			srv := startServerAt(t, clock, "--data", t.TempDir(), "--demo")
 			sh := &tourShell{t: t, srv: srv, clock: clock, vars: map[string]string{}, funcs: map[string]string{}, dir: t.TempDir()}
