@@ -163,11 +163,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	return nil
 }
 
-// seedDemo creates the demo lab at path, as of now, when there is no data file yet. It
-// is seeded into a file of its own beside it and linked into place once
-// complete: an interrupted seeding leaves no half-seeded lab behind, and of
-// two servers seeding at once, one wins and the other leaves its copy unused.
-// An existing data file is never touched.
+// seedDemo creates the demo lab at path, as of now, when there is no data
+// file yet. It is seeded into a file of its own beside it and linked into
+// place once complete: an interrupted seeding leaves no half-seeded lab
+// behind, and of two servers seeding at once, one wins and the other leaves
+// its copy unused. An existing data file is never touched.
 func seedDemo(ctx context.Context, path string, now time.Time, log *slog.Logger) error {
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // an existing lab (or an unreadable path, which Open reports)
