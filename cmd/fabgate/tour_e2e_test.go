@@ -213,7 +213,7 @@ func (sh *tourShell) line(l tourLine) {
 		// The relay's ack follows the answer: run it again, as a reader of
 		// the README would, until the session shows confirmed.
 		deadline := time.Now().Add(10 * time.Second)
-		for !regexp.MustCompile(`^\[\{.*"confirmed":true`).MatchString(out) {
+		for !oneConfirmed(out) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: %s; want the open session, confirmed by the relay", l.cmd, out)
 			}
@@ -221,6 +221,12 @@ func (sh *tourShell) line(l tourLine) {
 			out = sh.run(l.cmd, "")
 		}
 	}
+}
+
+// oneConfirmed reports whether out lists one session, confirmed.
+func oneConfirmed(out string) bool {
+	var ss []struct{ Confirmed bool }
+	return json.Unmarshal([]byte(out), &ss) == nil && len(ss) == 1 && ss[0].Confirmed
 }
 
 func (sh *tourShell) seenDecision(d string) {
@@ -721,4 +727,26 @@ func startServerAt(t *testing.T, clock labClock, args ...string) *server {
 	}
 	t.Cleanup(func() { s.shutdown(t) })
 	return s
+}
+
+// The tour's `date -d 'next tuesday 14:00'`, as GNU date reads it: the first
+// Tuesday after today, a week ahead on a Tuesday, in the zone's offset of
+// that day.
+func TestTourShellDate(t *testing.T) {
+	for _, tc := range []struct {
+		now  time.Time
+		want string
+	}{
+		{time.Date(2026, 5, 18, 8, 45, 0, 0, parisTZ), "2026-05-19T14:00:00+02:00"},   // Monday
+		{time.Date(2026, 5, 19, 8, 45, 0, 0, parisTZ), "2026-05-26T14:00:00+02:00"},   // Tuesday morning
+		{time.Date(2026, 5, 19, 20, 55, 0, 0, parisTZ), "2026-05-26T14:00:00+02:00"},  // Tuesday evening
+		{time.Date(2026, 5, 17, 20, 55, 0, 0, parisTZ), "2026-05-19T14:00:00+02:00"},  // Sunday
+		{time.Date(2026, 10, 24, 23, 30, 0, 0, parisTZ), "2026-10-27T14:00:00+01:00"}, // across the end of summer time
+	} {
+		sh := &tourShell{t: t, clock: clockAt(tc.now)}
+		got := sh.date("Europe/Paris", []string{"-d", "next tuesday 14:00", "--iso-8601=seconds"})
+		if got != tc.want+"\n" {
+			t.Errorf("at %s: %q, want %q", tc.now, got, tc.want)
+		}
+	}
 }
