@@ -105,9 +105,8 @@ func (s *Server) createMember(c *gin.Context) {
 		return
 	}
 	if req.Password != nil {
-		h, err := auth.HashPassword(s.pw, *req.Password)
-		if err != nil {
-			s.fail(c, err)
+		h, ok := s.hashPassword(c, *req.Password)
+		if !ok {
 			return
 		}
 		m.PasswordHash = h
@@ -165,8 +164,8 @@ func (s *Server) patchMember(c *gin.Context) {
 	}
 	var hash string
 	if req.Password != nil {
-		if hash, err = auth.HashPassword(s.pw, *req.Password); err != nil {
-			s.fail(c, err)
+		var ok bool
+		if hash, ok = s.hashPassword(c, *req.Password); !ok {
 			return
 		}
 	}
@@ -381,9 +380,8 @@ func (s *Server) resetPassword(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	hash, err := auth.HashPassword(s.pw, req.Password)
-	if err != nil {
-		s.fail(c, err)
+	hash, ok := s.hashPassword(c, req.Password)
+	if !ok {
 		return
 	}
 	m, err := s.store.UsePasswordReset(ctx, key, hash)
@@ -393,6 +391,23 @@ func (s *Server) resetPassword(c *gin.Context) {
 	}
 	s.log.Info("password reset used", "member", m.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// hashPassword hashes a new password in one of the hashing slots; when it
+// cannot (no slot free, a password of the wrong length) it has answered the
+// request.
+func (s *Server) hashPassword(c *gin.Context, password string) (string, bool) {
+	release, ok := s.hashSlot(c)
+	if !ok {
+		return "", false
+	}
+	defer release()
+	h, err := auth.HashPassword(s.pw, password)
+	if err != nil {
+		s.fail(c, err)
+		return "", false
+	}
+	return h, true
 }
 
 // badgeHash returns the stored hash of the badge a request names.

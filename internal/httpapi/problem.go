@@ -33,6 +33,7 @@ var statusOf = map[string]int{
 	"payload_too_large":        http.StatusRequestEntityTooLarge,
 	"unsupported_media_type":   http.StatusUnsupportedMediaType,
 	"method_not_allowed":       http.StatusMethodNotAllowed,
+	codeBusy:                   http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem document with FabGate's stable code.
