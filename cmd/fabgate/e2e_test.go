@@ -137,7 +137,7 @@ func demoAccount(t *testing.T, role string) demo.Account {
 // checks that nothing was lost or reseeded.
 func TestE2EServeDemoLifecycle(t *testing.T) {
 	data := t.TempDir()
-	srv := startServer(t, "--data", data, "--demo")
+	srv := startServer(t, "--data", data, "--demo", "--metrics-token", e2eMetricsToken)
 
 	var health map[string]string
 	if st := call(t, "GET", srv.url+"/healthz", "", nil, &health); st != 200 || health["status"] != "ok" {
@@ -220,7 +220,9 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	if st := call(t, "POST", srv.url+"/api/v1/devices/fdm-1/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
 		t.Fatalf("simulated tap-out: %d %+v", st, tap)
 	}
-	resp0, err := http.Get(srv.url + "/metrics")
+	req0, _ := http.NewRequest("GET", srv.url+"/metrics", nil)
+	req0.Header.Set("Authorization", "Bearer "+e2eMetricsToken)
+	resp0, err := http.DefaultClient.Do(req0)
 	if err != nil {
 		t.Fatal(err)
 	}

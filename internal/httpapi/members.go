@@ -50,14 +50,6 @@ func (r *memberRequest) apply(m *fablab.Member) {
 	}
 }
 
-// checkRoleChange enforces that only admins make or change staff and admins.
-func checkRoleChange(c *gin.Context, target fablab.Role) error {
-	if target.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-		return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can give the %s role", target)
-	}
-	return nil
-}
-
 func (s *Server) listMembers(c *gin.Context) {
 	after, err := queryID(c, "after")
 	if err != nil {
@@ -95,15 +87,12 @@ func (s *Server) createMember(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "email and name are required"))
 		return
 	}
-	var m fablab.Member
-	req.apply(&m)
-	if m.Role == "" {
-		m.Role = fablab.RoleMaker
-	}
-	if err := checkRoleChange(c, m.Role); err != nil {
+	m := fablab.Member{Role: fablab.RoleMaker}
+	if err := authorize(c, nil, req.adminTouches(m)); err != nil {
 		s.fail(c, err)
 		return
 	}
+	req.apply(&m)
 	if req.Password != nil {
 		h, ok := s.hashPassword(c, *req.Password)
 		if !ok {
@@ -170,14 +159,10 @@ func (s *Server) patchMember(c *gin.Context) {
 		}
 	}
 	m, err := s.store.UpdateMember(c.Request.Context(), id, func(m *fablab.Member) error {
-		// Staff manage makers; staff and admin accounts are the admins' to change.
-		if m.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-			return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can change a %s account", m.Role)
-		}
-		req.apply(m)
-		if err := checkRoleChange(c, m.Role); err != nil {
+		if err := authorize(c, m, req.adminTouches(*m)); err != nil {
 			return err
 		}
+		req.apply(m)
 		if hash != "" {
 			m.PasswordHash = hash
 		}
@@ -214,6 +199,10 @@ func (s *Server) addBadge(c *gin.Context) {
 	}
 	if len(req.Label) > 100 {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "label is limited to 100 characters"))
+		return
+	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
 		return
 	}
 	hash, err := s.badgeHash(c.Request.Context(), req)
@@ -270,6 +259,10 @@ func (s *Server) grantQualification(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "training_id is required"))
 		return
 	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	t, err := s.store.Training(ctx, req.TrainingID)
 	if err != nil {
 		s.fail(c, err)
@@ -310,6 +303,10 @@ func (s *Server) removeBadge(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.store.RemoveBadge(c.Request.Context(), id, c.Param("hash")); err != nil {
 		s.fail(c, err)
 		return
@@ -342,8 +339,8 @@ func (s *Server) createPasswordReset(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if target.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-		s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "only an admin can reset the password of a %s account", target.Role))
+	if err := authorize(c, &target, nil); err != nil {
+		s.fail(c, err)
 		return
 	}
 	token := auth.NewToken()

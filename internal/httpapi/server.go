@@ -54,6 +54,9 @@ type Config struct {
 	// /metrics. Without it the main handler refuses every scrape, and
 	// metrics are read on a listener of their own (MetricsHandler).
 	MetricsToken string
+	// MetricsOwnAddress says /metrics is served on a listener of its own
+	// (MetricsHandler): the main handler then refuses it, token or not.
+	MetricsOwnAddress bool
 	// HashConcurrency bounds the password hashes (argon2id, 19 MiB each)
 	// computed at once; requests beyond it are refused at once with 503
 	// and Retry-After (default: GOMAXPROCS).
@@ -84,6 +87,7 @@ type Server struct {
 	hashes        *auth.Limiter
 	metrics       http.Handler // the registry's handler, before any token check
 	metricsToken  string
+	metricsOwn    bool
 	readHeader    time.Duration
 	readTimeout   time.Duration
 }
@@ -129,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 		hashes:       auth.NewLimiter(cfg.HashConcurrency),
 		metrics:      promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
 		metricsToken: cfg.MetricsToken,
+		metricsOwn:   cfg.MetricsOwnAddress,
 		readHeader:   cfg.ReadHeaderTimeout,
 		readTimeout:  cfg.ReadTimeout,
 	}
@@ -191,6 +196,8 @@ func (s *Server) MetricsHandler() http.Handler {
 // metrics token; without a token configured it serves nobody there.
 func (s *Server) scrape(c *gin.Context) {
 	switch {
+	case s.metricsOwn:
+		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "metrics are served on the metrics_listen address, not here"))
 	case s.metricsToken == "":
 		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "metrics are not served on this address: set metrics_token, or metrics_listen for an address of their own"))
 	case !bearerIs(c.GetHeader("Authorization"), s.metricsToken):

@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"maps"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// staffGroup is the tariff group of the lab's team (what `fabgate user add`
+// gives admins and staff): moving anyone into or out of it changes what they
+// pay, which is the admins' to decide.
+const staffGroup = "staff"
+
+// authorize is the one rule of what staff may do beyond what their routes
+// admit, applied by every handler that changes a member or a machine:
+// staff act on makers; anything touching an admin or staff account, a role,
+// a price, a tariff group or a device binding is the admins'. Admins may do
+// everything. target is the member acted on (nil when none); touches names
+// the admin-only things the request would change (see adminTouches).
+// Errors: EFORBIDDEN.
+func authorize(c *gin.Context, target *fablab.Member, touches []string) error {
+	if member(c).Role == fablab.RoleAdmin {
+		return nil
+	}
+	if target != nil && target.Role != fablab.RoleMaker {
+		return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can act on a %s account", target.Role)
+	}
+	if len(touches) > 0 {
+		return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can change %s", strings.Join(touches, ", "))
+	}
+	return nil
+}
+
+// adminTouches names what the request would change on cur that only an
+// admin may: the role, or a move into or out of the staff tariff group.
+func (r *memberRequest) adminTouches(cur fablab.Member) []string {
+	var out []string
+	if r.Role != nil && *r.Role != cur.Role {
+		out = append(out, "a role")
+	}
+	if r.Group != nil && *r.Group != cur.Group && (*r.Group == staffGroup || cur.Group == staffGroup) {
+		out = append(out, "membership of the staff tariff group")
+	}
+	return out
+}
+
+// adminTouches names what the request would change on cur that only an
+// admin may: the device bound to the machine, and its prices.
+func (r *machineRequest) adminTouches(cur fablab.Machine) []string {
+	var out []string
+	if r.DeviceID != nil && *r.DeviceID != cur.DeviceID {
+		out = append(out, "device_id")
+	}
+	if r.Prices != nil && !maps.Equal(*r.Prices, cur.Prices) {
+		out = append(out, "prices")
+	}
+	if r.MinimumChargeCents != nil && *r.MinimumChargeCents != cur.MinimumChargeCents {
+		out = append(out, "minimum_charge_cents")
+	}
+	if r.NoShowFeeCents != nil && *r.NoShowFeeCents != cur.NoShowFeeCents {
+		out = append(out, "no_show_fee_cents")
+	}
+	return out
+}
+
+// authorizeOn applies authorize to the member with the given id, with
+// nothing admin-only touched. Errors: ENOTFOUND, EFORBIDDEN.
+func (s *Server) authorizeOn(c *gin.Context, id fablab.ID) error {
+	if member(c).Role == fablab.RoleAdmin {
+		return nil
+	}
+	target, err := s.store.Member(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	return authorize(c, &target, nil)
+}
