@@ -310,6 +310,7 @@ func TestAPIStaffAdminBoundary(t *testing.T) {
 		{"qualify an admin", apiReq{method: "POST", path: quals(h.admin), body: qual}, http.StatusCreated},
 		{"move a maker into the staff group", apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"group": "staff"}}, http.StatusOK},
 		{"create a maker in the staff group", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "free@fablab.test", "name": "Free Rider", "group": "staff"}}, http.StatusCreated},
+		{"create an organisation in the staff group", apiReq{method: "POST", path: "/api/v1/organisations", body: map[string]any{"name": "Team Ltd", "group": "staff"}}, http.StatusCreated},
 		{"promote a maker", apiReq{method: "PATCH", path: "/api/v1/members/" + h.alice.ID.String(), body: map[string]any{"role": "staff"}}, http.StatusOK},
 		{"reset an admin's password", apiReq{method: "POST", path: "/api/v1/members/" + h.admin.ID.String() + "/password-reset"}, http.StatusCreated},
 		{"change an admin's email", apiReq{method: "PATCH", path: "/api/v1/members/" + h.admin.ID.String(), body: map[string]any{"email": "staff-owned@fablab.test"}}, http.StatusOK},

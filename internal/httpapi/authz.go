@@ -47,6 +47,16 @@ func (r *memberRequest) adminTouches(cur fablab.Member) []string {
 	return out
 }
 
+// adminTouches names what creating the organisation would touch that only
+// an admin may: the staff tariff group, which would bill its members as the
+// lab's team.
+func (r *organisationRequest) adminTouches() []string {
+	if r.Group == staffGroup {
+		return []string{"membership of the staff tariff group"}
+	}
+	return nil
+}
+
 // adminTouches names what the request would change on cur that only an
 // admin may: the device bound to the machine, and its prices.
 func (r *machineRequest) adminTouches(cur fablab.Machine) []string {
