@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -446,4 +447,35 @@ func TestAPIReadTimeoutKeepsEventStream(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("no event on the stream within 20 s")
 	}
+}
+
+// FuzzDuplicateKeys: the duplicate-key check never fails on a document
+// encoding/json wrote (no duplicates there), and what it refuses names a
+// key that is there twice.
+func FuzzDuplicateKeys(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":1,"a":2}`, `{"a":{"b":[{"c":1,"c":2}]}}`, `[{"x":null},{"x":true}]`, `"s"`, `{"":1,"":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !json.Valid(data) {
+			return
+		}
+		var v any
+		if err := json.Unmarshal(data, &v); err != nil {
+			return // nesting deeper than encoding/json takes
+		}
+		if err := checkDuplicateKeys(data); err != nil {
+			msg := fablab.ErrorMessage(err)
+			if !strings.Contains(msg, "is given twice") {
+				t.Fatalf("%q: refused with %q", data, msg)
+			}
+		}
+		again, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		if err := checkDuplicateKeys(again); err != nil {
+			t.Fatalf("%q (from %q) refused: %v", again, data, err)
+		}
+	})
 }
