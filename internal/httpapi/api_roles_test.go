@@ -289,6 +289,10 @@ func TestAPIStaffAdminBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 	qual := map[string]any{"training_id": h.training.ID.String()}
+	team, err := h.store.CreateOrganisation(t.Context(), fablab.Organisation{Name: "Lab team", Group: "staff"})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type boundary struct {
 		name  string
@@ -311,6 +315,8 @@ func TestAPIStaffAdminBoundary(t *testing.T) {
 		{"move a maker into the staff group", apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"group": "staff"}}, http.StatusOK},
 		{"create a maker in the staff group", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "free@fablab.test", "name": "Free Rider", "group": "staff"}}, http.StatusCreated},
 		{"create an organisation in the staff group", apiReq{method: "POST", path: "/api/v1/organisations", body: map[string]any{"name": "Team Ltd", "group": "staff"}}, http.StatusCreated},
+		{"move a maker into a staff-group organisation", apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"organisation_id": team.ID.String()}}, http.StatusOK},
+		{"create a maker in a staff-group organisation", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "team@fablab.test", "name": "Team Rider", "organisation_id": team.ID.String()}}, http.StatusCreated},
 		{"promote a maker", apiReq{method: "PATCH", path: "/api/v1/members/" + h.alice.ID.String(), body: map[string]any{"role": "staff"}}, http.StatusOK},
 		{"reset an admin's password", apiReq{method: "POST", path: "/api/v1/members/" + h.admin.ID.String() + "/password-reset"}, http.StatusCreated},
 		{"change an admin's email", apiReq{method: "PATCH", path: "/api/v1/members/" + h.admin.ID.String(), body: map[string]any{"email": "staff-owned@fablab.test"}}, http.StatusOK},

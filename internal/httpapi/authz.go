@@ -88,3 +88,22 @@ func (s *Server) authorizeOn(c *gin.Context, id fablab.ID) error {
 	}
 	return authorize(c, &target, nil)
 }
+
+// organisationTouches names the admin-only thing a member request touches
+// through its organisation: an organisation in the staff tariff group bills
+// its members as the lab's team. It is looked up before the member's update
+// (which must not read in its transaction); asking for an organisation the
+// member already has counts too, and staff never need to.
+func (s *Server) organisationTouches(c *gin.Context, r *memberRequest) ([]string, error) {
+	if r.OrganisationID == nil || *r.OrganisationID == 0 || member(c).Role == fablab.RoleAdmin {
+		return nil, nil
+	}
+	o, err := s.store.Organisation(c.Request.Context(), *r.OrganisationID)
+	if err != nil {
+		return nil, err
+	}
+	if o.Group == staffGroup {
+		return []string{"membership of the staff tariff group"}, nil
+	}
+	return nil, nil
+}

@@ -88,7 +88,11 @@ func (s *Server) createMember(c *gin.Context) {
 		return
 	}
 	m := fablab.Member{Role: fablab.RoleMaker}
-	if err := authorize(c, nil, req.adminTouches(m)); err != nil {
+	orgTouches, err := s.organisationTouches(c, &req)
+	if err == nil {
+		err = authorize(c, nil, append(req.adminTouches(m), orgTouches...))
+	}
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -100,7 +104,7 @@ func (s *Server) createMember(c *gin.Context) {
 		}
 		m.PasswordHash = h
 	}
-	m, err := s.store.CreateMember(c.Request.Context(), m)
+	m, err = s.store.CreateMember(c.Request.Context(), m)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -151,6 +155,11 @@ func (s *Server) patchMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	orgTouches, err := s.organisationTouches(c, &req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	var hash string
 	if req.Password != nil {
 		var ok bool
@@ -159,7 +168,7 @@ func (s *Server) patchMember(c *gin.Context) {
 		}
 	}
 	m, err := s.store.UpdateMember(c.Request.Context(), id, func(m *fablab.Member) error {
-		if err := authorize(c, m, req.adminTouches(*m)); err != nil {
+		if err := authorize(c, m, append(req.adminTouches(*m), orgTouches...)); err != nil {
 			return err
 		}
 		req.apply(m)
