@@ -105,6 +105,9 @@ func check(args []string, stdout io.Writer) error {
 
 // backupCmd copies the data file of a stopped server to --out, atomically:
 // the copy is written beside the target and renamed into place once complete.
+// The copy holds the badge key, the server's MQTT password and every
+// password hash, so it is readable by its owner only (0600), whatever the
+// umask and whatever file it replaces.
 func backupCmd(args []string, stdout io.Writer) error {
 	fs := newFlags("backup")
 	data := fs.String("data", "data", "data directory")
@@ -125,7 +128,11 @@ func backupCmd(args []string, stdout io.Writer) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	n, err := store.WriteTo(tmp)
+	err = tmp.Chmod(0o600)
+	var n int64
+	if err == nil {
+		n, err = store.WriteTo(tmp)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -30,6 +30,8 @@ type Config struct {
 	TLSKey         string   `json:"tls_key"`         // …and key
 	TrustedProxies []string `json:"trusted_proxies"` // proxies whose X-Forwarded-For is believed
 	SecureCookies  bool     `json:"secure_cookies"`  // mark cookies Secure behind a TLS-terminating proxy
+	MetricsListen  string   `json:"metrics_listen"`  // serve /metrics on this address instead
+	MetricsToken   string   `json:"metrics_token"`   // bearer token for /metrics
 
 	MQTTListen   string `json:"mqtt_listen"`   // embedded broker address ("" with mqtt_url set: none)
 	MQTTURL      string `json:"mqtt_url"`      // external broker (tcp:// or ssl://); disables the embedded one
@@ -109,6 +111,14 @@ func (c *Config) Validate() error {
 	if c.MQTTPrefix == "" || strings.ContainsAny(c.MQTTPrefix, "+#") || strings.HasPrefix(c.MQTTPrefix, "/") || strings.HasSuffix(c.MQTTPrefix, "/") {
 		errs = append(errs, fmt.Errorf("mqtt_prefix: %q must be a topic path without wildcards or outer slashes, such as fabgate/v1", c.MQTTPrefix))
 	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen: %q is not host:port (e.g. 127.0.0.1:9180)", c.MetricsListen))
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		errs = append(errs, errors.New("metrics_token: use at least 16 characters (e.g. the output of openssl rand -hex 16)"))
+	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
 			if _, _, err := net.ParseCIDR(p); err != nil {
@@ -130,6 +140,104 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// setting is one setting of `serve`, declared once: its flag is --name,
+// its environment variable FABGATE_NAME (upper case, - as _), its JSON
+// name name with - as _ (the Config field's tag, checked by a test), and
+// the README's configuration table has a row for it (also checked).
+type setting struct {
+	name  string
+	help  string
+	field func(*Config) any // the field: *string, *bool, *Duration or *[]string
+}
+
+// settings are the settings of `serve`, in the order of `fabgate serve -h`.
+var settings = []setting{
+	{"data", "data directory (default data)", func(c *Config) any { return &c.Data }},
+	{"http", "HTTP listen address (default 127.0.0.1:8080)", func(c *Config) any { return &c.HTTP }},
+	{"demo", "seed the demo lab when the data directory is empty", func(c *Config) any { return &c.Demo }},
+	{"log-level", "debug, info, warn or error (default info)", func(c *Config) any { return &c.LogLevel }},
+	{"log-format", "text or json (default text)", func(c *Config) any { return &c.LogFormat }},
+	{"token-ttl", "login lifetime (default 12h)", func(c *Config) any { return &c.TokenTTL }},
+	{"tls-cert", "TLS certificate file (HTTPS)", func(c *Config) any { return &c.TLSCert }},
+	{"tls-key", "TLS key file (HTTPS)", func(c *Config) any { return &c.TLSKey }},
+	{"trusted-proxies", "comma-separated proxy addresses whose X-Forwarded-For is believed", func(c *Config) any { return &c.TrustedProxies }},
+	{"secure-cookies", "mark session cookies Secure (behind a TLS-terminating proxy)", func(c *Config) any { return &c.SecureCookies }},
+	{"metrics-listen", "serve /metrics on this address of its own instead of the HTTP address", func(c *Config) any { return &c.MetricsListen }},
+	{"metrics-token", "bearer token a scraper must send to read /metrics (prefer the variable or file to the flag)", func(c *Config) any { return &c.MetricsToken }},
+	{"mqtt-listen", "embedded MQTT broker address (default 127.0.0.1:1883)", func(c *Config) any { return &c.MQTTListen }},
+	{"mqtt-url", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)", func(c *Config) any { return &c.MQTTURL }},
+	{"mqtt-username", "server's user on the external broker (default fabgate-server)", func(c *Config) any { return &c.MQTTUsername }},
+	{"mqtt-password", "server's password on the external broker (default: from fabgate mosquitto-config)", func(c *Config) any { return &c.MQTTPassword }},
+	{"mqtt-ca", "CA certificate file for ssl://", func(c *Config) any { return &c.MQTTCA }},
+	{"mqtt-cert", "client certificate file for ssl://", func(c *Config) any { return &c.MQTTCert }},
+	{"mqtt-key", "client key file for ssl://", func(c *Config) any { return &c.MQTTKey }},
+	{"mqtt-prefix", "MQTT topic prefix (default fabgate/v1)", func(c *Config) any { return &c.MQTTPrefix }},
+}
+
+// envName is the environment variable of a setting.
+func (s setting) envName() string {
+	return "FABGATE_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+// jsonName is the configuration file's name of a setting.
+func (s setting) jsonName() string { return strings.ReplaceAll(s.name, "-", "_") }
+
+// fieldValue is a Config field as a flag.Value.
+type fieldValue struct{ p any }
+
+func (v fieldValue) String() string {
+	switch p := v.p.(type) {
+	case *string:
+		return *p
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *Duration:
+		return p.String()
+	case *[]string:
+		return strings.Join(*p, ",")
+	}
+	return ""
+}
+
+// Set parses s into the field: lists are comma-separated, booleans
+// strconv.ParseBool's, durations Go's.
+func (v fieldValue) Set(s string) error {
+	switch p := v.p.(type) {
+	case *string:
+		*p = s
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		*p = b
+	case *Duration:
+		return p.Set(s)
+	case *[]string:
+		*p = splitList(s)
+	default:
+		return fmt.Errorf("unsupported setting type %T", v.p)
+	}
+	return nil
+}
+
+// IsBoolFlag lets a boolean flag stand alone (--demo).
+func (v fieldValue) IsBoolFlag() bool { _, ok := v.p.(*bool); return ok }
+
+// copyField copies the field src points to into dst, of the same type.
+func copyField(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *bool:
+		*d = *src.(*bool)
+	case *Duration:
+		*d = *src.(*Duration)
+	case *[]string:
+		*d = *src.(*[]string)
+	}
+}
+
 // loadConfig builds the configuration of `serve` from args and the
 // environment. -h prints the flags to helpOut and returns flag.ErrHelp.
 func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
@@ -138,24 +246,11 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 	fs.SetOutput(helpOut)
 	var flagCfg Config
 	configPath := fs.String("config", getenv("FABGATE_CONFIG"), "JSON configuration file")
-	fs.StringVar(&flagCfg.Data, "data", "", "data directory (default data)")
-	fs.StringVar(&flagCfg.HTTP, "http", "", "HTTP listen address (default 127.0.0.1:8080)")
-	fs.BoolVar(&flagCfg.Demo, "demo", false, "seed the demo lab when the data directory is empty")
-	fs.StringVar(&flagCfg.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
-	fs.StringVar(&flagCfg.LogFormat, "log-format", "", "text or json (default text)")
-	fs.Var(&flagCfg.TokenTTL, "token-ttl", "login lifetime (default 12h)")
-	fs.StringVar(&flagCfg.TLSCert, "tls-cert", "", "TLS certificate file (HTTPS)")
-	fs.StringVar(&flagCfg.TLSKey, "tls-key", "", "TLS key file (HTTPS)")
-	proxies := fs.String("trusted-proxies", "", "comma-separated proxy addresses whose X-Forwarded-For is believed")
-	fs.BoolVar(&flagCfg.SecureCookies, "secure-cookies", false, "mark session cookies Secure (behind a TLS-terminating proxy)")
-	fs.StringVar(&flagCfg.MQTTListen, "mqtt-listen", "", "embedded MQTT broker address (default 127.0.0.1:1883)")
-	fs.StringVar(&flagCfg.MQTTURL, "mqtt-url", "", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)")
-	fs.StringVar(&flagCfg.MQTTUsername, "mqtt-username", "", "server's user on the external broker (default fabgate-server)")
-	fs.StringVar(&flagCfg.MQTTPassword, "mqtt-password", "", "server's password on the external broker (default: from fabgate mosquitto-config)")
-	fs.StringVar(&flagCfg.MQTTCA, "mqtt-ca", "", "CA certificate file for ssl://")
-	fs.StringVar(&flagCfg.MQTTCert, "mqtt-cert", "", "client certificate file for ssl://")
-	fs.StringVar(&flagCfg.MQTTKey, "mqtt-key", "", "client key file for ssl://")
-	fs.StringVar(&flagCfg.MQTTPrefix, "mqtt-prefix", "", "MQTT topic prefix (default fabgate/v1)")
+	byName := map[string]setting{}
+	for _, st := range settings {
+		byName[st.name] = st
+		fs.Var(fieldValue{st.field(&flagCfg)}, st.name, st.help)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -176,91 +271,22 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 			return cfg, fmt.Errorf("config file %s: %w", *configPath, err)
 		}
 	}
-	env := map[string]func(string) error{
-		"FABGATE_DATA":       func(v string) error { cfg.Data = v; return nil },
-		"FABGATE_HTTP":       func(v string) error { cfg.HTTP = v; return nil },
-		"FABGATE_LOG_LEVEL":  func(v string) error { cfg.LogLevel = v; return nil },
-		"FABGATE_LOG_FORMAT": func(v string) error { cfg.LogFormat = v; return nil },
-		"FABGATE_TOKEN_TTL":  func(v string) error { return cfg.TokenTTL.UnmarshalText([]byte(v)) },
-		"FABGATE_TLS_CERT":   func(v string) error { cfg.TLSCert = v; return nil },
-		"FABGATE_TLS_KEY":    func(v string) error { cfg.TLSKey = v; return nil },
-		"FABGATE_TRUSTED_PROXIES": func(v string) error {
-			cfg.TrustedProxies = splitList(v)
-			return nil
-		},
-		"FABGATE_DEMO":           boolEnv(&cfg.Demo),
-		"FABGATE_MQTT_LISTEN":    func(v string) error { cfg.MQTTListen = v; return nil },
-		"FABGATE_MQTT_URL":       func(v string) error { cfg.MQTTURL = v; return nil },
-		"FABGATE_MQTT_USERNAME":  func(v string) error { cfg.MQTTUsername = v; return nil },
-		"FABGATE_MQTT_PASSWORD":  func(v string) error { cfg.MQTTPassword = v; return nil },
-		"FABGATE_MQTT_CA":        func(v string) error { cfg.MQTTCA = v; return nil },
-		"FABGATE_MQTT_CERT":      func(v string) error { cfg.MQTTCert = v; return nil },
-		"FABGATE_MQTT_KEY":       func(v string) error { cfg.MQTTKey = v; return nil },
-		"FABGATE_MQTT_PREFIX":    func(v string) error { cfg.MQTTPrefix = v; return nil },
-		"FABGATE_SECURE_COOKIES": boolEnv(&cfg.SecureCookies),
-	}
-	for name, apply := range env {
-		if v := getenv(name); v != "" {
-			if err := apply(v); err != nil {
-				return cfg, fmt.Errorf("%s: %w", name, err)
+	for _, st := range settings {
+		if v := getenv(st.envName()); v != "" {
+			if err := (fieldValue{st.field(&cfg)}).Set(v); err != nil {
+				return cfg, fmt.Errorf("%s: %w", st.envName(), err)
 			}
 		}
 	}
 	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "data":
-			cfg.Data = flagCfg.Data
-		case "http":
-			cfg.HTTP = flagCfg.HTTP
-		case "demo":
-			cfg.Demo = flagCfg.Demo
-		case "log-level":
-			cfg.LogLevel = flagCfg.LogLevel
-		case "log-format":
-			cfg.LogFormat = flagCfg.LogFormat
-		case "token-ttl":
-			cfg.TokenTTL = flagCfg.TokenTTL
-		case "tls-cert":
-			cfg.TLSCert = flagCfg.TLSCert
-		case "tls-key":
-			cfg.TLSKey = flagCfg.TLSKey
-		case "trusted-proxies":
-			cfg.TrustedProxies = splitList(*proxies)
-		case "secure-cookies":
-			cfg.SecureCookies = flagCfg.SecureCookies
-		case "mqtt-listen":
-			cfg.MQTTListen = flagCfg.MQTTListen
-		case "mqtt-url":
-			cfg.MQTTURL = flagCfg.MQTTURL
-		case "mqtt-username":
-			cfg.MQTTUsername = flagCfg.MQTTUsername
-		case "mqtt-password":
-			cfg.MQTTPassword = flagCfg.MQTTPassword
-		case "mqtt-ca":
-			cfg.MQTTCA = flagCfg.MQTTCA
-		case "mqtt-cert":
-			cfg.MQTTCert = flagCfg.MQTTCert
-		case "mqtt-key":
-			cfg.MQTTKey = flagCfg.MQTTKey
-		case "mqtt-prefix":
-			cfg.MQTTPrefix = flagCfg.MQTTPrefix
+		if st, ok := byName[f.Name]; ok {
+			copyField(st.field(&cfg), st.field(&flagCfg))
 		}
 	})
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
-}
-
-func boolEnv(dst *bool) func(string) error {
-	return func(v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%q is not true or false", v)
-		}
-		*dst = b
-		return nil
-	}
 }
 
 func splitList(s string) []string {

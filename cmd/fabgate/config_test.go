@@ -1,9 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +110,75 @@ func TestLoadConfigRejectsUnknownFileField(t *testing.T) {
 	_, err := loadConfig([]string{"--config", file}, envOf(nil), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "htpp") {
 		t.Fatalf("got %v, want an error naming the unknown field", err)
+	}
+}
+
+// TestSettingsDeclaredOnce: each setting's JSON name is its Config field's
+// tag, its variable is read, and the README's configuration table has a row
+// for it and none for a setting that does not exist.
+func TestSettingsDeclaredOnce(t *testing.T) {
+	sample := map[string]string{"string": "x", "bool": "true", "duration": "3h", "list": "10.0.0.1"}
+	kind := func(p any) string {
+		switch p.(type) {
+		case *string:
+			return "string"
+		case *bool:
+			return "bool"
+		case *Duration:
+			return "duration"
+		case *[]string:
+			return "list"
+		}
+		return ""
+	}
+	zero, _ := json.Marshal(Config{})
+	var zeroDoc map[string]any
+	json.Unmarshal(zero, &zeroDoc)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "## Configuration")
+	table, _, _ = strings.Cut(table, "\n## ")
+	for _, st := range settings {
+		var c Config
+		k := kind(st.field(&c))
+		if k == "" {
+			t.Fatalf("%s: unsupported field type %T", st.name, st.field(&c))
+		}
+		if err := (fieldValue{st.field(&c)}).Set(sample[k]); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(c)
+		var doc map[string]any
+		json.Unmarshal(data, &doc)
+		var changed []string
+		for key, v := range doc {
+			if fmt.Sprint(v) != fmt.Sprint(zeroDoc[key]) {
+				changed = append(changed, key)
+			}
+		}
+		if len(changed) != 1 || changed[0] != st.jsonName() {
+			t.Errorf("setting %s sets JSON fields %v, want [%s]", st.name, changed, st.jsonName())
+		}
+		// The variable sets the same field.
+		c2, err := loadConfig(nil, envOf(map[string]string{st.envName(): sample[k]}), io.Discard)
+		if err == nil {
+			if v := (fieldValue{st.field(&c2)}).String(); v != (fieldValue{st.field(&c)}).String() {
+				t.Errorf("%s=%s gives %q", st.envName(), sample[k], v)
+			}
+		}
+		if !strings.Contains(table, "`--"+st.name+"`") || !strings.Contains(table, "`"+st.jsonName()+"`") {
+			t.Errorf("the README's configuration table has no row for --%s (%s)", st.name, st.jsonName())
+		}
+	}
+	known := map[string]bool{}
+	for _, st := range settings {
+		known[st.name] = true
+	}
+	for _, m := range regexp.MustCompile("`--([a-z-]+)`").FindAllStringSubmatch(table, -1) {
+		if !known[m[1]] {
+			t.Errorf("the README's configuration table lists --%s, which is no setting", m[1])
+		}
 	}
 }

@@ -142,7 +142,7 @@ var labTime = time.Date(2026, 5, 13, 15, 7, 0, 0, parisTZ)
 func TestE2EServeDemoLifecycle(t *testing.T) {
 	data := t.TempDir()
 	clock := clockAt(labTime)
-	srv := startServerAt(t, clock, "--data", data, "--demo")
+	srv := startServerAt(t, clock, "--data", data, "--demo", "--metrics-token", e2eMetricsToken)
 
 	var health map[string]string
 	if st := call(t, "GET", srv.url+"/healthz", "", nil, &health); st != 200 || health["status"] != "ok" {
@@ -226,7 +226,9 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	if st := call(t, "POST", srv.url+"/api/v1/devices/"+demo.TourDevice+"/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
 		t.Fatalf("simulated tap-out: %d %+v", st, tap)
 	}
-	resp0, err := http.Get(srv.url + "/metrics")
+	req0, _ := http.NewRequest("GET", srv.url+"/metrics", nil)
+	req0.Header.Set("Authorization", "Bearer "+e2eMetricsToken)
+	resp0, err := http.DefaultClient.Do(req0)
 	if err != nil {
 		t.Fatal(err)
 	}

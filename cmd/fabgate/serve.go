@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		Store: store, Log: log, Now: now, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
+		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",
 	})
 	if err != nil {
 		return err
@@ -123,9 +124,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	// long-lived ones (the live event streams) end instead of holding it up.
 	baseCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BaseContext: func(net.Listener) context.Context { return baseCtx }}
+	srv := api.HTTPServer(api.Handler())
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
 	srv.RegisterOnShutdown(endRequests)
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s: %w (change --metrics-listen)", cfg.MetricsListen, err)
+		}
+		msrv := api.HTTPServer(api.MetricsHandler())
+		go msrv.Serve(mln)
+		defer msrv.Close() // after the main server's shutdown: nothing to drain
+		log.Info("metrics serving", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)

@@ -8,76 +8,137 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
-// maxTrackedKeys bounds each of the Throttle's tables (accounts, addresses)
-// so that a flood of distinct names cannot exhaust memory.
-const maxTrackedKeys = 100_000
-
-// Throttle limits failed logins per account and per client address within a
-// sliding window. The per-account limit stops guessing one member's password
-// from many addresses; the per-address limit stops one client from trying
-// many accounts.
-//
-// Use: call Allow before checking a password and refuse the attempt if it
-// fails; call Failure after a wrong password, also when the account does not
-// exist (otherwise the throttle reveals which accounts do); call Success after
-// a right one. Pass the account in the form the login looks it up by (e.g.
-// the lowercased email) and the address as the client's IP (for IPv6,
-// usually its /64).
-//
-// A Throttle is safe for concurrent use. Its memory is bounded: entries whose
-// failures are all older than the window are pruned, and each table keeps at
-// most 100,000 keys, dropping the one whose last failure is oldest.
-type Throttle struct {
-	now    fablab.Clock
-	window time.Duration
-
-	mu       sync.Mutex
-	accounts failureTable
-	addrs    failureTable
+// ThrottleConfig configures a Throttle. Zero fields take the defaults given.
+type ThrottleConfig struct {
+	// Free is how many failures in a row an account may have from one
+	// address before each further attempt from there waits (default 5).
+	Free int
+	// Delay is the first wait; each further failure doubles it, up to
+	// MaxDelay (defaults 1 s and 15 min).
+	Delay, MaxDelay time.Duration
+	// Memory is how long a pair's failures are remembered after its last
+	// one (default 24 h): waiting the delays out does not reset them.
+	Memory time.Duration
+	// PerAddr failures from one address, over all accounts, within Window
+	// block that address until the oldest leaves the window (defaults 20
+	// and 15 min); a negative PerAddr disables it.
+	PerAddr int
+	Window  time.Duration
+	// MaxKeys bounds each table, pairs and addresses (default 100 000): past
+	// it the entry whose last failure is oldest is dropped.
+	MaxKeys int
 }
 
-// NewThrottle returns a Throttle that refuses logins once an account has
-// perAccount failures, or an address perAddr failures, within window. A
-// limit ≤ 0 disables that check. A nil clock means fablab.SystemClock; a
-// window ≤ 0 panics, as it is a programming error.
-func NewThrottle(now fablab.Clock, perAccount, perAddr int, window time.Duration) *Throttle {
-	if window <= 0 {
-		panic("auth: NewThrottle window must be positive")
+func (c *ThrottleConfig) defaults() {
+	if c.Free <= 0 {
+		c.Free = 5
 	}
+	if c.Delay <= 0 {
+		c.Delay = time.Second
+	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = 15 * time.Minute
+	}
+	if c.Memory <= 0 {
+		c.Memory = 24 * time.Hour
+	}
+	if c.PerAddr == 0 {
+		c.PerAddr = 20
+	}
+	if c.Window <= 0 {
+		c.Window = 15 * time.Minute
+	}
+	if c.MaxKeys <= 0 {
+		c.MaxKeys = 100_000
+	}
+}
+
+// Throttle slows down password guessing without locking anyone out of their
+// account. Failures are counted per (account, client address) pair: after
+// Free failures in a row, the pair waits before its next attempt, a wait
+// that doubles with each further failure up to MaxDelay. Another address is
+// not affected, so guessing an admin's password from one place never keeps
+// the admin out from another. Separately, an address that fails PerAddr
+// times within Window (over any accounts) is blocked until the oldest
+// failure leaves the window; that stops one client from trying many
+// accounts. Guessing one account from many addresses is slowed by the cost
+// of each hash and the bound on hashes in flight (Limiter), not by a lockout
+// that an attacker could turn against the account's owner.
+//
+// Use: Begin before checking a password, refusing the attempt if it fails;
+// then finish(true) after a right password, finish(false) otherwise (also
+// when the account does not exist, so that the throttle does not reveal
+// which accounts do). Pass the account as the login looks it up (e.g. the
+// lowercased email) and the address as the client's IP (for IPv6, its /64).
+//
+// A Throttle is safe for concurrent use, and its memory is bounded by
+// MaxKeys per table.
+type Throttle struct {
+	now fablab.Clock
+	cfg ThrottleConfig
+
+	mu    sync.Mutex
+	pairs lru[*pairFailures]
+	addrs lru[*addrFailures]
+}
+
+// pairFailures are the failures in a row of one (account, address) pair.
+type pairFailures struct {
+	count int
+	last  time.Time
+}
+
+// addrFailures are the times of an address's most recent failures, oldest
+// first, at most PerAddr of them.
+type addrFailures struct {
+	times []time.Time
+}
+
+// NewThrottle returns a Throttle; a nil clock means fablab.SystemClock.
+func NewThrottle(now fablab.Clock, cfg ThrottleConfig) *Throttle {
 	if now == nil {
 		now = fablab.SystemClock
 	}
-	return &Throttle{
-		now:      now,
-		window:   window,
-		accounts: newFailureTable(perAccount, maxTrackedKeys),
-		addrs:    newFailureTable(perAddr, maxTrackedKeys),
-	}
+	cfg.defaults()
+	return &Throttle{now: now, cfg: cfg, pairs: newLRU[*pairFailures](cfg.MaxKeys), addrs: newLRU[*addrFailures](cfg.MaxKeys)}
 }
 
-// Allow returns nil if a login for account from addr may be attempted now,
-// and otherwise an ETOOMANY *fablab.Error whose message says how many
-// seconds to wait (rounded up).
-func (t *Throttle) Allow(account, addr string) error {
-	return tooMany(t.RetryAfter(account, addr))
-}
+func pairKey(account, addr string) string { return account + "\x00" + addr }
 
-// Begin starts a login attempt. It refuses it as Allow does; otherwise it
-// counts the attempt as a failure at once, so that parallel attempts cannot
-// all pass the check while their passwords are being verified. The caller
-// then calls finish exactly once: finish(true) after a right password
-// withdraws the attempt and clears the account's failures (as Success does);
-// finish(false) keeps it as a failure.
-func (t *Throttle) Begin(account, addr string) (finish func(ok bool), err error) {
+// Begin starts a login attempt for account from addr. It refuses it with an
+// ETOOMANY *fablab.Error, and returns how long to wait, while the pair or
+// the address must wait. Otherwise it counts the attempt as a failure at
+// once, so that parallel attempts cannot all pass the check while their
+// passwords are being verified, and the caller calls finish exactly once:
+// finish(true) after a right password forgets the pair's failures and
+// withdraws the attempt from the address's; finish(false) keeps it.
+func (t *Throttle) Begin(account, addr string) (finish func(ok bool), wait time.Duration, err error) {
 	t.mu.Lock()
 	now := t.now()
 	t.prune(now)
-	if err := tooMany(t.retryAfter(account, addr, now)); err != nil {
+	if wait = t.retryAfter(account, addr, now); wait > 0 {
 		t.mu.Unlock()
-		return nil, err
+		return nil, wait, tooMany(wait)
 	}
-	t.accounts.record(account, now)
-	t.addrs.record(addr, now)
+	key := pairKey(account, addr)
+	p, ok := t.pairs.get(key)
+	if !ok {
+		p = &pairFailures{}
+	}
+	p.count++
+	p.last = now
+	t.pairs.put(key, p, now)
+	if t.cfg.PerAddr > 0 {
+		a, ok := t.addrs.get(addr)
+		if !ok {
+			a = &addrFailures{}
+		}
+		if len(a.times) == t.cfg.PerAddr {
+			a.times = append(a.times[:0], a.times[1:]...)
+		}
+		a.times = append(a.times, now)
+		t.addrs.put(addr, a, now)
+	}
 	t.mu.Unlock()
 	var once sync.Once
 	return func(ok bool) {
@@ -87,27 +148,24 @@ func (t *Throttle) Begin(account, addr string) (finish func(ok bool), err error)
 			}
 			t.mu.Lock()
 			defer t.mu.Unlock()
-			t.accounts.remove(account)
-			t.addrs.unrecord(addr, now)
+			t.pairs.remove(key)
+			if a, found := t.addrs.get(addr); found {
+				for i, at := range a.times {
+					if at.Equal(now) {
+						a.times = append(a.times[:i], a.times[i+1:]...)
+						break
+					}
+				}
+				if len(a.times) == 0 {
+					t.addrs.remove(addr)
+				}
+			}
 		})
-	}, nil
+	}, 0, nil
 }
 
-// tooMany is the refusal for a wait of d, nil when d ≤ 0.
-func tooMany(d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	secs := int64((d + time.Second - 1) / time.Second)
-	unit := "seconds"
-	if secs == 1 {
-		unit = "second"
-	}
-	return fablab.Errorf(fablab.ETOOMANY, "too many failed login attempts; try again in %d %s", secs, unit)
-}
-
-// RetryAfter returns how long until Allow(account, addr) would pass, 0 if it
-// would pass now. The HTTP layer puts it in a Retry-After header.
+// RetryAfter returns how long until account may be tried from addr again,
+// 0 if now.
 func (t *Throttle) RetryAfter(account, addr string) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -117,9 +175,14 @@ func (t *Throttle) RetryAfter(account, addr string) time.Duration {
 }
 
 func (t *Throttle) retryAfter(account, addr string, now time.Time) time.Duration {
-	until := t.accounts.blockedUntil(account, t.window)
-	if u := t.addrs.blockedUntil(addr, t.window); u.After(until) {
-		until = u
+	var until time.Time
+	if p, ok := t.pairs.get(pairKey(account, addr)); ok && p.count >= t.cfg.Free {
+		until = p.last.Add(t.delay(p.count))
+	}
+	if a, ok := t.addrs.get(addr); ok && t.cfg.PerAddr > 0 && len(a.times) >= t.cfg.PerAddr {
+		if u := a.times[0].Add(t.cfg.Window); u.After(until) {
+			until = u
+		}
 	}
 	if d := until.Sub(now); d > 0 {
 		return d
@@ -127,119 +190,96 @@ func (t *Throttle) retryAfter(account, addr string, now time.Time) time.Duration
 	return 0
 }
 
-// Failure records a failed login for account from addr.
-func (t *Throttle) Failure(account, addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	t.prune(now)
-	t.accounts.record(account, now)
-	t.addrs.record(addr, now)
+// delay is the wait after the count-th failure in a row (count ≥ Free).
+func (t *Throttle) delay(count int) time.Duration {
+	d := t.cfg.Delay
+	for i := t.cfg.Free; i < count && d < t.cfg.MaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, t.cfg.MaxDelay)
 }
 
-// Success clears the failures of account after a successful login. The
-// address keeps its failures: an attacker who owns one account must not be
-// able to reset the counter for the address it is guessing others from.
-func (t *Throttle) Success(account string) {
+// Len returns the number of pairs and addresses remembered now.
+func (t *Throttle) Len() (pairs, addrs int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.accounts.remove(account)
+	t.prune(t.now())
+	return t.pairs.len(), t.addrs.len()
 }
 
 func (t *Throttle) prune(now time.Time) {
-	t.accounts.prune(now, t.window)
-	t.addrs.prune(now, t.window)
+	t.pairs.prune(now, t.cfg.Memory)
+	t.addrs.prune(now, t.cfg.Window)
 }
 
-// failureTable keeps, per key, the times of its most recent failures: only
-// the last limit matter, since the key is blocked exactly while the oldest
-// of them is inside the window. Keys are listed by their last failure,
-// oldest first, so pruning and eviction take them from the front. (A clock
-// that steps backwards only makes pruning a little late.)
-type failureTable struct {
-	limit   int
-	maxKeys int
-	keys    map[string]*list.Element // of *failures
-	order   *list.List
+// tooMany is the refusal for a wait of d.
+func tooMany(d time.Duration) error {
+	secs := int64((d + time.Second - 1) / time.Second)
+	unit := "seconds"
+	if secs == 1 {
+		unit = "second"
+	}
+	return fablab.Errorf(fablab.ETOOMANY, "too many failed login attempts; try again in %d %s", secs, unit)
 }
 
-type failures struct {
-	key   string
-	times []time.Time // oldest first, at most limit
+// lru is a map whose entries are listed by their last update, oldest first,
+// so that pruning and eviction take them from the front. (A clock that
+// steps backwards only makes pruning a little late.)
+type lru[V any] struct {
+	max   int
+	keys  map[string]*list.Element // of *lruEntry[V]
+	order *list.List
 }
 
-func newFailureTable(limit, maxKeys int) failureTable {
-	return failureTable{limit: limit, maxKeys: maxKeys, keys: make(map[string]*list.Element), order: list.New()}
+type lruEntry[V any] struct {
+	key string
+	at  time.Time
+	val V
 }
 
-func (ft *failureTable) record(key string, now time.Time) {
-	if ft.limit <= 0 {
+func newLRU[V any](max int) lru[V] {
+	return lru[V]{max: max, keys: map[string]*list.Element{}, order: list.New()}
+}
+
+func (l *lru[V]) get(key string) (V, bool) {
+	if el, ok := l.keys[key]; ok {
+		return el.Value.(*lruEntry[V]).val, true
+	}
+	var zero V
+	return zero, false
+}
+
+// put stores val under key as updated at at, evicting the oldest entry when
+// the map is full.
+func (l *lru[V]) put(key string, val V, at time.Time) {
+	if el, ok := l.keys[key]; ok {
+		e := el.Value.(*lruEntry[V])
+		e.val, e.at = val, at
+		l.order.MoveToBack(el)
 		return
 	}
-	if el, ok := ft.keys[key]; ok {
-		f := el.Value.(*failures)
-		if len(f.times) == ft.limit {
-			copy(f.times, f.times[1:])
-			f.times = f.times[:ft.limit-1]
-		}
-		f.times = append(f.times, now)
-		ft.order.MoveToBack(el)
-		return
+	for len(l.keys) >= l.max {
+		l.remove(l.order.Front().Value.(*lruEntry[V]).key)
 	}
-	for len(ft.keys) >= ft.maxKeys {
-		ft.remove(ft.order.Front().Value.(*failures).key)
-	}
-	f := &failures{key: key, times: append(make([]time.Time, 0, min(ft.limit, 8)), now)}
-	ft.keys[key] = ft.order.PushBack(f)
+	l.keys[key] = l.order.PushBack(&lruEntry[V]{key: key, at: at, val: val})
 }
 
-// blockedUntil returns when key stops being blocked; the zero time if it is
-// not blocked by this table at all.
-func (ft *failureTable) blockedUntil(key string, window time.Duration) time.Time {
-	el, ok := ft.keys[key]
-	if !ok || ft.limit <= 0 {
-		return time.Time{}
+func (l *lru[V]) remove(key string) {
+	if el, ok := l.keys[key]; ok {
+		l.order.Remove(el)
+		delete(l.keys, key)
 	}
-	f := el.Value.(*failures)
-	if len(f.times) < ft.limit {
-		return time.Time{}
-	}
-	return f.times[0].Add(window)
 }
 
-// prune drops keys whose last failure is outside the window, i.e. now is at
-// least window after it.
-func (ft *failureTable) prune(now time.Time, window time.Duration) {
-	for el := ft.order.Front(); el != nil; el = ft.order.Front() {
-		f := el.Value.(*failures)
-		if now.Sub(f.times[len(f.times)-1]) < window {
+// prune drops the entries last updated at least keep before now.
+func (l *lru[V]) prune(now time.Time, keep time.Duration) {
+	for el := l.order.Front(); el != nil; el = l.order.Front() {
+		e := el.Value.(*lruEntry[V])
+		if now.Sub(e.at) < keep {
 			return
 		}
-		ft.remove(f.key)
+		l.remove(e.key)
 	}
 }
 
-// unrecord withdraws one failure of key recorded at time at.
-func (ft *failureTable) unrecord(key string, at time.Time) {
-	el, ok := ft.keys[key]
-	if !ok {
-		return
-	}
-	f := el.Value.(*failures)
-	for i, t := range f.times {
-		if t.Equal(at) {
-			f.times = append(f.times[:i], f.times[i+1:]...)
-			break
-		}
-	}
-	if len(f.times) == 0 {
-		ft.remove(key)
-	}
-}
-
-func (ft *failureTable) remove(key string) {
-	if el, ok := ft.keys[key]; ok {
-		ft.order.Remove(el)
-		delete(ft.keys, key)
-	}
-}
+func (l *lru[V]) len() int { return len(l.keys) }

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -33,401 +32,219 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-const (
-	testPerAccount = 3
-	testPerAddr    = 5
-	testWindow     = 10 * time.Minute
-)
+var testThrottle = ThrottleConfig{Free: 3, Delay: time.Second, MaxDelay: 8 * time.Second, Memory: time.Hour, PerAddr: 10, Window: 10 * time.Minute}
 
-// failN records n failures for account from addr, advancing the clock by
-// step after each.
-func failN(th *Throttle, c *fakeClock, n int, account, addr string, step time.Duration) {
-	for range n {
-		th.Failure(account, addr)
-		c.Advance(step)
-	}
-}
-
-func TestThrottle(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name          string
-		setup         func(th *Throttle, c *fakeClock)
-		account, addr string
-		wantRetry     time.Duration // 0: Allow must pass
-	}{
-		{
-			name:    "fresh",
-			setup:   func(*Throttle, *fakeClock) {},
-			account: "alice", addr: "192.0.2.1",
-		},
-		{
-			name: "account under limit",
-			setup: func(th *Throttle, c *fakeClock) {
-				th.Failure("alice", "192.0.2.1")
-				th.Failure("alice", "192.0.2.2")
-			},
-			account: "alice", addr: "192.0.2.3",
-		},
-		{
-			name: "account at limit from many addresses",
-			setup: func(th *Throttle, c *fakeClock) {
-				for i := range testPerAccount {
-					th.Failure("alice", fmt.Sprintf("192.0.2.%d", i))
-				}
-			},
-			account: "alice", addr: "198.51.100.9",
-			wantRetry: testWindow,
-		},
-		{
-			name: "account limit does not block other accounts",
-			setup: func(th *Throttle, c *fakeClock) {
-				for i := range testPerAccount {
-					th.Failure("alice", fmt.Sprintf("192.0.2.%d", i))
-				}
-			},
-			account: "bob", addr: "198.51.100.9",
-		},
-		{
-			name: "address at limit across accounts",
-			setup: func(th *Throttle, c *fakeClock) {
-				for i := range testPerAddr {
-					th.Failure(fmt.Sprintf("user%d", i), "192.0.2.1")
-				}
-			},
-			account: "newcomer", addr: "192.0.2.1",
-			wantRetry: testWindow,
-		},
-		{
-			name: "address limit does not block other addresses",
-			setup: func(th *Throttle, c *fakeClock) {
-				for i := range testPerAddr {
-					th.Failure(fmt.Sprintf("user%d", i), "192.0.2.1")
-				}
-			},
-			account: "newcomer", addr: "192.0.2.2",
-		},
-		{
-			name: "window expired",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 0)
-				c.Advance(testWindow)
-			},
-			account: "alice", addr: "192.0.2.1",
-		},
-		{
-			name: "one nanosecond before expiry",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 0)
-				c.Advance(testWindow - time.Nanosecond)
-			},
-			account: "alice", addr: "192.0.2.1",
-			wantRetry: time.Nanosecond,
-		},
-		{
-			name: "sliding window waits for the oldest failure only",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 2*time.Minute) // at 0, 2, 4 min
-				c.Advance(-time.Minute)                                           // now = 5 min
-			},
-			account: "alice", addr: "192.0.2.1",
-			wantRetry: 5 * time.Minute, // the failure at 0 leaves the window at 10 min
-		},
-		{
-			name: "sliding window after the oldest left",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 2*time.Minute) // at 0, 2, 4 min
-				c.Advance(4 * time.Minute)                                        // now = 10 min
-			},
-			account: "alice", addr: "192.0.2.1",
-		},
-		{
-			name: "more failures than the limit",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount+2, "alice", "192.0.2.1", time.Minute) // at 0..4 min
-				c.Advance(-time.Minute)                                           // now = 4 min
-			},
-			account: "alice", addr: "192.0.2.1",
-			wantRetry: 8 * time.Minute, // until the failure at 2 min leaves: 12 − 4
-		},
-		{
-			name: "the longer of account and address wins",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "203.0.113.7", 0) // account blocked until 10 min
-				c.Advance(3 * time.Minute)
-				for i := range testPerAddr { // address blocked until 13 min
-					th.Failure(fmt.Sprintf("user%d", i), "192.0.2.1")
-				}
-			},
-			account: "alice", addr: "192.0.2.1",
-			wantRetry: testWindow,
-		},
-		{
-			name: "success clears the account",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 0)
-				th.Success("alice")
-			},
-			account: "alice", addr: "192.0.2.1",
-		},
-		{
-			name: "success does not clear the address",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAddr, "alice", "192.0.2.1", 0)
-				th.Success("alice")
-			},
-			account: "bob", addr: "192.0.2.1",
-			wantRetry: testWindow,
-		},
-		{
-			name: "success clears only that account",
-			setup: func(th *Throttle, c *fakeClock) {
-				failN(th, c, testPerAccount, "alice", "192.0.2.1", 0)
-				failN(th, c, testPerAccount, "bob", "192.0.2.2", 0)
-				th.Success("alice")
-			},
-			account: "bob", addr: "198.51.100.9",
-			wantRetry: testWindow,
-		},
-		{
-			name: "success for an unknown account is harmless",
-			setup: func(th *Throttle, c *fakeClock) {
-				th.Success("nobody")
-			},
-			account: "nobody", addr: "192.0.2.1",
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := newFakeClock()
-			th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-			tc.setup(th, c)
-			if got := th.RetryAfter(tc.account, tc.addr); got != tc.wantRetry {
-				t.Errorf("RetryAfter = %v, want %v", got, tc.wantRetry)
-			}
-			err := th.Allow(tc.account, tc.addr)
-			if tc.wantRetry == 0 {
-				if err != nil {
-					t.Errorf("Allow = %v, want nil", err)
-				}
-				return
-			}
-			var fe *fablab.Error
-			if !errors.As(err, &fe) || fe.Code != fablab.ETOOMANY {
-				t.Fatalf("Allow = %v, want a *fablab.Error with code %q", err, fablab.ETOOMANY)
-			}
-		})
-	}
-}
-
-func TestThrottleMessage(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name    string
-		elapsed time.Duration // since the failures, within the 10 min window
-		want    string
-	}{
-		{"whole seconds", 0, "try again in 600 seconds"},
-		{"rounded up", 500 * time.Millisecond, "try again in 600 seconds"},
-		{"just over a second", testWindow - 1001*time.Millisecond, "try again in 2 seconds"},
-		{"exactly one second", testWindow - time.Second, "try again in 1 second"},
-		{"under a second", testWindow - time.Nanosecond, "try again in 1 second"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			c := newFakeClock()
-			th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-			failN(th, c, testPerAccount, "alice", "192.0.2.1", 0)
-			c.Advance(tc.elapsed)
-			msg := fablab.ErrorMessage(th.Allow("alice", "192.0.2.1"))
-			if !strings.Contains(msg, tc.want) {
-				t.Errorf("message %q does not contain %q", msg, tc.want)
-			}
-		})
-	}
-}
-
-func TestThrottleDisabledLimits(t *testing.T) {
-	t.Parallel()
-	c := newFakeClock()
-	th := NewThrottle(c.Now, 0, -1, testWindow)
-	failN(th, c, 100, "alice", "192.0.2.1", 0)
-	if err := th.Allow("alice", "192.0.2.1"); err != nil {
-		t.Errorf("Allow with limits disabled = %v", err)
-	}
-	if n := len(th.accounts.keys) + len(th.addrs.keys); n != 0 {
-		t.Errorf("disabled limits still track %d keys", n)
-	}
-}
-
-func TestNewThrottle(t *testing.T) {
-	t.Parallel()
-	t.Run("nil clock is the system clock", func(t *testing.T) {
-		th := NewThrottle(nil, 1, 1, time.Hour)
-		th.Failure("alice", "192.0.2.1")
-		if d := th.RetryAfter("alice", "192.0.2.1"); d <= 0 || d > time.Hour {
-			t.Errorf("RetryAfter = %v, want within (0, 1h]", d)
+// attempt begins an attempt and finishes it with ok; it returns the wait
+// of a refused attempt (0 when it was let through).
+func attempt(t *testing.T, th *Throttle, account, addr string, ok bool) time.Duration {
+	t.Helper()
+	finish, wait, err := th.Begin(account, addr)
+	if err != nil {
+		if fablab.ErrorCode(err) != fablab.ETOOMANY || wait <= 0 {
+			t.Fatalf("refusal %v with wait %s: want too_many_attempts and a positive wait", err, wait)
 		}
-	})
-	for _, w := range []time.Duration{0, -time.Second} {
-		t.Run(fmt.Sprintf("window %v panics", w), func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("NewThrottle did not panic")
-				}
-			}()
-			NewThrottle(newFakeClock().Now, 1, 1, w)
-		})
+		return wait
+	}
+	if wait != 0 {
+		t.Fatalf("admitted with wait %s", wait)
+	}
+	finish(ok)
+	return 0
+}
+
+// TestThrottleSlowsDownPair: after Free failures in a row, each attempt of
+// the pair waits a delay that doubles up to MaxDelay; waiting it out lets
+// exactly one more attempt through.
+func TestThrottleSlowsDownPair(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for i := range 3 {
+		if w := attempt(t, th, "admin", "198.51.100.1", false); w != 0 {
+			t.Fatalf("failure %d refused (wait %s): the first 3 are free", i+1, w)
+		}
+	}
+	for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		if w := attempt(t, th, "admin", "198.51.100.1", false); w != want {
+			t.Fatalf("wait %s, want %s", w, want)
+		}
+		if w := th.RetryAfter("admin", "198.51.100.1"); w != want {
+			t.Fatalf("RetryAfter %s, want %s", w, want)
+		}
+		c.Advance(want - time.Millisecond)
+		if w := attempt(t, th, "admin", "198.51.100.1", false); w != time.Millisecond {
+			t.Fatalf("1 ms early: wait %s, want 1ms", w)
+		}
+		c.Advance(time.Millisecond)
+		if w := attempt(t, th, "admin", "198.51.100.1", false); w != 0 {
+			t.Fatalf("after the delay: still refused for %s", w)
+		}
 	}
 }
 
-// Memory stays bounded: stale keys are pruned, each key keeps at most limit
-// times, and the number of keys is capped by evicting the stalest.
+// TestThrottleOtherAddressUnaffected: guessing an account's password from
+// one address never keeps its owner out from another; a right password
+// from the owner's address does not clear the guesser's pair either.
+func TestThrottleOtherAddressUnaffected(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for range 8 {
+		attempt(t, th, "admin", "203.0.113.66", false)
+		c.Advance(100 * time.Millisecond)
+	}
+	if w := th.RetryAfter("admin", "203.0.113.66"); w == 0 {
+		t.Fatal("the guessing address is not slowed down")
+	}
+	if w := attempt(t, th, "admin", "192.0.2.10", true); w != 0 {
+		t.Fatalf("the admin's own address waits %s", w)
+	}
+	if w := th.RetryAfter("admin", "203.0.113.66"); w == 0 {
+		t.Fatal("the admin's login cleared the guesser's delay")
+	}
+	if w := attempt(t, th, "bob", "203.0.113.66", true); w != 0 {
+		t.Fatalf("another account from the guessing address waits %s", w)
+	}
+}
+
+// TestThrottleSuccessForgetsPair: a right password clears the pair's failures.
+func TestThrottleSuccessForgetsPair(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for range 2 {
+		attempt(t, th, "alice", "192.0.2.1", false)
+	}
+	attempt(t, th, "alice", "192.0.2.1", true)
+	for i := range 3 {
+		if w := attempt(t, th, "alice", "192.0.2.1", false); w != 0 {
+			t.Fatalf("failure %d after a success waits %s: the count was not reset", i+1, w)
+		}
+	}
+	if w := th.RetryAfter("alice", "192.0.2.1"); w != time.Second {
+		t.Fatalf("RetryAfter %s, want 1s", w)
+	}
+}
+
+// TestThrottleMemory: a pair's failures are forgotten Memory after the last.
+func TestThrottleMemory(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for range 6 {
+		c.Advance(th.RetryAfter("alice", "192.0.2.1"))
+		attempt(t, th, "alice", "192.0.2.1", false)
+	}
+	c.Advance(testThrottle.Memory - time.Second)
+	if pairs, _ := th.Len(); pairs != 1 {
+		t.Fatalf("%d pairs before Memory passed, want 1", pairs)
+	}
+	if w := attempt(t, th, "alice", "192.0.2.1", false); w != 0 {
+		t.Fatalf("refused for %s", w)
+	}
+	if w := th.RetryAfter("alice", "192.0.2.1"); w != 8*time.Second {
+		t.Fatalf("the delays were reset before Memory passed: wait %s, want 8s", w)
+	}
+	c.Advance(testThrottle.Memory)
+	if pairs, _ := th.Len(); pairs != 0 {
+		t.Fatalf("%d pairs after Memory passed, want 0", pairs)
+	}
+}
+
+// TestThrottlePerAddress: PerAddr failures from one address over many
+// accounts block that address (not others) until the oldest leaves Window.
+func TestThrottlePerAddress(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for i := range 10 {
+		if w := attempt(t, th, fmt.Sprintf("user%d", i), "198.51.100.7", false); w != 0 {
+			t.Fatalf("failure %d refused", i+1)
+		}
+		c.Advance(time.Second)
+	}
+	if w := attempt(t, th, "someone", "198.51.100.7", true); w != testThrottle.Window-10*time.Second {
+		t.Fatalf("wait %s, want %s", w, testThrottle.Window-10*time.Second)
+	}
+	if w := attempt(t, th, "someone", "198.51.100.8", true); w != 0 {
+		t.Fatalf("another address waits %s", w)
+	}
+	c.Advance(testThrottle.Window - 10*time.Second)
+	if w := attempt(t, th, "someone", "198.51.100.7", true); w != 0 {
+		t.Fatalf("after the window: wait %s", w)
+	}
+}
+
+// TestThrottleRefusalMessage says how long to wait, rounded up.
+func TestThrottleRefusalMessage(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	for range 4 {
+		th.Begin("alice", "192.0.2.1")
+	}
+	_, _, err := th.Begin("alice", "192.0.2.1")
+	if msg := fablab.ErrorMessage(err); !strings.Contains(msg, "try again in 1 second") || strings.Contains(msg, "seconds") {
+		t.Fatalf("message %q", msg)
+	}
+	c.Advance(time.Second)
+	th.Begin("alice", "192.0.2.1")
+	c.Advance(500 * time.Millisecond)
+	_, _, err = th.Begin("alice", "192.0.2.1")
+	if msg := fablab.ErrorMessage(err); !strings.Contains(msg, "try again in 2 seconds") {
+		t.Fatalf("message %q, want 2 seconds (1.5 s rounded up)", msg)
+	}
+}
+
+// TestThrottleMemoryBound: a flood of distinct accounts and addresses keeps
+// at most MaxKeys entries per table.
 func TestThrottleMemoryBound(t *testing.T) {
-	t.Parallel()
-	t.Run("prunes keys outside the window", func(t *testing.T) {
-		t.Parallel()
-		c := newFakeClock()
-		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-		for i := range 50 {
-			th.Failure(fmt.Sprintf("user%d", i), fmt.Sprintf("192.0.2.%d", i))
-		}
-		c.Advance(testWindow)
-		th.Failure("fresh", "198.51.100.1")
-		if a, b := len(th.accounts.keys), len(th.addrs.keys); a != 1 || b != 1 {
-			t.Errorf("after the window: %d accounts and %d addresses tracked, want 1 and 1", a, b)
-		}
-		if a, b := th.accounts.order.Len(), th.addrs.order.Len(); a != 1 || b != 1 {
-			t.Errorf("order lists hold %d and %d, want 1 and 1", a, b)
-		}
-	})
-	t.Run("keeps at most limit times per key", func(t *testing.T) {
-		t.Parallel()
-		c := newFakeClock()
-		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-		failN(th, c, 1000, "alice", "192.0.2.1", time.Millisecond)
-		f := th.accounts.keys["alice"].Value.(*failures)
-		g := th.addrs.keys["192.0.2.1"].Value.(*failures)
-		if len(f.times) != testPerAccount || len(g.times) != testPerAddr {
-			t.Errorf("kept %d and %d times, want %d and %d", len(f.times), len(g.times), testPerAccount, testPerAddr)
-		}
-	})
-	t.Run("caps keys by dropping the stalest", func(t *testing.T) {
-		t.Parallel()
-		c := newFakeClock()
-		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-		th.accounts.maxKeys = 3
-		for _, a := range []string{"u1", "u2", "u3"} {
-			th.Failure(a, "192.0.2.1")
-			c.Advance(time.Second)
-		}
-		th.Failure("u1", "192.0.2.1") // u1 is now the most recent; u2 the stalest
-		c.Advance(time.Second)
-		th.Failure("u4", "192.0.2.1")
-		c.Advance(time.Second)
-		th.Failure("u5", "192.0.2.1")
-		if n := len(th.accounts.keys); n != 3 {
-			t.Fatalf("%d accounts tracked, want the cap of 3", n)
-		}
-		for _, tc := range []struct {
-			account string
-			tracked bool
-		}{{"u1", true}, {"u2", false}, {"u3", false}, {"u4", true}, {"u5", true}} {
-			if _, ok := th.accounts.keys[tc.account]; ok != tc.tracked {
-				t.Errorf("account %s tracked = %v, want %v", tc.account, ok, tc.tracked)
-			}
-		}
-	})
-	if maxTrackedKeys != 100_000 {
-		t.Errorf("maxTrackedKeys = %d, want 100000", maxTrackedKeys)
-	}
-}
-
-// Run under -race: every method from many goroutines while the clock moves.
-func TestThrottleConcurrent(t *testing.T) {
-	t.Parallel()
 	c := newFakeClock()
-	th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 500 {
-				account := fmt.Sprintf("user%d", (g*7+i)%20)
-				addr := fmt.Sprintf("192.0.2.%d", i%10)
-				switch i % 4 {
-				case 0, 1:
-					th.Failure(account, addr)
-				case 2:
-					_ = th.Allow(account, addr)
-					_ = th.RetryAfter(account, addr)
-				case 3:
-					th.Success(account)
-				}
-			}
-		})
+	cfg := testThrottle
+	cfg.MaxKeys = 50
+	th := NewThrottle(c.Now, cfg)
+	for i := range 1000 {
+		attempt(t, th, fmt.Sprintf("user%d", i), fmt.Sprintf("10.0.%d.%d", i/256, i%256), false)
 	}
-	wg.Go(func() {
-		for range 200 {
-			c.Advance(time.Second)
-		}
-	})
-	wg.Wait()
-
-	// The throttle is still consistent afterwards.
-	if a, o := len(th.accounts.keys), th.accounts.order.Len(); a != o || a > 20 {
-		t.Errorf("accounts: map %d, list %d entries; want equal and ≤ 20", a, o)
+	pairs, addrs := th.Len()
+	if pairs != 50 || addrs != 50 {
+		t.Fatalf("%d pairs and %d addresses remembered, want 50 each", pairs, addrs)
 	}
-	c.Advance(testWindow)
-	if err := th.Allow("user0", "192.0.2.0"); err != nil {
-		t.Errorf("after the window, Allow = %v", err)
-	}
-	failN(th, c, testPerAddr, "x", "203.0.113.1", 0)
-	if err := th.Allow("y", "203.0.113.1"); fablab.ErrorCode(err) != fablab.ETOOMANY {
-		t.Errorf("Allow = %v, want %s", err, fablab.ETOOMANY)
+	// The newest are the ones kept.
+	attempt(t, th, "user999", "10.0.3.231", false)
+	attempt(t, th, "user999", "10.0.3.231", false)
+	if w := th.RetryAfter("user999", "10.0.3.231"); w != time.Second {
+		t.Fatalf("the newest pair was evicted: wait %s", w)
 	}
 }
 
-func TestThrottleBegin(t *testing.T) {
-	t.Run("attempts count while they run", func(t *testing.T) {
-		c := newFakeClock()
-		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-		for i := 0; i < testPerAccount; i++ {
-			if _, err := th.Begin("ann", "a1"); err != nil {
-				t.Fatalf("attempt %d refused: %v", i+1, err)
+// TestThrottleBeginConcurrent: parallel attempts of one pair at one instant
+// cannot all pass while their passwords are checked: exactly Free do.
+func TestThrottleBeginConcurrent(t *testing.T) {
+	c := newFakeClock()
+	th := NewThrottle(c.Now, testThrottle)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		admitted int
+		finishes []func(bool)
+	)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			finish, _, err := th.Begin("admin", "203.0.113.9")
+			if err == nil {
+				mu.Lock()
+				admitted++
+				finishes = append(finishes, finish)
+				mu.Unlock()
 			}
-		}
-		if _, err := th.Begin("ann", "a2"); fablab.ErrorCode(err) != fablab.ETOOMANY {
-			t.Fatalf("attempt %d while %d are unfinished: %v, want %s", testPerAccount+1, testPerAccount, err, fablab.ETOOMANY)
-		}
-	})
-	t.Run("a success is withdrawn from the address and clears the account", func(t *testing.T) {
-		c := newFakeClock()
-		th := NewThrottle(c.Now, testPerAccount, testPerAddr, testWindow)
-		fail, _ := th.Begin("ann", "a1")
-		fail(false)
-		for i := 0; i < 3*testPerAddr; i++ {
-			finish, err := th.Begin("ann", "a1")
-			if err != nil {
-				t.Fatalf("successful login %d refused: %v", i+1, err)
-			}
-			finish(true)
-			finish(true) // finishing twice changes nothing
-		}
-		if d := th.RetryAfter("ann", "a1"); d != 0 {
-			t.Fatalf("RetryAfter = %v after successes", d)
-		}
-		// The address still holds the one real failure: testPerAddr-1 more block it.
-		for i := 0; i < testPerAddr-1; i++ {
-			finish, err := th.Begin(fmt.Sprint("user", i), "a1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			finish(false)
-		}
-		if _, err := th.Begin("someone", "a1"); fablab.ErrorCode(err) != fablab.ETOOMANY {
-			t.Fatalf("address with %d failures: %v, want blocked", testPerAddr, err)
-		}
-	})
+		}()
+	}
+	wg.Wait()
+	if admitted != testThrottle.Free {
+		t.Fatalf("%d parallel attempts admitted, want %d", admitted, testThrottle.Free)
+	}
+	for _, f := range finishes {
+		f(false)
+		f(true) // a second call is ignored
+	}
+	if w := th.RetryAfter("admin", "203.0.113.9"); w != time.Second {
+		t.Fatalf("wait %s after %d failures, want 1s", w, testThrottle.Free)
+	}
 }

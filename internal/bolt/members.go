@@ -113,8 +113,10 @@ func (s *Store) MemberByEmail(ctx context.Context, email string) (fablab.Member,
 }
 
 // UpdateMember applies fn to a member and stores it if it still validates.
-// The email index follows email changes. A new password or a suspension
-// ends the member's sessions. Errors: ENOTFOUND, EINVALID,
+// The email index follows email changes. A new password, a new role or a
+// suspension ends the member's sessions and voids their password resets (a
+// link issued by staff to a maker must not become a way into an admin
+// account). Errors: ENOTFOUND, EINVALID,
 // "email_taken", and whatever fn returns.
 func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.Member) error) (fablab.Member, error) {
 	var out fablab.Member
@@ -145,8 +147,8 @@ func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.
 			}
 		}
 		gen := r.SessionGen
-		if m.PasswordHash != r.PasswordHash || (m.Status == fablab.StatusSuspended && r.Status != fablab.StatusSuspended) {
-			gen++ // ends the member's sessions
+		if m.PasswordHash != r.PasswordHash || m.Role != r.Role || (m.Status == fablab.StatusSuspended && r.Status != fablab.StatusSuspended) {
+			gen++ // ends the member's sessions and voids their reset links
 		}
 		out = m
 		return putMember(tx, m, gen)

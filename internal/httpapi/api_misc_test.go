@@ -31,12 +31,14 @@ func TestAPIHealthz(t *testing.T) {
 // TestAPIMetrics: requests are counted by route, method and status.
 func TestAPIMetrics(t *testing.T) {
 	h := newAPIHarness(t)
+	h.reconfigure(t, func(c *Config) { c.MetricsToken = apiMetricsToken })
+	for range 4 {
+		h.login(t, h.alice)
+	}
 	h.do(t, "GET", "/healthz", "", nil).want(t, http.StatusOK, "")
 	h.do(t, "GET", "/api/v1/machines/999", h.alice.Token, nil).want(t, http.StatusNotFound, fablab.ENOTFOUND)
 	h.do(t, "GET", "/no/such/page", "", nil).want(t, http.StatusNotFound, fablab.ENOTFOUND)
-	res := h.do(t, "GET", "/metrics", "", nil)
-	res.want(t, http.StatusOK, "")
-	text := string(res.body)
+	text := h.scrape(t)
 	for _, want := range []string{
 		"# TYPE fabgate_http_requests_total counter",
 		`fabgate_http_requests_total{method="GET",route="/healthz",status="200"} 1`,

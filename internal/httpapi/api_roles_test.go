@@ -272,3 +272,84 @@ func TestAPIAuthorizationHeader(t *testing.T) {
 		res.want(t, http.StatusOK, "")
 	})
 }
+
+// TestAPIStaffAdminBoundary extends the role table to the rule inside the
+// staff routes: staff act on makers; admin and staff accounts (their own
+// included), roles, prices, tariff groups and device bindings are the
+// admins'. Each refusal writes nothing; each case then succeeds for an
+// admin, and the staff's ordinary work on makers and machines still does.
+func TestAPIStaffAdminBoundary(t *testing.T) {
+	h := newAPIAccessHarness(t, false)
+	h.seedDevice(t, "laser-reader", h.laser.ID)
+	laser, printer := "/api/v1/machines/"+h.laser.ID.String(), "/api/v1/machines/"+h.printer.ID.String()
+	badges := func(a *apiAccount) string { return "/api/v1/members/" + a.ID.String() + "/badges" }
+	quals := func(a *apiAccount) string { return "/api/v1/members/" + a.ID.String() + "/qualifications" }
+	adminBadge, err := h.store.AddBadge(t.Context(), fablab.Badge{Hash: fmt.Sprintf("%064x", 1), MemberID: h.admin.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qual := map[string]any{"training_id": h.training.ID.String()}
+	team, err := h.store.CreateOrganisation(t.Context(), fablab.Organisation{Name: "Lab team", Group: "staff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type boundary struct {
+		name  string
+		rq    apiReq
+		admin int // the admin's status for the same request
+	}
+	cases := []boundary{
+		{"move the laser's reader to the printer", apiReq{method: "PATCH", path: printer, body: map[string]any{"device_id": "laser-reader"}}, 0},
+		{"unbind the laser's reader", apiReq{method: "PATCH", path: laser, body: map[string]any{"device_id": ""}}, http.StatusOK},
+		{"create a machine bound to a device", apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": "Laser 2", "kind": "laser-cutter", "device_id": "spare-reader"}}, http.StatusCreated},
+		{"change prices", apiReq{method: "PATCH", path: printer, body: map[string]any{"prices": map[string]int64{"student": 1}}}, http.StatusOK},
+		{"create a machine with prices", apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": "Router 9", "kind": "cnc", "prices": map[string]int64{"sme": 4000}}}, http.StatusCreated},
+		{"change the minimum charge", apiReq{method: "PATCH", path: printer, body: map[string]any{"minimum_charge_cents": 1}}, http.StatusOK},
+		{"change the no-show fee", apiReq{method: "PATCH", path: printer, body: map[string]any{"no_show_fee_cents": 1}}, http.StatusOK},
+		{"enrol a badge on an admin", apiReq{method: "POST", path: badges(h.admin), body: map[string]any{"uid": "04:AD:01"}}, http.StatusCreated},
+		{"enrol a badge on staff", apiReq{method: "POST", path: badges(h.staff), body: map[string]any{"uid": "04:AD:02"}}, http.StatusCreated},
+		{"remove an admin's badge", apiReq{method: "DELETE", path: badges(h.admin) + "/" + adminBadge.Hash}, http.StatusNoContent},
+		{"qualify oneself", apiReq{method: "POST", path: quals(h.staff), body: qual}, http.StatusCreated},
+		{"qualify an admin", apiReq{method: "POST", path: quals(h.admin), body: qual}, http.StatusCreated},
+		{"move a maker into the staff group", apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"group": "staff"}}, http.StatusOK},
+		{"create a maker in the staff group", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "free@fablab.test", "name": "Free Rider", "group": "staff"}}, http.StatusCreated},
+		{"create an organisation in the staff group", apiReq{method: "POST", path: "/api/v1/organisations", body: map[string]any{"name": "Team Ltd", "group": "staff"}}, http.StatusCreated},
+		{"move a maker into a staff-group organisation", apiReq{method: "PATCH", path: "/api/v1/members/" + h.bob.ID.String(), body: map[string]any{"organisation_id": team.ID.String()}}, http.StatusOK},
+		{"create a maker in a staff-group organisation", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "team@fablab.test", "name": "Team Rider", "organisation_id": team.ID.String()}}, http.StatusCreated},
+		{"promote a maker", apiReq{method: "PATCH", path: "/api/v1/members/" + h.alice.ID.String(), body: map[string]any{"role": "staff"}}, http.StatusOK},
+		{"reset an admin's password", apiReq{method: "POST", path: "/api/v1/members/" + h.admin.ID.String() + "/password-reset"}, http.StatusCreated},
+		{"change an admin's email", apiReq{method: "PATCH", path: "/api/v1/members/" + h.admin.ID.String(), body: map[string]any{"email": "staff-owned@fablab.test"}}, http.StatusOK},
+	}
+	var refusals []apiRefusal
+	for _, c := range cases {
+		refusals = append(refusals, apiRefusal{c.name, h.staff, c.rq, http.StatusForbidden, fablab.EFORBIDDEN})
+	}
+	t.Run("staff", func(t *testing.T) { apiCheckRefusals(t, h, refusals, nil) })
+	t.Run("admin", func(t *testing.T) {
+		for _, c := range cases {
+			if c.admin == 0 {
+				continue // the laser's reader is bound once; "unbind" covers the admin
+			}
+			rq := c.rq
+			rq.token = h.admin.Token
+			t.Run(c.name, func(t *testing.T) { h.send(t, rq).want(t, c.admin, "") })
+		}
+	})
+	t.Run("staff on makers and machines", func(t *testing.T) {
+		carol := apiSeedMember(t, h.store, "carol@fablab.test", "Carol Maker", fablab.RoleMaker, "student", "")
+		for _, rq := range []apiReq{
+			{method: "POST", path: badges(carol), body: map[string]any{"uid": "04:B0:01"}},
+			{method: "POST", path: quals(carol), body: qual},
+			{method: "PATCH", path: "/api/v1/members/" + carol.ID.String(), body: map[string]any{"group": "academic", "role": "maker"}},
+			{method: "POST", path: "/api/v1/members/" + carol.ID.String() + "/password-reset"},
+			// Values as they are count as no change.
+			{method: "PATCH", path: printer, body: map[string]any{"description": "Prusa", "device_id": "", "prices": map[string]int64{"student": 1}, "no_show_fee_cents": 1}},
+		} {
+			rq.token = h.staff.Token
+			if res := h.send(t, rq); res.status >= 300 {
+				t.Errorf("staff %s %s: %d %s", rq.method, rq.path, res.status, apiShort(res.body))
+			}
+		}
+	})
+}

@@ -14,10 +14,11 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
-// Parallel wrong guesses cannot slip past the per-account limit while their
-// passwords are being checked.
+// Parallel wrong guesses cannot slip past the throttle while their
+// passwords are being checked (with a hashing slot for each of them).
 func TestAPIThrottleHoldsUnderParallelGuesses(t *testing.T) {
 	h := newAPIHarness(t)
+	h.reconfigure(t, func(c *Config) { c.HashConcurrency = 64 })
 	const n = 40
 	statuses := make(chan int, n)
 	var wg sync.WaitGroup

@@ -69,6 +69,10 @@ func (s *Server) createOrganisation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := authorize(c, nil, req.adminTouches()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	o, err := s.store.CreateOrganisation(c.Request.Context(), fablab.Organisation{Name: req.Name, Group: req.Group, BillingAddress: req.BillingAddress, VATNumber: req.VATNumber})
 	if err != nil {
 		s.fail(c, err)

@@ -77,6 +77,10 @@ func (s *Server) createMachine(c *gin.Context) {
 	}
 	// Rules given in part complete the lab's defaults.
 	m := fablab.Machine{Rules: st.DefaultRules}
+	if err := authorize(c, nil, req.adminTouches(m)); err != nil {
+		s.fail(c, err)
+		return
+	}
 	req.apply(&m)
 	m, err = s.store.CreateMachine(c.Request.Context(), m)
 	if err != nil {
@@ -114,6 +118,9 @@ func (s *Server) patchMachine(c *gin.Context) {
 		return
 	}
 	m, err := s.store.UpdateMachine(c.Request.Context(), id, func(m *fablab.Machine) error {
+		if err := authorize(c, nil, req.adminTouches(*m)); err != nil {
+			return err
+		}
 		req.apply(m)
 		return nil
 	})

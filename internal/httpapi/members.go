@@ -50,14 +50,6 @@ func (r *memberRequest) apply(m *fablab.Member) {
 	}
 }
 
-// checkRoleChange enforces that only admins make or change staff and admins.
-func checkRoleChange(c *gin.Context, target fablab.Role) error {
-	if target.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-		return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can give the %s role", target)
-	}
-	return nil
-}
-
 func (s *Server) listMembers(c *gin.Context) {
 	after, err := queryID(c, "after")
 	if err != nil {
@@ -95,24 +87,24 @@ func (s *Server) createMember(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "email and name are required"))
 		return
 	}
-	var m fablab.Member
-	req.apply(&m)
-	if m.Role == "" {
-		m.Role = fablab.RoleMaker
+	m := fablab.Member{Role: fablab.RoleMaker}
+	orgTouches, err := s.organisationTouches(c, &req)
+	if err == nil {
+		err = authorize(c, nil, append(req.adminTouches(m), orgTouches...))
 	}
-	if err := checkRoleChange(c, m.Role); err != nil {
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	req.apply(&m)
 	if req.Password != nil {
-		h, err := auth.HashPassword(s.pw, *req.Password)
-		if err != nil {
-			s.fail(c, err)
+		h, ok := s.hashPassword(c, *req.Password)
+		if !ok {
 			return
 		}
 		m.PasswordHash = h
 	}
-	m, err := s.store.CreateMember(c.Request.Context(), m)
+	m, err = s.store.CreateMember(c.Request.Context(), m)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -163,22 +155,23 @@ func (s *Server) patchMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	orgTouches, err := s.organisationTouches(c, &req)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	var hash string
 	if req.Password != nil {
-		if hash, err = auth.HashPassword(s.pw, *req.Password); err != nil {
-			s.fail(c, err)
+		var ok bool
+		if hash, ok = s.hashPassword(c, *req.Password); !ok {
 			return
 		}
 	}
 	m, err := s.store.UpdateMember(c.Request.Context(), id, func(m *fablab.Member) error {
-		// Staff manage makers; staff and admin accounts are the admins' to change.
-		if m.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-			return fablab.Errorf(fablab.EFORBIDDEN, "only an admin can change a %s account", m.Role)
-		}
-		req.apply(m)
-		if err := checkRoleChange(c, m.Role); err != nil {
+		if err := authorize(c, m, append(req.adminTouches(*m), orgTouches...)); err != nil {
 			return err
 		}
+		req.apply(m)
 		if hash != "" {
 			m.PasswordHash = hash
 		}
@@ -215,6 +208,10 @@ func (s *Server) addBadge(c *gin.Context) {
 	}
 	if len(req.Label) > 100 {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "label is limited to 100 characters"))
+		return
+	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
 		return
 	}
 	hash, err := s.badgeHash(c.Request.Context(), req)
@@ -271,6 +268,10 @@ func (s *Server) grantQualification(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "training_id is required"))
 		return
 	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	t, err := s.store.Training(ctx, req.TrainingID)
 	if err != nil {
 		s.fail(c, err)
@@ -311,6 +312,10 @@ func (s *Server) removeBadge(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.store.RemoveBadge(c.Request.Context(), id, c.Param("hash")); err != nil {
 		s.fail(c, err)
 		return
@@ -343,8 +348,8 @@ func (s *Server) createPasswordReset(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if target.Role.AtLeast(fablab.RoleStaff) && member(c).Role != fablab.RoleAdmin {
-		s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "only an admin can reset the password of a %s account", target.Role))
+	if err := authorize(c, &target, nil); err != nil {
+		s.fail(c, err)
 		return
 	}
 	token := auth.NewToken()
@@ -381,9 +386,8 @@ func (s *Server) resetPassword(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	hash, err := auth.HashPassword(s.pw, req.Password)
-	if err != nil {
-		s.fail(c, err)
+	hash, ok := s.hashPassword(c, req.Password)
+	if !ok {
 		return
 	}
 	m, err := s.store.UsePasswordReset(ctx, key, hash)
@@ -393,6 +397,23 @@ func (s *Server) resetPassword(c *gin.Context) {
 	}
 	s.log.Info("password reset used", "member", m.ID)
 	c.Status(http.StatusNoContent)
+}
+
+// hashPassword hashes a new password in one of the hashing slots; when it
+// cannot (no slot free, a password of the wrong length) it has answered the
+// request.
+func (s *Server) hashPassword(c *gin.Context, password string) (string, bool) {
+	release, ok := s.hashSlot(c)
+	if !ok {
+		return "", false
+	}
+	defer release()
+	h, err := auth.HashPassword(s.pw, password)
+	if err != nil {
+		s.fail(c, err)
+		return "", false
+	}
+	return h, true
 }
 
 // badgeHash returns the stored hash of the badge a request names.

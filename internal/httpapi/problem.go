@@ -33,6 +33,7 @@ var statusOf = map[string]int{
 	"payload_too_large":        http.StatusRequestEntityTooLarge,
 	"unsupported_media_type":   http.StatusUnsupportedMediaType,
 	"method_not_allowed":       http.StatusMethodNotAllowed,
+	codeBusy:                   http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem document with FabGate's stable code.
@@ -94,7 +95,57 @@ func decode(c *gin.Context, v any) error {
 		}
 		return fablab.Errorf(fablab.EINVALID, "the body must hold exactly one JSON object")
 	}
+	if err := checkDuplicateKeys(body.Bytes()); err != nil {
+		return err
+	}
 	return checkFieldCase(body.Bytes(), reflect.TypeOf(v))
+}
+
+// checkDuplicateKeys refuses an object, at any depth, that names a key
+// twice: encoding/json keeps the last one silently, so that a proxy or a
+// log reading the first would see another request than the server does.
+// data is one JSON value that has already decoded.
+func checkDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return walkDuplicateKeys(dec, "")
+}
+
+func walkDuplicateKeys(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return jsonError(err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return jsonError(err)
+			}
+			k, _ := kt.(string)
+			if seen[k] {
+				return fablab.Errorf(fablab.EINVALID, "field %q is given twice; give each field once", path+k)
+			}
+			seen[k] = true
+			if err := walkDuplicateKeys(dec, path+k+"."); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkDuplicateKeys(dec, path); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return jsonError(err)
+	}
+	return nil
 }
 
 // checkFieldCase refuses object keys that name a field only when case is

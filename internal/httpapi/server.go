@@ -4,10 +4,13 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,10 +35,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// Password hashing parameters (default auth.OWASPParams).
 	Password auth.Params
-	// Login throttling: failures allowed per account and per client address
-	// within ThrottleWindow (defaults 5, 20, 15 min).
-	ThrottleAccount, ThrottleAddr int
-	ThrottleWindow                time.Duration
+	// Throttle configures login throttling (zero fields: auth's defaults).
+	Throttle auth.ThrottleConfig
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed (none by default).
 	TrustedProxies []string
 	// SecureCookies marks session cookies Secure even on plain HTTP, for a
@@ -49,6 +50,20 @@ type Config struct {
 	HashDeviceSecret func(secret string) (string, error)
 	// SimulateTaps allows staff to simulate badge taps (the demo lab).
 	SimulateTaps bool
+	// MetricsToken, when set, is the bearer token a scraper sends to read
+	// /metrics. Without it the main handler refuses every scrape, and
+	// metrics are read on a listener of their own (MetricsHandler).
+	MetricsToken string
+	// MetricsOwnAddress says /metrics is served on a listener of its own
+	// (MetricsHandler): the main handler then refuses it, token or not.
+	MetricsOwnAddress bool
+	// HashConcurrency bounds the password hashes (argon2id, 19 MiB each)
+	// computed at once; requests beyond it are refused at once with 503
+	// and Retry-After (default: GOMAXPROCS).
+	HashConcurrency int
+	// ReadHeaderTimeout and ReadTimeout bound how long a client may take to
+	// send a request's headers, and the whole request (defaults 10 s, 15 s).
+	ReadHeaderTimeout, ReadTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -69,6 +84,12 @@ type Server struct {
 	simulateTaps  bool
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
+	hashes        *auth.Limiter
+	metrics       http.Handler // the registry's handler, before any token check
+	metricsToken  string
+	metricsOwn    bool
+	readHeader    time.Duration
+	readTimeout   time.Duration
 }
 
 // New builds the server and its routes.
@@ -85,23 +106,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Password == (auth.Params{}) {
 		cfg.Password = auth.OWASPParams
 	}
-	if cfg.ThrottleAccount == 0 {
-		cfg.ThrottleAccount = 5
-	}
-	if cfg.ThrottleAddr == 0 {
-		cfg.ThrottleAddr = 20
-	}
-	if cfg.ThrottleWindow == 0 {
-		cfg.ThrottleWindow = 15 * time.Minute
-	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.HashConcurrency <= 0 {
+		cfg.HashConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 15 * time.Second
 	}
 	s := &Server{
 		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, simulateTaps: cfg.SimulateTaps,
-		throttle: auth.NewThrottle(cfg.Now, cfg.ThrottleAccount, cfg.ThrottleAddr, cfg.ThrottleWindow),
+		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgate_http_requests_total", Help: "HTTP requests by route, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -109,6 +130,12 @@ func New(cfg Config) (*Server, error) {
 			Name: "fabgate_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
+		hashes:       auth.NewLimiter(cfg.HashConcurrency),
+		metrics:      promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
+		metricsToken: cfg.MetricsToken,
+		metricsOwn:   cfg.MetricsOwnAddress,
+		readHeader:   cfg.ReadHeaderTimeout,
+		readTimeout:  cfg.ReadTimeout,
 	}
 	for _, c := range []prometheus.Collector{s.requests, s.latency} {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -121,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recover, s.observe)
+	e.Use(s.recover, s.observe, securityHeaders)
 	e.NoRoute(func(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no such page or endpoint: %s", c.Request.URL.Path))
 	})
@@ -129,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 		s.fail(c, fablab.Errorf("method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	s.engine = e
-	s.routes(e, promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.routes(e)
 	return s, nil
 }
 
@@ -139,11 +166,62 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Routes lists the registered method and path pairs (Gin syntax).
 func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
-func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
+// HTTPServer returns the http.Server to serve h with (the Handler, or a
+// handler wrapping it): clients get ReadHeaderTimeout for the headers and
+// ReadTimeout for the whole request, so that a half-sent request cannot hold
+// a connection. There is no WriteTimeout, as the live event stream writes
+// for as long as its client listens. (Once a request is read whole,
+// net/http lifts the read deadline while the handler runs, so ReadTimeout
+// does not end the stream.)
+func (s *Server) HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: s.readHeader, ReadTimeout: s.readTimeout, IdleTimeout: 2 * time.Minute}
+}
+
+// MetricsHandler serves the Prometheus metrics alone, for a listen address
+// of their own; with a MetricsToken it asks for it there too.
+func (s *Server) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		if s.metricsToken != "" && !bearerIs(r.Header.Get("Authorization"), s.metricsToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fabgate metrics"`)
+			http.Error(w, "send the metrics token as \"Authorization: Bearer <token>\"", http.StatusUnauthorized)
+			return
+		}
+		s.metrics.ServeHTTP(w, r)
+	})
+}
+
+// scrape serves /metrics on the main address to a scraper holding the
+// metrics token; without a token configured it serves nobody there.
+func (s *Server) scrape(c *gin.Context) {
+	switch {
+	case s.metricsOwn:
+		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "metrics are served on the metrics_listen address, not here"))
+	case s.metricsToken == "":
+		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "metrics are not served on this address: set metrics_token, or metrics_listen for an address of their own"))
+	case !bearerIs(c.GetHeader("Authorization"), s.metricsToken):
+		c.Header("WWW-Authenticate", `Bearer realm="fabgate metrics"`)
+		s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "send the metrics token as \"Authorization: Bearer <token>\""))
+	default:
+		s.metrics.ServeHTTP(c.Writer, c.Request)
+	}
+}
+
+// bearerIs reports whether header is "Bearer <want>", comparing the token
+// in constant time.
+func bearerIs(header, want string) bool {
+	scheme, got, _ := strings.Cut(header, " ")
+	return strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) == 1
+}
+
+func (s *Server) routes(e *gin.Engine) {
 	e.GET("/", s.landing)
 	e.StaticFS("/static", http.FS(filesOnly{web.Static()}))
 	e.GET("/healthz", s.healthz)
-	e.GET("/metrics", gin.WrapH(metrics))
+	e.GET("/metrics", s.scrape)
 
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openapi)
@@ -215,6 +293,10 @@ func (s *Server) recover(c *gin.Context) {
 	c.Next()
 }
 
+// observe counts requests under bounded labels only: the route template
+// (or "unmatched"), one of the standard methods (or "other") and a status
+// code the server can send (or "other"). Nothing a client writes becomes a
+// label, so no client can make the series grow.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -222,8 +304,46 @@ func (s *Server) observe(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-	s.latency.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
+	method := methodLabel(c.Request.Method)
+	s.requests.WithLabelValues(route, method, statusLabel(c.Writer.Status())).Inc()
+	s.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+}
+
+// methodLabel is m when it is one of the methods the API knows, else "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// statusLabel is the status code when it is a valid one, else "other".
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "other"
+	}
+	return strconv.Itoa(code)
+}
+
+// contentSecurityPolicy allows the pages scripts, styles and images from
+// the server itself only: no inline script, no framing.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// securityHeaders sets the headers every response carries. Only the static
+// files may be cached: every other answer may carry a token (a login, a
+// reset link, a device secret) or private data.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if !strings.HasPrefix(c.Request.URL.Path, "/static/") {
+		h.Set("Cache-Control", "no-store")
+	}
+	c.Next()
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -51,15 +51,19 @@ func (s *Server) login(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.EINVALID, "email is limited to 254 bytes and password to %d", auth.MaxPasswordLen))
 		return
 	}
-	finish, err := s.throttle.Begin(account, addr)
+	release, ok := s.hashSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
+	finish, wait, err := s.throttle.Begin(account, addr)
 	if err != nil {
-		wait := s.throttle.RetryAfter(account, addr)
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		s.fail(c, err)
 		return
 	}
 	m, err := s.store.MemberByEmail(ctx, account)
-	ok := false
+	ok = false
 	switch {
 	case fablab.ErrorCode(err) == fablab.ENOTFOUND || (err == nil && m.PasswordHash == ""):
 		auth.DummyVerify(s.pw)
@@ -176,6 +180,23 @@ func member(c *gin.Context) fablab.Member { return c.MustGet(ctxMember).(fablab.
 
 // isStaff reports whether the authenticated member is staff or admin.
 func isStaff(c *gin.Context) bool { return member(c).Role.AtLeast(fablab.RoleStaff) }
+
+// codeBusy is the problem code of a request refused because every
+// password-hashing slot is taken (503, Retry-After: 1).
+const codeBusy = "busy"
+
+// hashSlot takes one of the slots that bound the password hashes computed
+// at once (Config.HashConcurrency), or refuses the request at once: 503 with
+// Retry-After. Every handler that hashes or verifies a password takes one
+// first, and calls release when its hashing is done.
+func (s *Server) hashSlot(c *gin.Context) (release func(), ok bool) {
+	release, ok = s.hashes.TryAcquire()
+	if !ok {
+		c.Header("Retry-After", "1")
+		s.fail(c, fablab.Errorf(codeBusy, "the server is busy checking other passwords; try again in a second"))
+	}
+	return release, ok
+}
 
 // clientKey is the key the login throttle counts a client address under:
 // the address itself for IPv4, its /64 network for IPv6 (one host usually
