@@ -80,6 +80,13 @@ func VerifyMosquittoHash(hash, password string) bool {
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
+// VerifyDeviceSecret reports whether secret logs device d in: d is not
+// disabled and secret matches its stored hash (VerifyMosquittoHash). It is
+// the one rule of the embedded broker's device stores.
+func VerifyDeviceSecret(d fablab.Device, secret string) bool {
+	return !d.Disabled && VerifyMosquittoHash(d.SecretHash, secret)
+}
+
 type mosquittoHash struct {
 	iterations int // 0 for $6$
 	salt, key  []byte
