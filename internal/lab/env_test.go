@@ -342,6 +342,7 @@ func (e *env) device(id string, edit ...func(*devicesim.Config)) *device {
 		e.t.Fatalf("start device %s: %v", id, err)
 	}
 	e.t.Cleanup(d.Close)
+	e.raws[id] = d.Client() // a device has one connection: raw messages go through it
 	e.eventually("the server to know device "+id, func() bool {
 		st, ok := e.lab.Engine.DeviceStates()[id]
 		return ok && st.BootID != "" && st.Relay != ""
@@ -542,8 +543,9 @@ func (e *env) audit(kind, action string) []fablab.AuditEvent {
 	return out
 }
 
-// raw returns a plain MQTT client logged in as device dev (another client
-// id than the simulated device), to publish what a device should not.
+// raw returns a plain MQTT client logged in as device dev, to publish what
+// a device should not: the simulated device's own client when it runs (a
+// device has one connection; its client id is its id).
 func (e *env) raw(dev string) *mqtt.Client {
 	e.t.Helper()
 	if c := e.raws[dev]; c != nil {
@@ -551,7 +553,7 @@ func (e *env) raw(dev string) *mqtt.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: dev + "-raw-" + randomToken()[:6],
+	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: dev,
 		Username: dev, Password: e.secrets[dev], Log: e.log.With("component", "raw", "device", dev)})
 	if err != nil {
 		e.t.Fatalf("connect as %s: %v", dev, err)
