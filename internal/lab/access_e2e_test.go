@@ -443,13 +443,17 @@ func (e *env) releaseDevices() {
 }
 
 // observer connects a client with the server's credentials (on a broker the
-// test runs) subscribed to topics.
+// test runs) subscribed to topics; on Mosquitto, as observerUser.
 func (e *env) observer(in *inbox, topics ...string) *mqtt.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
+	user := serverUser
+	if e.kind == mosquitto {
+		user = observerUser
+	}
 	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: "observer-" + randomToken()[:6],
-		Username: serverUser, Password: e.serverPass, Log: e.log.With("component", "observer")})
+		Username: user, Password: e.serverPass, Log: e.log.With("component", "observer")})
 	if err != nil {
 		e.t.Fatalf("observer: %v", err)
 	}

@@ -36,6 +36,38 @@ const waitLong = 10 * time.Second
 // serverUser is the server's MQTT user on a broker the test runs itself.
 const serverUser = "fabgate-server"
 
+// observerUser is a read-only user the tests add to Mosquitto's files, with
+// the server's password: Mosquitto takes a client's username for its client
+// id, so a second client as the server user would take the server's
+// connection over.
+const observerUser = "fabgate-observer"
+
+// addObserver adds observerUser to the Mosquitto files in dir, reading
+// everything under the default prefix.
+func addObserver(t testing.TB, dir, password string) {
+	t.Helper()
+	hash, err := mqtt.MosquittoPasswordHash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, text string }{
+		{mqtt.MosquittoPasswdFile, observerUser + ":" + hash + "\n"},
+		{mqtt.MosquittoACLFile, "\nuser " + observerUser + "\ntopic read " + wire.DefaultPrefix + "/#\n"},
+	} {
+		fh, err := os.OpenFile(filepath.Join(dir, f.name), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fh.WriteString(f.text)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // t0 is Tuesday 3 March 2026, 14:00 in Paris: the lab (default settings) is
 // open from 09:00 to 21:00.
 var t0 = time.Date(2026, 3, 3, 14, 0, 0, 0, mustLocation("Europe/Paris"))
@@ -162,6 +194,7 @@ func newEnv(t *testing.T, kind brokerKind, opts ...envOption) *env {
 		if err != nil || !strings.Contains(string(conf), "\nset_tcp_nodelay true\n") {
 			t.Fatalf("mosquitto config without set_tcp_nodelay true (%v):\n%s", err, conf)
 		}
+		addObserver(t, dir, e.serverPass)
 		e.mosq = labtest.StartMosquitto(t, dir)
 		e.url = "tcp://" + e.mosq.Addr()
 	case e.ownBroker:
