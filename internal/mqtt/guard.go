@@ -59,12 +59,24 @@ type guardListener struct {
 // Accept returns the next connection within the caps. Connections beyond
 // them are closed here and never reach mochi, whose accept loop ends at the
 // first error Accept returns.
+//
+// An accept error other than a closed listener (out of file descriptors,
+// say, under a flood of connections) is waited out: mochi would stop
+// accepting for good at the first one.
 func (l *guardListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return nil, err
 		}
+		if err != nil {
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.onDrop("", "", "accept: "+err.Error())
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
 		addr := remoteIP(c)
 		if reason := l.admit(addr); reason != "" {
 			_ = c.Close()

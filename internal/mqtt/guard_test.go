@@ -442,3 +442,44 @@ func TestBrokerRefusalLogIsBounded(t *testing.T) {
 		t.Errorf("refused connects %d, want %d (every refusal counted)", got, tries+1)
 	}
 }
+
+// flakyListener fails its first Accept calls with an error other than
+// net.ErrClosed.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, errors.New("accept4: too many open files")
+	}
+	return l.Listener.Accept()
+}
+
+func TestGuardListenerOutlivesAcceptErrors(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var drops []string
+	l := &guardListener{Listener: &flakyListener{Listener: tcp, fails: 3}, timeout: time.Minute, max: 10, maxAddr: 10,
+		byAddr: map[string]int{}, onDrop: func(_, _, reason string) { mu.Lock(); drops = append(drops, reason); mu.Unlock() }}
+	defer l.Close()
+	client := rawDial(t, tcp.Addr().String(), "") // the kernel completes it before Accept
+	defer client.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept gave up: %v", err)
+	}
+	_ = c.Close()
+	if len(drops) != 3 {
+		t.Errorf("accept errors logged %d times, want 3: %q", len(drops), drops)
+	}
+	_ = l.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept on a closed listener: %v, want net.ErrClosed", err)
+	}
+}
