@@ -71,9 +71,9 @@ type BrokerStats struct {
 	RefusedPublishes uint64
 	// RefusedSubscribes counts topic filters refused in SUBSCRIBE packets.
 	RefusedSubscribes uint64
-	// DroppedConnections counts connections the listener closed: beyond
-	// the connection caps, not starting with a CONNECT, or sending a packet
-	// over its limit (a CONNECT over 4 KiB; a device's packet over its
+	// DroppedConnections counts connections the listener closed (or failed
+	// to accept): beyond the connection caps, not starting with a CONNECT,
+	// or sending a packet over its limit (a CONNECT over 4 KiB; a device's packet over its
 	// payload limit plus 512 bytes).
 	DroppedConnections uint64
 	// Clients is the number of clients connected now.
