@@ -56,7 +56,9 @@ func TestPlugsACLExample(t *testing.T) {
 	}
 	addr = mqtttest.StartMosquitto(t, dir)
 	log, _ := testLog(t)
-	as := func(u string) *Client { return dial(t, addr, u, "pw-"+u, withLog(log), func(c *ClientConfig) { c.ClientID = u }) }
+	as := func(u string) *Client {
+		return dial(t, addr, u, "pw-"+u, withLog(log), func(c *ClientConfig) { c.ClientID = u })
+	}
 
 	bridge := as("bridge")
 	seen := newInbox()
