@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -352,6 +354,23 @@ func benchTapMosquitto(b *testing.B, readers int) {
 		b.Fatal(err)
 	}
 	defer running.Close()
+	// The baseline uses a Mosquitto of its own, as the embedded case uses a
+	// broker of its own: FabGate's configuration takes a client's username
+	// for its client id, so the baseline's clients cannot share the server
+	// user there.
+	baseDir := b.TempDir()
+	if err := mqtt.WriteMosquittoConfig(baseDir, wire.DefaultPrefix, mqtttest.FreeAddr(b), mqtt.MosquittoUser{Username: "bench", Password: "bench-password"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	conf := filepath.Join(baseDir, mqtt.MosquittoConfFile)
+	text, err := os.ReadFile(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(strings.Replace(string(text), "use_username_as_clientid true\n", "", 1)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	baseURL := "tcp://" + mqtttest.StartMosquitto(b, baseDir)
 	rounds := max(b.N/readers, 20)
-	reportTaps(b, runTaps(b, l, url, running.Hub, url, "fabgate-server", "bench-password", rounds))
+	reportTaps(b, runTaps(b, l, url, running.Hub, baseURL, "bench", "bench-password", rounds))
 }

@@ -178,7 +178,12 @@ func mosquittoConfig(ctx context.Context, args []string, stdout io.Writer) error
 		return fmt.Errorf("mosquitto-config: %w", err)
 	}
 	hashes := make(map[string]string, len(devices))
+	disabled := 0
 	for _, d := range devices {
+		if d.Disabled { // left out: Mosquitto refuses it
+			disabled++
+			continue
+		}
 		hashes[d.ID] = d.SecretHash
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
@@ -188,9 +193,9 @@ func mosquittoConfig(ctx context.Context, args []string, stdout io.Writer) error
 		return fmt.Errorf("mosquitto-config: %w", err)
 	}
 	abs, _ := filepath.Abs(*out)
-	fmt.Fprintf(stdout, "wrote %s/{passwd,acl,fabgate.conf} for %d devices\n", abs, len(devices))
+	fmt.Fprintf(stdout, "wrote %s/{passwd,acl,fabgate.conf} for %d devices (%d disabled left out)\n", abs, len(hashes), disabled)
 	fmt.Fprintf(stdout, "run:   mosquitto -c %s/fabgate.conf\n", abs)
 	fmt.Fprintf(stdout, "then:  fabgate serve --data %s --mqtt-url tcp://%s --mqtt-username %s\n", *data, *listen, *user)
-	fmt.Fprintln(stdout, "run this command again after adding devices or rotating their secrets, then reload Mosquitto (SIGHUP)")
+	fmt.Fprintln(stdout, "run this command again after adding, rotating, disabling or deleting devices (with fabgate stopped), then reload Mosquitto (SIGHUP): it disconnects the clients whose password no longer matches")
 	return nil
 }

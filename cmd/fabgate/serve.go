@@ -111,11 +111,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerAccessMetrics(reg, running)
+	var connections httpapi.DeviceConnections
+	if running.Broker != nil { // Mosquitto: the operator rewrites its password file and reloads it
+		connections = running.Broker
+	}
 	api, err := httpapi.New(httpapi.Config{
 		Store: store, Log: log, Now: now, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",
+		Connections: connections,
 	})
 	if err != nil {
 		return err
@@ -241,6 +246,8 @@ func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "Refused by the embedded broker's ACL: " + strings.TrimSuffix(strings.TrimPrefix(name, "fabgate_mqtt_refused_"), "_total") + "."},
 				func() float64 { return float64(get(b.Stats())) }))
 		}
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fabgate_mqtt_dropped_connections_total", Help: "Connections the embedded broker's listener closed: over the connection caps, no CONNECT first, or a packet over its limit."},
+			func() float64 { return float64(b.Stats().DroppedConnections) }))
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_mqtt_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Stats().Clients) }))
 	}

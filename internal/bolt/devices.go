@@ -215,6 +215,25 @@ func (s *Store) UpdateDevice(ctx context.Context, id string, fn func(*fablab.Dev
 	return out, err
 }
 
+// DeleteDevice removes a device: its record and its machine binding (the
+// machine is left without a device). Its reserved command seq numbers are
+// kept, so a device made again under the same id never takes a new command
+// for a stale one. It returns the device as it was. Errors: ENOTFOUND,
+// ECONFLICT (its machine has an open session: end it first).
+func (s *Store) DeleteDevice(ctx context.Context, id string) (fablab.Device, error) {
+	var d fablab.Device
+	err := s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		if d, err = getDevice(tx, id); err != nil {
+			return err
+		}
+		if err := setDeviceBinding(tx, id, 0); err != nil {
+			return err
+		}
+		return tx.Bucket(bDevices).Delete([]byte(id))
+	})
+	return d, err
+}
+
 // MachineOfDevice returns the machine a device drives. Errors: ENOTFOUND
 // (the device drives no machine).
 func (s *Store) MachineOfDevice(ctx context.Context, dev string) (fablab.Machine, error) {

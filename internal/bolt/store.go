@@ -26,10 +26,11 @@
 //	                  start and by end, and an overlap check reads two neighbours)
 //	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret, session generation)
 //	resets/           SHA-256(token) → JSON password reset (member, expiry, session generation)
-//	devices/          device id → JSON deviceRecord (device + secret hash)
+//	devices/          device id → JSON deviceRecord (device + secret hash + disabled flag)
 //	machine_device/   device id → machine id   (the one source of a binding is Machine.DeviceID;
 //	                  this index answers "which machine does this device drive" and keeps it unique)
-//	device_seq/       device id → uint64: command seq numbers reserved so far (allocated in blocks)
+//	device_seq/       device id → uint64: command seq numbers reserved so far (allocated in blocks;
+//	                  kept when the device is deleted)
 //	sessions/         id → JSON fablab.Session
 //	sessions_machine/ machine id | start | session id → nil   (ended sessions only: an open
 //	sessions_start/   start | session id → nil                  session is found through

@@ -72,7 +72,7 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 	d := &Device{cfg: cfg, topics: topics, relay: wire.RelayOff, bootID: newID(), noAck: cfg.NoAck, notify: make(chan wire.Command, 64)}
 	will, _ := wire.Encode(&wire.Status{Online: false})
 	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{
-		Broker: cfg.Broker, ClientID: cfg.ID + "-" + newID()[:6], Username: cfg.ID, Password: cfg.Secret,
+		Broker: cfg.Broker, ClientID: cfg.ID, Username: cfg.ID, Password: cfg.Secret,
 		Will: &mqtt.Message{Topic: topics.Device(cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
 		OnConnect: func(c *mqtt.Client) {
 			d.client.Store(c)
@@ -96,6 +96,10 @@ func newID() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Client returns the device's MQTT client (the device's one connection),
+// for tests that publish or subscribe as the device outside the contract.
+func (d *Device) Client() *mqtt.Client { return d.client.Load() }
 
 // announce publishes the birth status and the relay state.
 func (d *Device) announce(ctx context.Context) {

@@ -21,6 +21,9 @@ type Device struct {
 	Kind       string    `json:"kind"`
 	SecretHash string    `json:"-"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Disabled devices may not log in to the broker; their open connection
+	// is cut when they are disabled.
+	Disabled bool `json:"disabled"`
 }
 
 // Validate checks a device.

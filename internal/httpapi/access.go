@@ -150,8 +150,24 @@ func (s *Server) patchDevice(c *gin.Context) {
 	c.JSON(http.StatusOK, s.view(d))
 }
 
+// DeviceConnections is what the API needs of the embedded broker.
+type DeviceConnections interface {
+	// DisconnectDevice closes the device's connections (and any login of
+	// it being checked now) and returns how many it closed.
+	DisconnectDevice(id string) int
+}
+
+// disconnect cuts a device whose credentials were just revoked, so that it
+// must log in again against the store.
+func (s *Server) disconnect(id string) int {
+	if s.connections == nil {
+		return 0
+	}
+	return s.connections.DisconnectDevice(id)
+}
+
 // rotateDeviceSecret gives a device a new MQTT secret, shown once; the old
-// one stops working at the device's next connection.
+// one stops working at once: the device's open connection is cut.
 func (s *Server) rotateDeviceSecret(c *gin.Context) {
 	secret, hash, err := s.newDeviceSecret()
 	if err != nil {
@@ -166,8 +182,48 @@ func (s *Server) rotateDeviceSecret(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.log.Info("device secret rotated", "device", d.ID, "by", member(c).ID)
+	n := s.disconnect(d.ID)
+	s.log.Info("device secret rotated", "device", d.ID, "connections_cut", n, "by", member(c).ID)
 	c.JSON(http.StatusOK, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret, BadgeKey: hex.EncodeToString(s.store.BadgeSecret())})
+}
+
+// disableDevice stops a device from logging in to the broker and cuts its
+// open connection. Its record, secret and machine binding are kept.
+func (s *Server) disableDevice(c *gin.Context) { s.setDeviceDisabled(c, true) }
+
+// enableDevice lets a disabled device log in again with its secret.
+func (s *Server) enableDevice(c *gin.Context) { s.setDeviceDisabled(c, false) }
+
+func (s *Server) setDeviceDisabled(c *gin.Context, disabled bool) {
+	d, err := s.store.UpdateDevice(c.Request.Context(), c.Param("id"), func(d *fablab.Device) error {
+		d.Disabled = disabled
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if disabled {
+		n := s.disconnect(d.ID)
+		s.log.Info("device disabled", "device", d.ID, "connections_cut", n, "by", member(c).ID)
+	} else {
+		s.log.Info("device enabled", "device", d.ID, "by", member(c).ID)
+	}
+	c.JSON(http.StatusOK, s.view(d))
+}
+
+// deleteDevice removes a device and its machine binding, and cuts its
+// connection. A machine with an open session keeps its device (409).
+func (s *Server) deleteDevice(c *gin.Context) {
+	d, err := s.store.DeleteDevice(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	n := s.disconnect(d.ID)
+	s.accessChanged()
+	s.log.Info("device deleted", "device", d.ID, "machine", d.MachineID, "connections_cut", n, "by", member(c).ID)
+	c.Status(http.StatusNoContent)
 }
 
 type tapRequest struct {

@@ -31,6 +31,7 @@ type apiDevice struct {
 	MQTTUsername string    `json:"mqtt_username"`
 	MQTTSecret   string    `json:"mqtt_secret"`
 	BadgeKey     string    `json:"badge_key"`
+	Disabled     bool      `json:"disabled"`
 }
 
 // device decodes a device response, failing on keys that show a secret.

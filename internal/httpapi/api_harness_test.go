@@ -75,6 +75,8 @@ type apiHarness struct {
 	printer  fablab.Machine // requires nothing
 	cnc      fablab.Machine // weekly quota of 120 minutes
 
+	lab *lab.Lab // the access side, when newAPIAccessHarness started one
+
 	seq  atomic.Int64 // for unique names
 	slot atomic.Int64 // for nextSlot
 }
@@ -436,6 +438,7 @@ func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
 		t.Fatalf("start the access side: %v", err)
 	}
 	t.Cleanup(l.Close)
+	h.lab = l
 	// The same store (and so the same logins) behind a server that has the
 	// access side; the first server is closed.
 	h.srv.Close()
@@ -448,6 +451,7 @@ func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
 		Access:           l.Engine,
 		Hub:              l.Hub,
 		HashDeviceSecret: mqtt.MosquittoPasswordHash,
+		Connections:      l.Broker,
 		SimulateTaps:     simulate,
 	})
 	if err != nil {

@@ -160,6 +160,18 @@ var apiRouteTable = map[string]apiRouteCase{
 		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
 		return apiReq{method: "POST", path: "/api/v1/devices/" + d.ID + "/secret"}
 	}},
+	"POST /api/v1/devices/:id/disable": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "POST", path: "/api/v1/devices/" + d.ID + "/disable"}
+	}},
+	"POST /api/v1/devices/:id/enable": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "POST", path: "/api/v1/devices/" + d.ID + "/enable"}
+	}},
+	"DELETE /api/v1/devices/:id": {fablab.RoleAdmin, http.StatusNoContent, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
+		return apiReq{method: "DELETE", path: "/api/v1/devices/" + d.ID}
+	}},
 	// A device bound to no machine: the tap is decided (deny no_machine) and
 	// changes nothing.
 	"POST /api/v1/devices/:id/tap": {fablab.RoleStaff, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {

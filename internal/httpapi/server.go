@@ -48,6 +48,10 @@ type Config struct {
 	Hub *events.Hub
 	// HashDeviceSecret hashes a new device's MQTT secret for storage.
 	HashDeviceSecret func(secret string) (string, error)
+	// Connections cuts a device's broker connections when its secret is
+	// rotated or it is disabled or deleted (the embedded broker; nil with an
+	// external one, whose password file the operator rewrites and reloads).
+	Connections DeviceConnections
 	// SimulateTaps allows staff to simulate badge taps (the demo lab).
 	SimulateTaps bool
 	// MetricsToken, when set, is the bearer token a scraper sends to read
@@ -81,6 +85,7 @@ type Server struct {
 	access        AccessEngine
 	hub           *events.Hub
 	hashSecret    func(string) (string, error)
+	connections   DeviceConnections
 	simulateTaps  bool
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
@@ -121,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
-		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, simulateTaps: cfg.SimulateTaps,
+		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, connections: cfg.Connections, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgate_http_requests_total", Help: "HTTP requests by route, method and status.",
@@ -272,7 +277,10 @@ func (s *Server) routes(e *gin.Engine) {
 	admin.POST("/devices", s.createDevice)
 	admin.GET("/devices/:id", s.getDevice)
 	admin.PATCH("/devices/:id", s.patchDevice)
+	admin.DELETE("/devices/:id", s.deleteDevice)
 	admin.POST("/devices/:id/secret", s.rotateDeviceSecret)
+	admin.POST("/devices/:id/disable", s.disableDevice)
+	admin.POST("/devices/:id/enable", s.enableDevice)
 	staff.POST("/devices/:id/tap", s.simulateTap)
 	anyone.GET("/sessions", s.listSessions)
 	staff.POST("/sessions/:id/end", s.endSession)

@@ -443,13 +443,17 @@ func (e *env) releaseDevices() {
 }
 
 // observer connects a client with the server's credentials (on a broker the
-// test runs) subscribed to topics.
+// test runs) subscribed to topics; on Mosquitto, as observerUser.
 func (e *env) observer(in *inbox, topics ...string) *mqtt.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
+	user := serverUser
+	if e.kind == mosquitto {
+		user = observerUser
+	}
 	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: "observer-" + randomToken()[:6],
-		Username: serverUser, Password: e.serverPass, Log: e.log.With("component", "observer")})
+		Username: user, Password: e.serverPass, Log: e.log.With("component", "observer")})
 	if err != nil {
 		e.t.Fatalf("observer: %v", err)
 	}
@@ -604,12 +608,25 @@ func malformedTaps(e *env) {
 		[]byte(big),
 	}
 	before := e.lab.Engine.Dropped.Load()
+	var refusedBefore uint64
+	if e.lab.Broker != nil {
+		refusedBefore = e.lab.Broker.Stats().RefusedPublishes
+	}
 	for _, p := range bad {
 		e.publishAs(devLaser, topic, p)
 	}
-	e.eventually("the malformed taps to be dropped", func() bool { return e.lab.Engine.Dropped.Load() >= before+int64(len(bad)) })
-	if n := e.lab.Engine.Dropped.Load() - before; n != int64(len(bad)) {
-		e.t.Errorf("Dropped grew by %d, want %d", n, len(bad))
+	// The embedded broker drops the oversized one itself; Mosquitto's size
+	// limit is one for all (the allowlist is larger), so the server does.
+	want := int64(len(bad))
+	if e.lab.Broker != nil {
+		want--
+		e.eventually("the broker to drop the oversized tap", func() bool {
+			return e.lab.Broker.Stats().RefusedPublishes == refusedBefore+1
+		})
+	}
+	e.eventually("the malformed taps to be dropped", func() bool { return e.lab.Engine.Dropped.Load() >= before+want })
+	if n := e.lab.Engine.Dropped.Load() - before; n != want {
+		e.t.Errorf("Dropped grew by %d, want %d", n, want)
 	}
 	if ev := e.audit("", ""); len(ev) != 0 {
 		e.t.Errorf("audit after malformed taps: %+v", ev)
@@ -638,8 +655,7 @@ func aclCrossDevice(e *env) {
 	}
 	e.publishAs(devLaser, e.topics.Device(devPrinter, wire.KindTap), forged)
 
-	// A subscribes to B's commands (and to its own, to know when it has
-	// been sent a command).
+	// A subscribes to B's commands.
 	got := &inbox{}
 	err = rawA.Subscribe(e.topics.Device(devPrinter, wire.KindCmd), 1, got.handle)
 	switch {
@@ -649,17 +665,12 @@ func aclCrossDevice(e *env) {
 		// Mosquitto grants the SUBACK and delivers nothing.
 		e.t.Errorf("mosquitto: subscribe to B's cmd as A: %v", err)
 	}
-	if err := rawA.Subscribe(e.topics.Device(devLaser, wire.KindCmd), 1, got.handle); err != nil {
-		e.t.Fatalf("subscribe to A's own cmd: %v", err)
-	}
-
-	// B is sent a command, then A.
+	// B is sent a command, then A (on the same connection as the
+	// subscription above: a device has one).
 	b.tap(uidProbe)
 	b.expectDeny(wire.ReasonUnknownBadge)
 	a.tap(uidProbe)
 	a.expectDeny(wire.ReasonUnknownBadge)
-	own := e.topics.Device(devLaser, wire.KindCmd)
-	e.eventually("A's raw client to receive A's command", func() bool { return len(got.on(own)) == 1 })
 	if leaked := got.on(e.topics.Device(devPrinter, wire.KindCmd)); len(leaked) != 0 {
 		e.t.Errorf("A received B's commands: %q", leaked)
 	}

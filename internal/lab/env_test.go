@@ -36,6 +36,38 @@ const waitLong = 10 * time.Second
 // serverUser is the server's MQTT user on a broker the test runs itself.
 const serverUser = "fabgate-server"
 
+// observerUser is a read-only user the tests add to Mosquitto's files, with
+// the server's password: Mosquitto takes a client's username for its client
+// id, so a second client as the server user would take the server's
+// connection over.
+const observerUser = "fabgate-observer"
+
+// addObserver adds observerUser to the Mosquitto files in dir, reading
+// everything under the default prefix.
+func addObserver(t testing.TB, dir, password string) {
+	t.Helper()
+	hash, err := mqtt.MosquittoPasswordHash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, text string }{
+		{mqtt.MosquittoPasswdFile, observerUser + ":" + hash + "\n"},
+		{mqtt.MosquittoACLFile, "\nuser " + observerUser + "\ntopic read " + wire.DefaultPrefix + "/#\n"},
+	} {
+		fh, err := os.OpenFile(filepath.Join(dir, f.name), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fh.WriteString(f.text)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // t0 is Tuesday 3 March 2026, 14:00 in Paris: the lab (default settings) is
 // open from 09:00 to 21:00.
 var t0 = time.Date(2026, 3, 3, 14, 0, 0, 0, mustLocation("Europe/Paris"))
@@ -162,6 +194,7 @@ func newEnv(t *testing.T, kind brokerKind, opts ...envOption) *env {
 		if err != nil || !strings.Contains(string(conf), "\nset_tcp_nodelay true\n") {
 			t.Fatalf("mosquitto config without set_tcp_nodelay true (%v):\n%s", err, conf)
 		}
+		addObserver(t, dir, e.serverPass)
 		e.mosq = labtest.StartMosquitto(t, dir)
 		e.url = "tcp://" + e.mosq.Addr()
 	case e.ownBroker:
@@ -342,6 +375,7 @@ func (e *env) device(id string, edit ...func(*devicesim.Config)) *device {
 		e.t.Fatalf("start device %s: %v", id, err)
 	}
 	e.t.Cleanup(d.Close)
+	e.raws[id] = d.Client() // a device has one connection: raw messages go through it
 	e.eventually("the server to know device "+id, func() bool {
 		st, ok := e.lab.Engine.DeviceStates()[id]
 		return ok && st.BootID != "" && st.Relay != ""
@@ -542,8 +576,9 @@ func (e *env) audit(kind, action string) []fablab.AuditEvent {
 	return out
 }
 
-// raw returns a plain MQTT client logged in as device dev (another client
-// id than the simulated device), to publish what a device should not.
+// raw returns a plain MQTT client logged in as device dev, to publish what
+// a device should not: the simulated device's own client when it runs (a
+// device has one connection; its client id is its id).
 func (e *env) raw(dev string) *mqtt.Client {
 	e.t.Helper()
 	if c := e.raws[dev]; c != nil {
@@ -551,7 +586,7 @@ func (e *env) raw(dev string) *mqtt.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: dev + "-raw-" + randomToken()[:6],
+	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: e.url, ClientID: dev,
 		Username: dev, Password: e.secrets[dev], Log: e.log.With("component", "raw", "device", dev)})
 	if err != nil {
 		e.t.Fatalf("connect as %s: %v", dev, err)

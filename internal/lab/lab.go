@@ -90,7 +90,7 @@ func (a deviceAuth) VerifyDevice(ctx context.Context, id, secret string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	return mqtt.VerifyMosquittoHash(d.SecretHash, secret), nil
+	return mqtt.VerifyDeviceSecret(d, secret), nil
 }
 
 // Start starts the broker (unless an external one is configured), the

@@ -40,10 +40,21 @@ type BrokerConfig struct {
 	// ServerUser and ServerPassword are the credentials of the FabGate
 	// server's own client. Both are required.
 	ServerUser, ServerPassword string
-	// Log receives refusals (one line each, at Warn) and the broker's own
-	// errors; nil discards them. The broker library's chatter below Error
-	// is logged at Debug.
+	// Log receives refusals (one line each, at Warn, at most
+	// refusalLogBurst a minute) and the broker's own errors; nil discards
+	// them. The broker library's chatter below Error is logged at Debug.
 	Log *slog.Logger
+
+	// ConnectTimeout is how long a new connection has to send its CONNECT
+	// (default DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// MaxConnections and MaxConnectionsPerAddr bound the connections open
+	// at once, in all and from one IP address (defaults
+	// DefaultMaxConnections, DefaultMaxConnectionsPerAddr). Connections
+	// beyond them are closed before anything is read.
+	MaxConnections, MaxConnectionsPerAddr int
+	// Now is the clock of the refusal log's rate limit (default time.Now).
+	Now func() time.Time
 }
 
 // BrokerStats are the broker's counters, for /metrics. The refusal counters
@@ -60,6 +71,11 @@ type BrokerStats struct {
 	RefusedPublishes uint64
 	// RefusedSubscribes counts topic filters refused in SUBSCRIBE packets.
 	RefusedSubscribes uint64
+	// DroppedConnections counts connections the listener closed (or failed
+	// to accept): beyond the connection caps, not starting with a CONNECT,
+	// or sending a packet over its limit (a CONNECT over 4 KiB; a device's packet over its
+	// payload limit plus 512 bytes).
+	DroppedConnections uint64
 	// Clients is the number of clients connected now.
 	Clients int64
 }
@@ -67,14 +83,24 @@ type BrokerStats struct {
 // Broker is the embedded MQTT broker (mochi-mqtt) guarded by FabGate's
 // authentication and ACL hook, which denies whatever it does not allow:
 //   - a client must log in as the server user or as a device (username =
-//     device id, password = its secret, checked by DeviceAuth); its will must
-//     be a message it could publish; it may not reuse the client id of
-//     another user's live connection;
+//     device id, password = its secret, checked by DeviceAuth); a device's
+//     client id must be its device id, so a device has one connection at
+//     most (a new one takes the old one's place) and cannot squat another's
+//     id; its will must be a message it could publish; the server may not
+//     reuse the client id of another user's live connection;
 //   - the server user may publish and subscribe (wildcards included) under
 //     the prefix only, and may not retain a command;
 //   - a device may publish only its own status, hb, tap, ack and state,
-//     retain only its status and state, and subscribe only to its own cmd
-//     and allowlist and to the server status, spelled out.
+//     retain only its own status and state, with payloads of at most
+//     wire.MaxPayload bytes, and subscribe only to its own cmd and allowlist
+//     and to the server status, spelled out.
+//
+// Its listener bounds what a client may cost before logging in: a deadline
+// for the CONNECT, a CONNECT of at most 4 KiB, caps on connections in all
+// and per address; and after: a device's packets are refused at their
+// header, before they are read, when they cannot fit the payload limit.
+// DisconnectDevice cuts a device whose secret was rotated or that was
+// disabled or deleted.
 //
 // A refused SUBSCRIBE gets a failure code in the SUBACK; a refused PUBLISH
 // is acknowledged and dropped. It speaks MQTT 3.1.1 (and 5) over plain TCP:
@@ -91,9 +117,10 @@ type Broker struct {
 // connecting client forever.
 const authTimeout = 5 * time.Second
 
-// maxPacketSize bounds every packet a client may send, before it is read
-// (a CONNECT is read before it is authenticated): the largest payload of the
-// contract (the allowlist) plus room for the topic and headers.
+// maxPacketSize bounds every packet the server user may send, before it is
+// read: the largest payload of the contract (the allowlist) plus room for
+// the topic and headers. Devices and clients not yet logged in have far
+// smaller limits (guardConn).
 const maxPacketSize = wire.MaxAllowlistPayload + 64<<10
 
 // StartBroker starts the embedded broker. It is listening when StartBroker
@@ -107,6 +134,21 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	if cfg.ServerUser == "" || cfg.ServerPassword == "" {
 		return nil, errors.New("mqtt broker: the server's MQTT username and password are required")
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddr == 0 {
+		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
+	}
+	if cfg.ConnectTimeout < 0 || cfg.MaxConnections < 0 || cfg.MaxConnectionsPerAddr < 0 {
+		return nil, errors.New("mqtt broker: connect timeout and connection caps must be positive")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	pol, err := newPolicy(cfg.Prefix, cfg.ServerUser)
 	if err != nil {
@@ -129,22 +171,29 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	hook := &aclHook{
-		policy:     pol,
-		serverPass: sha256.Sum256([]byte(cfg.ServerPassword)),
-		devices:    cfg.Devices,
-		clients:    srv.Clients,
-		log:        log,
-		ctx:        ctx,
+		policy:       pol,
+		serverPass:   sha256.Sum256([]byte(cfg.ServerPassword)),
+		devices:      cfg.Devices,
+		clients:      srv.Clients,
+		disconnect:   func(cl *mochi.Client) { _ = srv.DisconnectClient(cl, packets.ErrNotAuthorized) },
+		log:          log,
+		logLimit:     &logLimiter{now: cfg.Now},
+		ctx:          ctx,
+		devicePacket: uint32(wire.MaxPayload + deviceOverhead + len(cfg.Prefix)),
 	}
 	if err := srv.AddHook(hook, nil); err != nil {
 		cancel()
 		return nil, fmt.Errorf("mqtt broker: add auth hook: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mqtt broker: %w", err)
+	}
+	ln := &guardListener{
+		Listener: tcp, timeout: cfg.ConnectTimeout, max: cfg.MaxConnections, maxAddr: cfg.MaxConnectionsPerAddr,
+		byAddr: map[string]int{}, onDrop: hook.dropConnection,
 	}
 	if err := srv.AddListener(netListener{Net: listeners.NewNet("fabgate", ln), srv: srv}); err != nil {
 		cancel()
@@ -167,11 +216,32 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 // Stats returns the broker's counters.
 func (b *Broker) Stats() BrokerStats {
 	return BrokerStats{
-		RefusedConnects:   b.hook.refusedConnects.Load(),
-		RefusedPublishes:  b.hook.refusedPublishes.Load(),
-		RefusedSubscribes: b.hook.refusedSubscribes.Load(),
-		Clients:           atomic.LoadInt64(&b.srv.Info.ClientsConnected),
+		RefusedConnects:    b.hook.refusedConnects.Load(),
+		RefusedPublishes:   b.hook.refusedPublishes.Load(),
+		RefusedSubscribes:  b.hook.refusedSubscribes.Load(),
+		DroppedConnections: b.hook.droppedConnections.Load(),
+		Clients:            atomic.LoadInt64(&b.srv.Info.ClientsConnected),
 	}
+}
+
+// DisconnectDevice closes every connection logged in as device id, and any
+// login of it that is being checked now (its check read the store before
+// the change that calls this). Call it after committing a new secret, or
+// disabling or deleting the device: its next connection is checked against
+// the store again. It returns how many connections it closed.
+func (b *Broker) DisconnectDevice(id string) int {
+	b.hook.revoke(id)
+	n := 0
+	for _, cl := range b.srv.Clients.GetAll() {
+		if string(cl.Properties.Username) == id && !cl.Closed() {
+			b.hook.disconnect(cl)
+			n++
+		}
+	}
+	if n > 0 {
+		b.hook.log.Info("mqtt device disconnected", "device", id, "connections", n)
+	}
+	return n
 }
 
 // closeTimeout bounds Broker.Close, so a stuck connection cannot hold up
@@ -224,16 +294,23 @@ func (l netListener) Close(listeners.CloseFn) {
 // mochi allows an action if any hook allows it, and this is the only hook.
 type aclHook struct {
 	mochi.HookBase
-	policy     policy
-	serverPass [sha256.Size]byte // compared in constant time
-	devices    DeviceAuth
-	clients    *mochi.Clients // to refuse taking over another user's client id
-	log        *slog.Logger
-	ctx        context.Context // cancelled when the broker closes
+	policy       policy
+	serverPass   [sha256.Size]byte // compared in constant time
+	devices      DeviceAuth
+	clients      *mochi.Clients // to refuse taking over another user's client id
+	disconnect   func(*mochi.Client)
+	log          *slog.Logger
+	logLimit     *logLimiter     // bounds the refusal lines, which strangers can cause
+	ctx          context.Context // cancelled when the broker closes
+	devicePacket uint32          // the largest packet a device may send (remaining length)
 
-	refusedConnects   atomic.Uint64
-	refusedPublishes  atomic.Uint64
-	refusedSubscribes atomic.Uint64
+	revokedMu sync.Mutex
+	revoked   map[string]uint64 // device id → how many times DisconnectDevice cut it
+
+	refusedConnects    atomic.Uint64
+	refusedPublishes   atomic.Uint64
+	refusedSubscribes  atomic.Uint64
+	droppedConnections atomic.Uint64
 }
 
 // ID names the hook in mochi's logs.
@@ -242,19 +319,42 @@ func (h *aclHook) ID() string { return "fabgate-acl" }
 // Provides lists the events the hook handles.
 func (h *aclHook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnSubscribed:
+	case mochi.OnConnectAuthenticate, mochi.OnSessionEstablished, mochi.OnACLCheck, mochi.OnPublish, mochi.OnSubscribed:
 		return true
 	}
 	return false
 }
 
-// OnConnectAuthenticate checks the credentials, the will and the client id.
+// generation returns how many times device id was revoked.
+func (h *aclHook) generation(id string) uint64 {
+	h.revokedMu.Lock()
+	defer h.revokedMu.Unlock()
+	return h.revoked[id]
+}
+
+func (h *aclHook) revoke(id string) {
+	h.revokedMu.Lock()
+	defer h.revokedMu.Unlock()
+	if h.revoked == nil {
+		h.revoked = map[string]uint64{}
+	}
+	h.revoked[id]++
+}
+
+// OnConnectAuthenticate checks the credentials, the client id and the will.
 // mochi does not pass the will through the ACL, so a will the user could not
 // publish itself refuses the connection here.
 func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
+	device := h.policy.isDevice(user)
+	// Read before the store is: a revocation committed after this is seen
+	// in OnSessionEstablished.
+	gen := h.generation(user)
 	if reason, err := h.authenticate(user, pk.Connect.Password); reason != "" {
 		return h.refuseConnect(cl, user, reason, err)
+	}
+	if device && cl.ID != user {
+		return h.refuseConnect(cl, user, "a device's client id must be its device id", nil)
 	}
 	if pk.Connect.WillFlag {
 		if ok, why := h.policy.mayPublish(user, pk.Connect.WillTopic, pk.Connect.WillRetain); !ok {
@@ -264,7 +364,31 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	if old, ok := h.clients.Get(cl.ID); ok && !old.Closed() && string(old.Properties.Username) != user {
 		return h.refuseConnect(cl, user, "client id in use by another user", nil)
 	}
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		gc.user.Store(&user)
+		if device {
+			gc.gen.Store(gen)
+			gc.setLimit(h.devicePacket)
+		} else {
+			gc.setLimit(maxPacketSize)
+		}
+	}
 	return true
+}
+
+// OnSessionEstablished cuts a device whose login was checked against a
+// secret revoked meanwhile (DisconnectDevice ran between the check and the
+// client's registration, and so did not see it).
+func (h *aclHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	gc, ok := cl.Net.Conn.(*guardConn)
+	if !ok {
+		return
+	}
+	user := string(cl.Properties.Username)
+	if h.policy.isDevice(user) && h.generation(user) != gc.gen.Load() {
+		h.log.Info("mqtt device disconnected", "device", user, "reason", "credentials revoked during login")
+		h.disconnect(cl)
+	}
 }
 
 // authenticate returns why the credentials are refused, or "". err is set
@@ -291,22 +415,47 @@ func (h *aclHook) authenticate(user string, password []byte) (reason string, err
 	case err != nil:
 		return "device verification failed", err
 	case !ok:
-		return "unknown device or wrong secret", nil
+		return "unknown device, wrong secret or disabled", nil
 	}
 	return "", nil
 }
 
 // refuseConnect counts and logs a refused connection: at Warn, or at Error
-// when the device store failed (err).
+// when the device store failed (err). What the client sent is logged cut
+// short, and the lines are rate-limited: anyone who can reach the port can
+// cause them.
 func (h *aclHook) refuseConnect(cl *mochi.Client, user, reason string, err error) bool {
 	h.refusedConnects.Add(1)
-	level, attrs := slog.LevelWarn, []any{"reason", reason, "username", user,
-		"client_id", cl.ID, "remote", cl.Net.Remote}
+	level, attrs := slog.LevelWarn, []any{"reason", clip(reason), "username", clip(user),
+		"client_id", clip(cl.ID), "remote", cl.Net.Remote}
 	if err != nil {
 		level, attrs = slog.LevelError, append(attrs, "error", err)
 	}
-	h.log.Log(context.Background(), level, "mqtt connect refused", attrs...)
+	h.logRefusal(level, "mqtt connect refused", attrs...)
 	return false
+}
+
+// dropConnection counts and logs a connection the listener closed.
+func (h *aclHook) dropConnection(remote, user, reason string) {
+	h.droppedConnections.Add(1)
+	attrs := []any{"reason", reason, "remote", remote}
+	if user != "" {
+		attrs = append(attrs, "username", user)
+	}
+	h.logRefusal(slog.LevelWarn, "mqtt connection dropped", attrs...)
+}
+
+// logRefusal logs a refusal within the rate limit, saying how many lines
+// were left out since the last one logged.
+func (h *aclHook) logRefusal(level slog.Level, msg string, attrs ...any) {
+	ok, skipped := h.logLimit.allow()
+	if !ok {
+		return
+	}
+	if skipped > 0 {
+		attrs = append(attrs, "refusals_not_logged", skipped)
+	}
+	h.log.Log(context.Background(), level, msg, attrs...)
 }
 
 // OnACLCheck is asked for publishes (write), for subscriptions (with the
@@ -337,8 +486,15 @@ func (h *aclHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 // the connection, and paho sends its unacknowledged QoS 1 messages again
 // after reconnecting, so one bad message would make a device reconnect
 // forever (and its status flap through its will).
+//
+// A device's payload over wire.MaxPayload is dropped here too (one over it
+// by more than the listener's slack never got this far).
 func (h *aclHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	ok, why := h.policy.mayPublish(string(cl.Properties.Username), pk.TopicName, pk.FixedHeader.Retain)
+	user := string(cl.Properties.Username)
+	ok, why := h.policy.mayPublish(user, pk.TopicName, pk.FixedHeader.Retain)
+	if ok && h.policy.isDevice(user) && len(pk.Payload) > wire.MaxPayload {
+		ok, why = false, fmt.Sprintf("payload of %d bytes over the limit of %d", len(pk.Payload), wire.MaxPayload)
+	}
 	if !ok {
 		h.refusePublish(cl, pk.TopicName, why)
 		return pk, packets.CodeSuccessIgnore
@@ -348,8 +504,8 @@ func (h *aclHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 
 func (h *aclHook) refusePublish(cl *mochi.Client, topic, reason string) {
 	h.refusedPublishes.Add(1)
-	h.log.Warn("mqtt publish refused", "reason", reason, "topic", topic,
-		"username", string(cl.Properties.Username), "client_id", cl.ID)
+	h.logRefusal(slog.LevelWarn, "mqtt publish refused", "reason", reason, "topic", clip(topic),
+		"username", clip(string(cl.Properties.Username)), "client_id", clip(cl.ID))
 }
 
 // OnSubscribed counts and logs the filters of a SUBSCRIBE that were refused
@@ -366,8 +522,8 @@ func (h *aclHook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte
 			why = "invalid filter"
 		}
 		h.refusedSubscribes.Add(1)
-		h.log.Warn("mqtt subscribe refused", "reason", why, "filter", filter,
-			"username", user, "client_id", cl.ID)
+		h.logRefusal(slog.LevelWarn, "mqtt subscribe refused", "reason", why, "filter", clip(filter),
+			"username", clip(user), "client_id", clip(cl.ID))
 	}
 }
 

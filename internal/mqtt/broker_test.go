@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -119,6 +120,7 @@ func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server, *sy
 		devices:    devices,
 		clients:    srv.Clients,
 		log:        log,
+		logLimit:   &logLimiter{now: time.Now},
 		ctx:        context.Background(),
 	}, srv, buf
 }
@@ -181,7 +183,7 @@ func TestHookConnect(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h, _, buf := newTestHook(t, tc.devices)
-			cl := &mochi.Client{ID: "c1"}
+			cl := &mochi.Client{ID: string(tc.pk.Connect.Username)}
 			if got := h.OnConnectAuthenticate(cl, tc.pk); got != tc.want {
 				t.Fatalf("OnConnectAuthenticate = %v, want %v", got, tc.want)
 			}
@@ -215,10 +217,10 @@ func TestHookClientIDTakeover(t *testing.T) {
 		t.Error("server refused its own client id")
 	}
 	// An id held by a closed connection is free.
-	gone := openClient(t, srv, "dev-gone", devB)
+	gone := openClient(t, srv, "fabgate-server-2", devB)
 	gone.Stop(errors.New("gone"))
 	srv.Clients.Add(gone)
-	if !h.OnConnectAuthenticate(&mochi.Client{ID: "dev-gone"}, connectPacket(devA, secretA)) {
+	if !h.OnConnectAuthenticate(&mochi.Client{ID: "fabgate-server-2"}, connectPacket(testServerUser, testServerPass)) {
 		t.Error("id of a closed connection refused")
 	}
 }

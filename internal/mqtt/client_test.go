@@ -381,7 +381,7 @@ func TestClientDialWithoutBroker(t *testing.T) {
 	addr := mqtttest.FreeAddr(t)
 	up, lost := make(chan struct{}, 10), make(chan error, 10)
 	c, err := Dial(ClientConfig{
-		Broker: "tcp://" + addr, ClientID: uniqueID(devA), Username: devA, Password: secretA, Log: log,
+		Broker: "tcp://" + addr, ClientID: devA, Username: devA, Password: secretA, Log: log,
 		OnConnect:        func(*Client) { up <- struct{}{} },
 		OnConnectionLost: func(err error) { lost <- err },
 	})

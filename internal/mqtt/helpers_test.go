@@ -132,9 +132,13 @@ func dial(t testing.TB, addr, user, pass string, edit ...func(*ClientConfig)) *C
 
 func dialErr(t testing.TB, addr, user, pass string, edit ...func(*ClientConfig)) (*Client, error) {
 	t.Helper()
+	id := uniqueID(user)
+	if user != testServerUser && user != "" {
+		id = user // a device's client id is its device id
+	}
 	cfg := ClientConfig{
 		Broker:   "tcp://" + addr,
-		ClientID: uniqueID(user),
+		ClientID: id,
 		Username: user,
 		Password: pass,
 	}

@@ -80,6 +80,13 @@ func VerifyMosquittoHash(hash, password string) bool {
 	return subtle.ConstantTimeCompare(got, h.key) == 1
 }
 
+// VerifyDeviceSecret reports whether secret logs device d in: d is not
+// disabled and secret matches its stored hash (VerifyMosquittoHash). It is
+// the one rule of the embedded broker's device stores.
+func VerifyDeviceSecret(d fablab.Device, secret string) bool {
+	return !d.Disabled && VerifyMosquittoHash(d.SecretHash, secret)
+}
+
 type mosquittoHash struct {
 	iterations int // 0 for $6$
 	salt, key  []byte
@@ -127,8 +134,14 @@ const (
 //     the rights of DESIGN §4, and a "user" section giving the server user
 //     read and write on everything under the prefix;
 //   - fabgate.conf: one listener on listen (host:port; an empty host means
-//     every interface), no anonymous clients, the two files above by
-//     absolute path, set_tcp_nodelay and no persistence.
+//     every interface), no anonymous clients, use_username_as_clientid (a
+//     device's client id is its id, so it has one connection at most), the
+//     two files above by absolute path, set_tcp_nodelay and no persistence.
+//
+// Leave disabled devices out of devices: they then cannot log in. After a
+// device's secret is rotated or it is disabled or deleted, write the files
+// again and reload Mosquitto (SIGHUP): Mosquitto 2.0 then checks its
+// clients again and disconnects those whose password no longer matches.
 //
 // Run it with `mosquitto -c <dir>/fabgate.conf`. passwd and acl are mode
 // 0600: they must belong to the user Mosquitto runs as (when started as
@@ -218,6 +231,9 @@ func WriteMosquittoConfig(dir, prefix, listen string, server MosquittoUser, devi
 		fmt.Fprintf(&conf, "listener %s %s\n", port, host)
 	}
 	conf.WriteString("allow_anonymous false\n")
+	conf.WriteString("# A device's client id is its username (= device id): one connection per\n")
+	conf.WriteString("# device (a new one replaces the old), and no device can take another's id.\n")
+	conf.WriteString("use_username_as_clientid true\n")
 	fmt.Fprintf(&conf, "password_file %s\n", passwdPath)
 	fmt.Fprintf(&conf, "acl_file %s\n", aclPath)
 	conf.WriteString("# Without it every hop costs ~40 ms (Nagle + delayed ACK).\n")

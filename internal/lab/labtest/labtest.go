@@ -65,7 +65,7 @@ func (a *DeviceAuth) VerifyDevice(ctx context.Context, id, secret string) (bool,
 	if err != nil {
 		return false, err
 	}
-	return mqtt.VerifyMosquittoHash(d.SecretHash, secret), nil
+	return mqtt.VerifyDeviceSecret(d, secret), nil
 }
 
 // Mosquitto is a Mosquitto broker run by mqtttest.StartMosquitto from the

@@ -82,13 +82,22 @@ const startTimeout = 10 * time.Second
 // private temporary directory.
 func StartMosquitto(t testing.TB, dir string) string {
 	t.Helper()
+	addr, _ := StartMosquittoReloadable(t, dir)
+	return addr
+}
+
+// StartMosquittoReloadable is StartMosquitto, and also returns a function
+// that makes the broker reload its configuration (SIGHUP, as
+// `systemctl reload mosquitto` does).
+func StartMosquittoReloadable(t testing.TB, dir string) (addr string, reload func()) {
+	t.Helper()
 	bin := RequireMosquitto(t)
 	confPath := filepath.Join(dir, "fabgate.conf")
 	conf, err := os.ReadFile(confPath)
 	if err != nil {
 		t.Fatalf("read mosquitto config: %v", err)
 	}
-	addr, err := listenerAddr(string(conf))
+	addr, err = listenerAddr(string(conf))
 	if err != nil {
 		t.Fatalf("%s: %v", confPath, err)
 	}
@@ -179,7 +188,11 @@ func StartMosquitto(t testing.TB, dir string) string {
 		t.Fatalf("mosquitto said it runs but %s does not answer: %v", addr, err)
 	}
 	_ = c.Close()
-	return addr
+	return addr, func() {
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Errorf("reload mosquitto: %v", err)
+		}
+	}
 }
 
 // listenerAddr finds the first "listener <port> [host]" line.
