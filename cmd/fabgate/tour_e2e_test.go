@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +157,7 @@ type tourShell struct {
 	funcs  map[string]string // name → body
 	args   []string          // positional parameters inside a function
 	dir    string            // where -o files go
+	umask  os.FileMode       // set by umask; applies to -o files
 	seen   map[string]bool   // tap decisions seen
 	booked bool
 	last   struct {
@@ -351,6 +354,13 @@ func (sh *tourShell) run(cmdline, stdin string) string {
 			continue
 		}
 		in := stdin
+		if sub, ok := subshell(part); ok { // ( … ): its umask and variables stay inside
+			saved, savedVars := sh.umask, maps.Clone(sh.vars)
+			in = sh.run(sub, in)
+			sh.umask, sh.vars = saved, savedVars
+			out += in
+			continue
+		}
 		for _, stage := range splitUnquoted(part, '|') {
 			in = sh.simple(strings.TrimSpace(stage), in)
 		}
@@ -359,7 +369,16 @@ func (sh *tourShell) run(cmdline, stdin string) string {
 	return out
 }
 
-// splitUnquoted splits s at sep outside quotes and $(…).
+// subshell returns the inside of a command line written as ( … ).
+func subshell(part string) (string, bool) {
+	part = strings.TrimSpace(part)
+	if !strings.HasPrefix(part, "(") || !strings.HasSuffix(part, ")") {
+		return "", false
+	}
+	return part[1 : len(part)-1], true
+}
+
+// splitUnquoted splits s at sep outside quotes, ( … ) and $(…).
 func splitUnquoted(s string, sep byte) []string {
 	var parts []string
 	var quote byte
@@ -378,6 +397,8 @@ func splitUnquoted(s string, sep byte) []string {
 		case c == '$' && i+1 < len(s) && s[i+1] == '(':
 			depth++
 			i++
+		case c == '(':
+			depth++
 		case c == ')' && depth > 0:
 			depth--
 		case c == sep && depth == 0:
@@ -428,6 +449,16 @@ func (sh *tourShell) simple(cmd, stdin string) string {
 		return strings.Join(words[1:], " ") + "\n"
 	case "date":
 		return sh.date(env["TZ"], words[1:])
+	case "umask":
+		if len(words) != 2 {
+			t.Fatalf("README tour: %q: umask takes one octal mask here", cmd)
+		}
+		m, err := strconv.ParseUint(words[1], 8, 32)
+		if err != nil {
+			t.Fatalf("README tour: %q: %v", cmd, err)
+		}
+		sh.umask = os.FileMode(m)
+		return ""
 	}
 	t.Fatalf("README tour: %q is not a command this test knows; teach TestE2EReadmeTour or change the README", cmd)
 	return ""
@@ -611,8 +642,15 @@ func (sh *tourShell) curl(cmd string, args []string) string {
 		t.Fatalf("%s: %v", cmd, err)
 	}
 	if outFile != "" {
-		if err := os.WriteFile(outFile, data, 0o600); err != nil {
+		// As curl does: a new file gets 0666 less the umask. The README's
+		// backup is written under umask 077, so it must come out 0600.
+		if err := os.WriteFile(outFile, data, 0o666&^sh.umask); err != nil {
 			t.Fatal(err)
+		}
+		if fi, err := os.Stat(outFile); err != nil {
+			t.Fatal(err)
+		} else if strings.Contains(outFile, "backup") && fi.Mode().Perm()&0o077 != 0 {
+			t.Fatalf("%s: the backup %s is readable by others (%v): run it under umask 077", cmd, outFile, fi.Mode().Perm())
 		}
 		if len(data) == 0 {
 			t.Fatalf("%s: empty download", cmd)
