@@ -117,6 +117,28 @@ func (e *Engine) superseded(dev string, seq uint64) bool {
 	return false
 }
 
+// lastStateOff closes session id, whose unlock the device will never
+// acknowledge, if the last state it reported says the relay is off: no ack
+// will come to say which of its reports is newer, and that state is the
+// last word the device had, billed up to its since.
+func (e *Engine) lastStateOff(ctx context.Context, dev string, id fablab.ID) {
+	e.mu.Lock()
+	r := e.reports[dev]
+	var st wire.State
+	if r != nil && r.hasState {
+		st = r.state
+	}
+	e.mu.Unlock()
+	if st.Relay != wire.RelayOff {
+		return
+	}
+	at := e.cfg.Now()
+	if off := time.Unix(st.Since, 0); st.Since > 0 && off.Before(at) {
+		at = off
+	}
+	e.closeOnDevice(ctx, dev, id, at, fablab.EndRelayOff, "relay reported off; its unlock was never acknowledged")
+}
+
 // relook reconciles dev's newest state again, after an ack settled the
 // command that made it wait (DESIGN §4: when an ack lands, the last state
 // received is looked at again).
@@ -796,22 +818,20 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 	}
 	if p.adopted {
 		// The device did not take the server's id for a session it granted
-		// alone (it ended meanwhile, or the relay failed): the session stays
-		// open, to be closed when the relay's state says it went off, or at
-		// its end by the sweep, with a lock.
+		// alone (it ended meanwhile, it stopped, or the relay failed): the
+		// session stays open, to be closed when the relay's state says it
+		// went off (the last one already may: see lastStateOff), or at its
+		// end by the sweep, with a lock.
 		e.cfg.Log.Warn("device did not take the adoption of its offline session", "session", id, "why", why)
+		e.lastStateOff(ctx, p.dev, id)
 		return
 	}
 	if !p.extension {
 		if s, err := e.cfg.Store.Session(ctx, id); err == nil && s.Open() && s.Confirmed {
 			// The relay's state said it runs the session though no ack
-			// came: it did get power. What it does now is for its state
-			// to say.
+			// came: it did get power, and is billed as it ran.
 			e.cfg.Log.Warn("unlock never acknowledged, but the relay reported it on for the session", "session", id, "why", why)
-			e.mu.Lock()
-			e.unlockSeq[id] = p.cmd.Seq
-			e.mu.Unlock()
-			e.relook(ctx, p.dev)
+			e.lastStateOff(ctx, p.dev, id)
 			return
 		}
 		e.unconfirmed(ctx, id, why)

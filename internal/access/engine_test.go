@@ -265,6 +265,26 @@ func TestEngineStopDuringPendingAck(t *testing.T) {
 	})
 }
 
+// The bridge granted a session alone, replayed it, and stopped before the
+// server's adoption unlock reached it: the session ends when its relay went
+// off, billed to then, once the adoption is given up.
+func TestEngineStopDuringPendingAdoption(t *testing.T) {
+	r := newRig(t)
+	stop := t0.Add(time.Second)
+	r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: "m-1", TS: t0.Unix(), UID: uidAda, Offline: true,
+		Result: wire.TapGranted, SessionID: wire.OfflineSessionPrefix + "m-1", Until: t0.Add(time.Hour).Unix()}))
+	cmds := r.pub.take()
+	if len(cmds) != 1 || cmds[0].Op != wire.OpUnlock {
+		t.Fatalf("commands %+v, want the adoption unlock", cmds)
+	}
+	r.state(wire.RelayOn, wire.OfflineSessionPrefix+"m-1", 0, t0)
+	r.clock.Set(stop)
+	r.state(wire.RelayOff, "", 0, stop)
+	r.eng.HandleStatus(r.ctx, dev, r.encode(&wire.Status{Online: false}))
+	r.giveUp()
+	r.wantEnded(cmds[0], fablab.EndRelayOff, stop, true)
+}
+
 // A state a later command already superseded is not news: the relay "on"
 // for the session a tap-out just ended, handled after the tap-out (before or
 // after the lock's ack), gets no lock of its own. A relay on with a newer
