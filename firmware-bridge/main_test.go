@@ -112,7 +112,9 @@ func TestRunSimAgainstServer(t *testing.T) {
 	stdin, feed := io.Pipe()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- run(runCtx, []string{"--sim", "--log-level", "debug", "--config", cfg}, stdin, io.Discard, logs) }()
+	go func() {
+		done <- run(runCtx, []string{"--sim", "--log-level", "debug", "--config", cfg}, stdin, io.Discard, logs)
+	}()
 	open := func() bool { _, err := store.OpenSessionOn(ctx, m.ID); return err == nil }
 	for i := 0; !open(); i++ {
 		if i >= len(uids)*25 {
