@@ -419,6 +419,9 @@ func (d *device) settles() {
 	d.e.t.Helper()
 	e := d.e
 	ctx := context.Background()
+	// The step itself is over: its commands acknowledged (a retry of one
+	// whose ack is still on its way is not a change).
+	e.eventually("the step's commands acknowledged", func() bool { return e.lab.Engine.PendingCommands() == 0 })
 	relay, session := d.Relay()
 	before := e.allSessions()
 	for _, step := range []time.Duration{wire.AnswerTimeout + time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second, 31 * time.Second} {
