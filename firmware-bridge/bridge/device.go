@@ -535,6 +535,9 @@ func (d *Device) startReplay() {
 		return
 	}
 	d.replaying = true
+	// The loop stores linkOK after each event; the replay, started from
+	// inside one, must not read the value from before it.
+	d.linkOK.Store(true)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

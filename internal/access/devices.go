@@ -112,10 +112,16 @@ func (e *Engine) HandleHeartbeat(ctx context.Context, dev string, payload []byte
 	}
 	d := e.seen(dev, e.cfg.Now())
 	e.mu.Lock()
-	if hb.Relay != "" {
-		d.Relay = hb.Relay
+	if r := e.reports[dev]; r == nil || !r.hasState {
+		// A heartbeat carries no seq: once a state has been handled, the
+		// relay is known from states and acks, which a heartbeat handled
+		// after them (published before) must not overwrite.
+		if hb.Relay != "" {
+			d.Relay = hb.Relay
+		}
+		d.SessionID = hb.SessionID
 	}
-	d.PowerW, d.SessionID = hb.PowerW, hb.SessionID
+	d.PowerW = hb.PowerW
 	e.mu.Unlock()
 }
 

@@ -650,9 +650,15 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	// power went off when the device decided, and a lock would cut the
 	// other member's.
 	dev := sess.DeviceID
+	// Judged by the newest state (by seq), not by a heartbeat that may
+	// have been handled after it.
 	e.mu.Lock()
 	var running string
-	if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
+	if r := e.reports[dev]; r != nil && r.hasState {
+		if r.state.Relay == wire.RelayOn {
+			running = r.state.SessionID
+		}
+	} else if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
 		running = st.SessionID
 	}
 	e.mu.Unlock()

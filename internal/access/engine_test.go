@@ -316,3 +316,28 @@ func TestEngineSupersededStateNoLock(t *testing.T) {
 		t.Fatalf("commands %+v, want a lock for a relay on without a session", cmds)
 	}
 }
+
+// A heartbeat carries no seq: one published while the device ran a session
+// it granted alone, handled after the state of its adoption, must not make
+// the server take the relay for that local session still, which would
+// spare the adopted session's end its lock.
+func TestEngineStaleHeartbeatDoesNotSpareTheLock(t *testing.T) {
+	r := newRig(t)
+	local := wire.OfflineSessionPrefix + "m-1"
+	r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: "m-1", TS: t0.Unix(), UID: uidAda, Offline: true,
+		Result: wire.TapGranted, SessionID: local, Until: t0.Add(time.Hour).Unix()}))
+	adopt := r.pub.take()[0]
+	r.state(wire.RelayOn, local, 0, t0)
+	r.ack(adopt, wire.ResultOK, wire.RelayOn)
+	r.state(wire.RelayOn, adopt.SessionID, adopt.Seq, t0)
+	r.eng.HandleHeartbeat(r.ctx, dev, r.encode(&wire.Heartbeat{TS: t0.Unix(), Relay: wire.RelayOn, SessionID: local}))
+	r.clock.Advance(time.Minute)
+	id, err := fablab.ParseID(adopt.SessionID)
+	r.must(err)
+	if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
+		t.Fatalf("commands %+v, want the lock of the ended session", cmds)
+	}
+}
