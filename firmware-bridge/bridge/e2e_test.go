@@ -393,6 +393,10 @@ func TestBridgeUnansweredTapDecidedLocally(t *testing.T) {
 	// The server goes; its status, published retained by a stand-in, still
 	// says online.
 	r.lab.Close()
+	// The device first sees the server's own offline status, which the
+	// stand-in then replaces: a tap between the two would be decided here
+	// at once.
+	r.eventually("the server offline", func() bool { return !r.dev.Status().ServerOnline })
 	stand, err := mqtt.Connect(context.Background(), mqtt.ClientConfig{Broker: "tcp://" + r.addr, ClientID: "stand-in", Username: serverUser, Password: serverPass})
 	must(t, err)
 	defer stand.Close(nil)
