@@ -843,15 +843,29 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		e.unconfirmed(ctx, id, why)
 		return
 	}
-	e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
-	e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
 	now := e.cfg.Now()
-	at := p.prevUntil
+	at, reason := p.prevUntil, fablab.EndBookingEnd
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
-	if _, err := e.endSession(ctx, id, at, fablab.EndBookingEnd, 0, nil,
-		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+	// The relay may have gone off before (its state, held back while the
+	// extension was on its way, is newer than the session's unlock): the
+	// session ended then, and the device rightly refused to extend it.
+	e.mu.Lock()
+	r := e.reports[p.dev]
+	on, known := e.unlockSeq[id]
+	if r != nil && r.hasState && known && r.state.Relay == wire.RelayOff && r.state.Seq >= on && r.state.Since > 0 {
+		if off := time.Unix(r.state.Since, 0); off.Before(at) {
+			at, reason = off, fablab.EndRelayOff
+		}
+	}
+	e.mu.Unlock()
+	if reason == fablab.EndBookingEnd {
+		e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
+		e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
+	}
+	if _, err := e.endSession(ctx, id, at, reason, 0, nil,
+		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: reason, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("end session", "session", id, "err", err)
 	}
 }

@@ -341,3 +341,30 @@ func TestEngineStaleHeartbeatDoesNotSpareTheLock(t *testing.T) {
 		t.Fatalf("commands %+v, want the lock of the ended session", cmds)
 	}
 }
+
+// The relay goes off by itself while the grace extension the sweep decided
+// is on its way: the state is held back (the extension supersedes it), the
+// device refuses to extend a session it has ended, and the session ends
+// when the relay went off, not at its original end.
+func TestEngineRelayOffDuringExtension(t *testing.T) {
+	r := newRig(t)
+	_, err := r.store.UpdateMachine(r.ctx, r.machine.ID, func(m *fablab.Machine) error { m.GraceMinutes, m.IdlePowerW = 10, 5; return nil })
+	r.must(err)
+	u := r.tap(wire.OpUnlock)
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	until := time.Unix(u.Until, 0)
+	r.clock.Set(until.Add(-20 * time.Second))
+	busy := 800.0
+	r.eng.HandleState(r.ctx, dev, r.encode(&wire.State{Relay: wire.RelayOn, SessionID: u.SessionID, Seq: u.Seq, Since: t0.Unix(), PowerW: &busy}))
+	r.eng.Sweep(r.ctx)
+	ext := r.pub.take()
+	if len(ext) != 1 || ext[0].Op != wire.OpUnlock || ext[0].SessionID != u.SessionID || ext[0].Until <= u.Until {
+		t.Fatalf("commands %+v, want the grace extension", ext)
+	}
+	off := until.Add(-15 * time.Second)
+	r.clock.Set(off.Add(time.Second))
+	r.state(wire.RelayOff, "", u.Seq, off)
+	r.wantOpen(u)
+	r.eng.HandleAck(r.ctx, dev, r.encode(&wire.Ack{CmdID: ext[0].CmdID, Seq: ext[0].Seq, Result: wire.ResultError, Relay: wire.RelayOff, Reason: "session_ended"}))
+	r.wantEnded(u, fablab.EndRelayOff, off, true)
+}
