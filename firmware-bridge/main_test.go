@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/mqtt"
+	"github.com/fabgate/fabgate/internal/wire"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -89,7 +92,16 @@ func TestRunSimAgainstServer(t *testing.T) {
 	if _, err := store.CreateDevice(ctx, fablab.Device{ID: "printer-1", MachineID: m.ID, SecretHash: hash}); err != nil {
 		t.Fatal(err)
 	}
-	running, err := lab.Start(ctx, lab.Config{Store: store, Listen: "127.0.0.1:0", Manual: true})
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs.String())
+		}
+	})
+	// The server's clock is the real one until the test moves it past the
+	// unlock's retries.
+	clock := &shiftedClock{}
+	running, err := lab.Start(ctx, lab.Config{Store: store, Listen: "127.0.0.1:0", Manual: true, Now: clock.Now, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", "server")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +112,9 @@ func TestRunSimAgainstServer(t *testing.T) {
 	stdin, feed := io.Pipe()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- run(runCtx, []string{"--sim", "--config", cfg}, stdin, io.Discard, io.Discard) }()
+	go func() {
+		done <- run(runCtx, []string{"--sim", "--log-level", "debug", "--config", cfg}, stdin, io.Discard, logs)
+	}()
 	open := func() bool { _, err := store.OpenSessionOn(ctx, m.ID); return err == nil }
 	for i := 0; !open(); i++ {
 		if i >= len(uids)*25 {
@@ -112,15 +126,98 @@ func TestRunSimAgainstServer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Stopped at once, the ack of the unlock (if the unlock reached the
+	// bridge at all) and the relay's states on their way.
+	stopAt := time.Now().Unix()
 	stop()
 	feed.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; open(); i++ {
-		if i > 500 {
-			t.Fatal("the session stayed open after the bridge stopped")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Everything the bridge published has reached the broker (it waits for
+	// the broker's acks before it disconnects): once the server has dropped
+	// a malformed message sent after it on each topic, it has handled it.
+	raw, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: running.URL, ClientID: "printer-1", Username: "printer-1", Password: secret})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer raw.Close(nil)
+	for _, kind := range []wire.Kind{wire.KindAck, wire.KindState, wire.KindStatus} {
+		before := running.Engine.Dropped.Load()
+		if err := raw.Publish(ctx, mqtt.Message{Topic: running.Topics.Device("printer-1", kind), Payload: []byte("barrier"), QoS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; running.Engine.Dropped.Load() == before; i++ {
+			if i > 500 {
+				t.Fatalf("the server did not take the %s barrier", kind)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Whether the relay went on: for the server's unlock, or for a tap the
+	// bridge granted alone before it saw the server online (its session is
+	// adopted by the server once replayed).
+	unlocked := strings.Contains(logs.String(), `msg=unlocked`) || strings.Contains(logs.String(), `msg="session granted offline"`)
+	if open() {
+		// An unlock the stopped bridge will never acknowledge: the server's
+		// unlock that reached it too late, or the one that adopts a session
+		// the bridge granted alone. The server gives it up after its
+		// retries, and the relay's last state says the rest.
+		for range 4 {
+			clock.shift(3 * time.Second)
+			running.Engine.RetryDue(ctx)
+		}
+	}
+	s, err := store.SessionsOfMachine(ctx, m.ID, time.Unix(0, 0), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s) == 1 {
+		t.Logf("relay on: %v; session ended %s, confirmed %v", unlocked, s[0].EndReason, s[0].Confirmed)
+	}
+	switch {
+	case len(s) != 1 || s[0].Open():
+		t.Fatalf("sessions %+v: the session stayed open after the bridge stopped", s)
+	case unlocked && (s[0].EndReason != fablab.EndRelayOff || !s[0].Billable || !s[0].Confirmed || s[0].Ended.Unix() > stopAt+1):
+		// The relay went on: the stop ended the session, billed to then.
+		t.Fatalf("session %+v: want ended relay_off by the stop (%d), billed", s[0], stopAt)
+	case !unlocked && (s[0].EndReason != fablab.EndRelayUnconfirmed || s[0].Billable):
+		t.Fatalf("session %+v: the relay never went on, want relay_unconfirmed, not billed", s[0])
+	}
+}
+
+// shiftedClock is the real clock moved ahead by the test.
+type shiftedClock struct {
+	mu sync.Mutex
+	by time.Duration
+}
+
+func (c *shiftedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.by)
+}
+
+func (c *shiftedClock) shift(d time.Duration) {
+	c.mu.Lock()
+	c.by += d
+	c.mu.Unlock()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (the logs).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

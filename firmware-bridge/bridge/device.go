@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ const (
 	ReasonDeviceRestart     = "device_restart"      // a session cut by the bridge stopping
 	ReasonUntil             = "booking_end"         // until reached
 	ReasonRelayOff          = "relay_off"           // the relay went off by itself
+	ReasonSessionEnded      = "session_ended"       // an unlock for a session the device has ended
 )
 
 // Indicator shows the member what happened: a LED, a buzzer.
@@ -83,13 +85,18 @@ type Device struct {
 	bootID string
 	boot   time.Time
 
-	events chan func() // run by the loop, in order
-	pubs   chan mqtt.Message
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	closed sync.Once
-	ctx    context.Context
-	cancel context.CancelFunc
+	events   chan func() // run by the loop, in order
+	pubs     chan mqtt.Message
+	stop     chan struct{}
+	loopDone chan struct{} // closed when the loop has returned
+	wg       sync.WaitGroup
+	closed   sync.Once
+	ctx      context.Context
+	cancel   context.CancelFunc
+	// pubCtx bounds the publisher's waits; Close ends it only once the
+	// queue had its time to be flushed.
+	pubCtx    context.Context
+	pubCancel context.CancelFunc
 
 	// Counters.
 	Dropped     atomic.Int64 // malformed or unexpected messages
@@ -112,6 +119,7 @@ type Device struct {
 	meta         diskMeta
 	pending      *pendingTap
 	lastTapAt    time.Time // when a tap was last sent to the server
+	ended        []string  // the last sessions ended here: never switched on again
 	recent       map[string]time.Time
 	replaying    bool
 	replayAgain  bool
@@ -199,11 +207,12 @@ func Start(ctx context.Context, cfg DeviceConfig) (*Device, error) {
 	}
 	d := &Device{
 		cfg: cfg, topics: topics, log: log, clock: cfg.Clock, disk: dk, bootID: newID(), boot: cfg.Clock.Now(),
-		events: make(chan func(), 256), pubs: make(chan mqtt.Message, 256), stop: make(chan struct{}),
+		events: make(chan func(), 256), pubs: make(chan mqtt.Message, 256), stop: make(chan struct{}), loopDone: make(chan struct{}),
 		allow: map[string]wire.AllowEntry{}, recent: map[string]time.Time{}, droppedKinds: map[string]bool{},
 		since: cfg.Clock.Now().Unix(),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.pubCtx, d.pubCancel = context.WithCancel(context.Background())
 	if err := d.restore(); err != nil {
 		return nil, fmt.Errorf("device %s: %w", cfg.ID, err)
 	}
@@ -289,7 +298,13 @@ func (d *Device) Close() {
 		}
 		close(d.stop)
 		d.cancel()
+		// The acks and states already queued go out before the last state
+		// (DESIGN §4): an ack lost here would turn a clean stop into an
+		// unlock the server never sees confirmed.
+		flushed := time.AfterFunc(flushTimeout, d.pubCancel)
 		d.wg.Wait()
+		flushed.Stop()
+		d.pubCancel()
 		if d.client.Connected() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			d.publishNow(ctx, wire.KindState, d.stateMsg(), true)
@@ -338,6 +353,7 @@ func (d *Device) post(fn func()) bool {
 
 func (d *Device) loop() {
 	defer d.wg.Done()
+	defer close(d.loopDone)
 	for {
 		select {
 		case fn := <-d.events:
@@ -361,22 +377,39 @@ func (d *Device) drop(kind string, err error) {
 
 // ---- publishing ----
 
+// flushTimeout bounds how long a stopping device spends sending what it
+// had queued.
+const flushTimeout = 2 * time.Second
+
 // publisher sends the loop's messages in order; the loop never waits for the
-// broker.
+// broker. When the device stops it sends what the loop queued until the
+// loop returned, then returns.
 func (d *Device) publisher() {
 	defer d.wg.Done()
 	for {
 		select {
 		case m := <-d.pubs:
-			ctx, cancel := context.WithTimeout(d.ctx, mqtt.OpTimeout)
-			if err := d.client.Publish(ctx, m); err != nil {
-				d.LostPublish.Add(1)
-				d.log.Debug("publish failed", "topic", m.Topic, "err", err)
-			}
-			cancel()
+			d.send(m)
 		case <-d.stop:
-			return
+			<-d.loopDone
+			for {
+				select {
+				case m := <-d.pubs:
+					d.send(m)
+				default:
+					return
+				}
+			}
 		}
+	}
+}
+
+func (d *Device) send(m mqtt.Message) {
+	ctx, cancel := context.WithTimeout(d.pubCtx, mqtt.OpTimeout)
+	defer cancel()
+	if err := d.client.Publish(ctx, m); err != nil {
+		d.LostPublish.Add(1)
+		d.log.Debug("publish failed", "topic", m.Topic, "err", err)
 	}
 }
 
@@ -502,6 +535,9 @@ func (d *Device) startReplay() {
 		return
 	}
 	d.replaying = true
+	// The loop stores linkOK after each event; the replay, started from
+	// inside one, must not read the value from before it.
+	d.linkOK.Store(true)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -695,6 +731,7 @@ func (d *Device) endSession(reason string, switchOff bool) error {
 		s.timer.Stop()
 	}
 	d.sess = nil
+	d.noteEnded(s.id)
 	if d.lateGrant == s {
 		d.lateGrant = nil
 	}
@@ -967,6 +1004,11 @@ func (d *Device) onCommand(payload []byte) {
 	case wire.OpUnlock:
 		ack.Result, ack.Reason = d.unlock(cmd)
 	case wire.OpLock:
+		if cmd.Reason == fablab.EndTapOut || cmd.Reason == fablab.EndStaff {
+			// The answer to a tap (a tap-out, or staff taking the machine
+			// over): that tap is never decided again here.
+			d.answered()
+		}
 		if d.sess != nil {
 			if err := d.endSession(cmd.Reason, true); err != nil {
 				ack.Result, ack.Reason = wire.ResultError, ReasonRelayFault
@@ -998,7 +1040,8 @@ func (d *Device) onCommand(payload []byte) {
 	d.publish(wire.KindAck, &ack, 1, false)
 }
 
-// answered clears the tap waiting for the server's answer; it returns the
+// answered clears the tap waiting for the server's answer, so that it is
+// never decided here once its 2 s have passed (DESIGN §4); it returns the
 // badge hash of that tap ("" if none waited).
 func (d *Device) answered() string {
 	p := d.pending
@@ -1008,6 +1051,17 @@ func (d *Device) answered() string {
 	p.timer.Stop()
 	d.pending = nil
 	return p.hash
+}
+
+// endedHere is how many ended sessions the device remembers.
+const endedHere = 8
+
+// noteEnded remembers a session that ended on the device.
+func (d *Device) noteEnded(id string) {
+	if len(d.ended) == endedHere {
+		d.ended = d.ended[1:]
+	}
+	d.ended = append(d.ended, id)
 }
 
 // recentTap is how long after a tap was sent an unlock is taken as its
@@ -1042,6 +1096,11 @@ func (d *Device) unlock(cmd wire.Command) (result, reason string) {
 		d.armUntil(s, lease)
 		d.publishState()
 		return wire.ResultOK, ""
+	case slices.Contains(d.ended, cmd.SessionID):
+		// A session that ended here (a lock, its until) never gets power
+		// again: an unlock for it is one that crossed its end.
+		d.log.Warn("unlock for a session that has ended refused", "session_id", cmd.SessionID)
+		return wire.ResultError, ReasonSessionEnded
 	case d.pending == nil && (d.lastTapAt.IsZero() || now.Sub(d.lastTapAt) >= recentTap):
 		// The relay goes on for a tap at this machine, never by itself.
 		d.log.Warn("unlock that answers no tap refused", "session_id", cmd.SessionID)
@@ -1055,6 +1114,7 @@ func (d *Device) unlock(cmd wire.Command) (result, reason string) {
 		if s.local {
 			d.recordEnd(s, "replaced", now.Unix())
 		}
+		d.noteEnded(s.id)
 		if hash == "" {
 			hash = s.hash
 		}

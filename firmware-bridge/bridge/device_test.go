@@ -483,9 +483,8 @@ func TestDeviceLockRelayFault(t *testing.T) {
 	r.relay.SetFailure(errors.New("coil open"))
 	ack := r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: "tap_out"})
 	wantAck(t, ack, wire.ResultError, wire.RelayOff, bridge.ReasonRelayFault)
-	if s := r.dev.Status(); s.SessionID != "" {
-		t.Fatalf("session %q still running after the lock", s.SessionID)
-	}
+	// The snapshot follows the loop's event, so it may trail the ack.
+	r.eventually("the session over after the lock", func() bool { return r.dev.Status().SessionID == "" })
 	// The output is still on: the off is sent again until it is confirmed.
 	if !r.relay.On() {
 		t.Fatal("the simulated relay switched off though it failed")
@@ -520,9 +519,7 @@ func TestDeviceLateAnswers(t *testing.T) {
 		r := setup(t)
 		r.clock.Advance(5 * time.Second)
 		wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "77", Until: r.clock.Now().Add(time.Hour).Unix()}), wire.ResultOK, wire.RelayOn, "")
-		if s := r.dev.Status(); s.SessionID != "77" || s.LocalSession {
-			t.Fatalf("status %+v, want the server's session 77", s)
-		}
+		r.eventually("the server's session 77", func() bool { s := r.dev.Status(); return s.SessionID == "77" && !s.LocalSession })
 	})
 	t.Run("late deny ends", func(t *testing.T) {
 		r := setup(t)
@@ -981,4 +978,81 @@ func TestDeviceClose(t *testing.T) {
 			t.Fatalf("no retained %s", k)
 		}
 	}
+}
+
+// Every command that answers a tap clears the device's pending tap: once
+// answered, a tap is never decided again from the allowlist when its 2 s
+// have passed (DESIGN §4), and an unlock for a session that ended here
+// never switches the relay on again. Each case watches the relay through
+// the answer timeout and the 30 s in which an unlock may answer a tap.
+func TestDeviceAnsweredTapNotDecidedAgain(t *testing.T) {
+	setup := func(t *testing.T) *devRig {
+		r := newDevRig(t)
+		r.start()
+		r.online()
+		// Both badges would be let in offline: a tap decided again here
+		// would switch the relay on.
+		r.allowlist(wire.Allowlist{Ver: 1, Issued: r.clock.Now().Unix(), Entries: []wire.AllowEntry{
+			{H: auth.BadgeHash(badgeKey, uidAda), Tier: wire.TierOffline, Until: r.clock.Now().Add(48 * time.Hour).Unix()},
+			{H: auth.BadgeHash(badgeKey, uidSam), Tier: wire.TierAdmin},
+		}})
+		return r
+	}
+	// stillOff moves the clock past the answer timeout, then past the window
+	// in which an unlock may answer a tap, checking each time that the relay
+	// stayed off and nothing was decided here.
+	stillOff := func(t *testing.T, r *devRig) {
+		t.Helper()
+		for _, step := range []time.Duration{wire.AnswerTimeout + time.Second, recentTapForTest} {
+			r.clock.Advance(step)
+			wantAck(t, r.barrier(), wire.ResultOK, wire.RelayOff, "")
+			if r.relay.On() {
+				t.Fatalf("the relay went on again %s after the answer", step)
+			}
+			if s := r.dev.Status(); s.SessionID != "" || s.LocalSession {
+				t.Fatalf("status %+v after %s: a session runs", s, step)
+			}
+			if q := r.queue(); len(q) != 0 {
+				t.Fatalf("the answered tap was decided here: %+v", q)
+			}
+			r.none(wire.KindTap)
+		}
+	}
+	t.Run("lock for a tap-out", func(t *testing.T) {
+		r := setup(t)
+		r.granted(uidAda, "311")
+		r.read(uidAda)
+		r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndTapOut}), wire.ResultOK, wire.RelayOff, "")
+		r.wantRelay(false)
+		// The grace extension the server decided as she tapped out crosses
+		// the lock, within seconds of her tap: the session stays ended.
+		wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "311", Until: r.clock.Now().Add(time.Hour).Unix()}), wire.ResultError, wire.RelayOff, bridge.ReasonSessionEnded)
+		r.wantRelay(false)
+		stillOff(t, r)
+	})
+	t.Run("lock for staff taking over", func(t *testing.T) {
+		r := setup(t)
+		r.granted(uidAda, "311")
+		r.read(uidSam)
+		r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndStaff}), wire.ResultOK, wire.RelayOff, "")
+		r.wantRelay(false)
+		stillOff(t, r)
+	})
+	t.Run("deny", func(t *testing.T) {
+		r := setup(t)
+		r.read(uidAda)
+		r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpDeny, Reason: wire.ReasonBookedByOther, Message: "booked"}), wire.ResultOK, wire.RelayOff, "")
+		stillOff(t, r)
+	})
+	t.Run("unlock then lock at until", func(t *testing.T) {
+		r := setup(t)
+		ack, until := r.grant(uidAda, "311", 10*time.Second)
+		wantAck(t, ack, wire.ResultOK, wire.RelayOn, "")
+		r.clock.Advance(until.Sub(r.clock.Now()))
+		r.wantRelay(false)
+		stillOff(t, r)
+	})
 }

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +63,22 @@ type rig struct {
 	dev      *bridge.Device
 	reader   *reader.Sim
 	relay    *relay.Sim
+	ons      *countingRelay // counts every switch on
+	signals  *signals
+}
+
+// countingRelay counts the times the device switches its relay on: a relay
+// that goes on and off again between two looks is seen.
+type countingRelay struct {
+	*relay.Sim
+	ons atomic.Int32
+}
+
+func (c *countingRelay) Set(ctx context.Context, on bool, lease time.Duration) error {
+	if on {
+		c.ons.Add(1)
+	}
+	return c.Sim.Set(ctx, on, lease)
 }
 
 type syncBuffer struct {
@@ -155,10 +173,10 @@ func (r *rig) startBridge(rl *relay.Sim) {
 	if rl == nil {
 		rl = relay.NewSim(500)
 	}
-	r.reader, r.relay = reader.NewSim(), rl
+	r.reader, r.relay, r.ons, r.signals = reader.NewSim(), rl, &countingRelay{Sim: rl}, &signals{}
 	d, err := bridge.Start(context.Background(), bridge.DeviceConfig{
 		ID: devLaser, Secret: r.secret, Broker: "tcp://" + r.addr, BadgeKey: r.store.BadgeSecret(), StateDir: filepath.Join(r.stateDir, devLaser),
-		OfflineSessionLimit: 30 * time.Minute, Reader: r.reader, Relay: r.relay, Clock: r.clock, Log: r.log.With("side", "bridge"),
+		OfflineSessionLimit: 30 * time.Minute, Reader: r.reader, Relay: r.ons, Indicator: r.signals, Clock: r.clock, Log: r.log.With("side", "bridge"),
 	})
 	must(r.t, err)
 	r.dev = d
@@ -375,6 +393,10 @@ func TestBridgeUnansweredTapDecidedLocally(t *testing.T) {
 	// The server goes; its status, published retained by a stand-in, still
 	// says online.
 	r.lab.Close()
+	// The device first sees the server's own offline status, which the
+	// stand-in then replaces: a tap between the two would be decided here
+	// at once.
+	r.eventually("the server offline", func() bool { return !r.dev.Status().ServerOnline })
 	stand, err := mqtt.Connect(context.Background(), mqtt.ClientConfig{Broker: "tcp://" + r.addr, ClientID: "stand-in", Username: serverUser, Password: serverPass})
 	must(t, err)
 	defer stand.Close(nil)
@@ -528,4 +550,77 @@ func TestBridgeServerRestartReplays(t *testing.T) {
 	if ss[1].MemberID == r.ada.ID || !ss[1].Offline || ss[1].Started.Before(*ss[0].Ended) || ss[1].Ended.Sub(ss[1].Started) != 20*time.Minute+wire.RereadWindow+time.Second {
 		t.Fatalf("sessions %+v, want Ada's then staff's 20 offline minutes, not overlapping", ss)
 	}
+}
+
+// After each step — tap-in, tap-out, a tap the server refuses — nothing
+// changes in the seconds that follow: the shared clock is moved past the
+// bridge's 2 s offline decision, past the server's ack retries and past the
+// 30 s in which an unlock may answer a tap, and the relay stays as the step
+// left it (never switched on again, not even for a moment), no session is
+// granted offline, no tap is queued, and the server's sessions stay as they
+// were. Ada is on the allowlist: a tap decided again offline would let her
+// in.
+func TestBridgeNothingChangesAfterEachStep(t *testing.T) {
+	r := newRig(t)
+	r.startReady()
+	ctx := context.Background()
+
+	// watch moves the clock through the windows in which something could
+	// still happen and checks each time that nothing did.
+	watch := func(step string, relayOn bool, ons int32, sessions []fablab.Session) {
+		t.Helper()
+		for _, d := range []time.Duration{wire.AnswerTimeout + time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second, 31 * time.Second} {
+			r.clock.Advance(d)
+			r.lab.Engine.RetryDue(ctx)
+			r.probe()
+			if r.relay.On() != relayOn || r.ons.ons.Load() != ons {
+				t.Fatalf("after the %s and %s more: relay on %v, switched on %d times; want on %v, %d times",
+					step, d, r.relay.On(), r.ons.ons.Load(), relayOn, ons)
+			}
+			if st := r.dev.Status(); st.LocalSession {
+				t.Fatalf("after the %s: a session granted offline: %+v", step, st)
+			}
+			if n := queued(t, r.stateDir); n != 0 {
+				t.Fatalf("after the %s: %d taps decided offline", step, n)
+			}
+			if got := r.sessions(); !slices.EqualFunc(got, sessions, func(a, b fablab.Session) bool {
+				return a.ID == b.ID && a.Open() == b.Open() && a.EndReason == b.EndReason && a.Confirmed == b.Confirmed
+			}) {
+				t.Fatalf("after the %s: sessions %+v, want %+v", step, got, sessions)
+			}
+		}
+	}
+
+	r.tap(uidAda)
+	r.eventually("the tap-in: relay on, session confirmed", func() bool {
+		s, ok := r.openSession()
+		return ok && s.Confirmed && r.relay.On() && r.dev.Status().SessionID == s.ID.String()
+	})
+	watch("tap-in", true, 1, r.sessions())
+
+	r.tap(uidAda)
+	r.eventually("the tap-out: relay off, session ended", func() bool {
+		_, open := r.openSession()
+		return !open && !r.relay.On() && r.dev.Status().SessionID == ""
+	})
+	if ss := r.sessions(); len(ss) != 1 || ss[0].EndReason != fablab.EndTapOut {
+		t.Fatalf("sessions %+v, want one ended by the tap-out", ss)
+	}
+	watch("tap-out", false, 1, r.sessions())
+
+	_, err := r.store.UpdateMachine(ctx, r.laser.ID, func(m *fablab.Machine) error { m.State = fablab.MachineMaintenance; return nil })
+	must(t, err)
+	denied := len(r.signals.list())
+	r.tap(uidAda)
+	r.eventually("the refusal shown", func() bool { return len(r.signals.list()) > denied })
+	watch("refused tap", false, 1, r.sessions())
+}
+
+// probe taps a badge nobody holds and waits for the server's refusal to be
+// shown: whatever the device's timers handed to its loop before is done.
+func (r *rig) probe() {
+	r.t.Helper()
+	n := len(r.signals.list())
+	r.tap(uidUnknown)
+	r.eventually("the probe refused", func() bool { return len(r.signals.list()) > n })
 }

@@ -67,9 +67,11 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	e.mu.Lock()
 	rebooted := d.BootID != "" && st.BootID != "" && d.BootID != st.BootID
 	d.BootID, d.FW = st.BootID, st.FW
-	relay, sessionID, since := d.Relay, d.SessionID, e.stateSince[dev]
+	rep := e.reportsOf(dev)
+	relay, sessionID, since := d.Relay, d.SessionID, rep.state.Since
 	if rebooted {
-		delete(e.stateSeq, dev) // a restarted device counts seq afresh
+		// A restarted device counts seq afresh.
+		rep.state.Seq, rep.applied = 0, 0
 	}
 	e.mu.Unlock()
 	if !rebooted {
@@ -110,10 +112,16 @@ func (e *Engine) HandleHeartbeat(ctx context.Context, dev string, payload []byte
 	}
 	d := e.seen(dev, e.cfg.Now())
 	e.mu.Lock()
-	if hb.Relay != "" {
-		d.Relay = hb.Relay
+	if r := e.reports[dev]; r == nil || !r.hasState {
+		// A heartbeat carries no seq: once a state has been handled, the
+		// relay is known from states and acks, which a heartbeat handled
+		// after them (published before) must not overwrite.
+		if hb.Relay != "" {
+			d.Relay = hb.Relay
+		}
+		d.SessionID = hb.SessionID
 	}
-	d.PowerW, d.SessionID = hb.PowerW, hb.SessionID
+	d.PowerW = hb.PowerW
 	e.mu.Unlock()
 }
 
@@ -129,16 +137,26 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	now := e.cfg.Now()
 	d := e.seen(dev, now)
 	e.mu.Lock()
-	if st.Seq != 0 && st.Seq < e.stateSeq[dev] { // seq 0: a device that restarted counts afresh
+	rep := e.reportsOf(dev)
+	if st.Seq != 0 && rep.hasState && st.Seq < rep.state.Seq { // seq 0: a device that restarted counts afresh
 		// Older than a state already handled (messages may be handed over
 		// out of order): not news.
 		e.mu.Unlock()
 		return
 	}
-	e.stateSeq[dev], e.stateSince[dev] = st.Seq, st.Since
-	d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
+	rep.state, rep.hasState = st, true
+	if st.Seq == 0 || st.Seq >= rep.applied {
+		// Not older than the last ack handled: the relay as it is now.
+		d.Relay, d.PowerW, d.SessionID = st.Relay, st.PowerW, st.SessionID
+	}
 	e.mu.Unlock()
 	e.emit("device", map[string]any{"device_id": dev, "relay": st.Relay, "session_id": st.SessionID})
+	if st.Seq != 0 && e.superseded(dev, st.Seq) {
+		// A lock or unlock sent since settles the relay: its ack tells,
+		// and the state is looked at again then (relook). A relay "on" for
+		// the session a tap-out just ended gets no lock of its own.
+		return
+	}
 	e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Seq, st.Since)
 }
 
@@ -159,6 +177,15 @@ func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, se
 	if open != nil && relay == wire.RelayOn && sessionID == open.ID.String() && !open.Confirmed {
 		// The relay runs for the session though its ack was lost: confirmed.
 		if s, err := e.cfg.Store.UpdateSession(ctx, open.ID, func(x *fablab.Session) { x.Confirmed = true }); err == nil {
+			if seq != 0 {
+				// The unlock was applied at this seq or before: an off
+				// from this seq on is news.
+				e.mu.Lock()
+				if _, known := e.unlockSeq[open.ID]; !known {
+					e.unlockSeq[open.ID] = seq
+				}
+				e.mu.Unlock()
+			}
 			e.emit("session", s)
 		}
 		return

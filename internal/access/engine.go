@@ -58,8 +58,7 @@ type Engine struct {
 	warned     map[fablab.ID]bool     // sessions warned of their end
 	graced     map[fablab.ID]bool     // sessions given the machine's grace
 	sendLocks  map[string]*sync.Mutex // per device, see sendLock
-	stateSeq   map[string]uint64      // per device: the seq of the newest state handled
-	stateSince map[string]int64       // per device: the since of the newest state handled
+	reports    map[string]*reports    // per device: its newest reports, judged by seq
 	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
 	unlockSeq  map[fablab.ID]uint64   // open sessions: the seq of their acknowledged unlock
 
@@ -77,6 +76,85 @@ type Engine struct {
 }
 
 type seqRange struct{ next, last uint64 }
+
+// reports is what one device has told of its relay, judged by seq (the seq
+// of the last command it applied), never by the order the messages are
+// handled in: acks and states travel on separate subscriptions.
+type reports struct {
+	state    wire.State // the newest state handled
+	hasState bool
+	// applied is the highest seq of a lock or unlock whose ack (ok or
+	// error) was handled: the device has applied it, so a state with a
+	// lower seq is older than what that ack told.
+	applied uint64
+}
+
+// reportsOf returns dev's reports; the caller holds e.mu.
+func (e *Engine) reportsOf(dev string) *reports {
+	r := e.reports[dev]
+	if r == nil {
+		r = &reports{}
+		e.reports[dev] = r
+	}
+	return r
+}
+
+// superseded tells whether a report of dev with seq is older than a lock or
+// unlock already sent to it: still awaiting its ack, or acknowledged with a
+// newer seq. Such a report is not news: that command's ack (or its retries
+// and their outcome) tells what the relay does now.
+func (e *Engine) superseded(dev string, seq uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.reports[dev]; r != nil && r.applied > seq {
+		return true
+	}
+	for _, p := range e.pending {
+		if p.dev == dev && p.cmd.Seq > seq && (p.cmd.Op == wire.OpLock || p.cmd.Op == wire.OpUnlock) {
+			return true
+		}
+	}
+	return false
+}
+
+// lastStateOff closes session id, whose unlock the device will never
+// acknowledge, if the last state it reported says the relay is off: no ack
+// will come to say which of its reports is newer, and that state is the
+// last word the device had, billed up to its since.
+func (e *Engine) lastStateOff(ctx context.Context, dev string, id fablab.ID) {
+	e.mu.Lock()
+	r := e.reports[dev]
+	var st wire.State
+	if r != nil && r.hasState {
+		st = r.state
+	}
+	e.mu.Unlock()
+	if st.Relay != wire.RelayOff {
+		return
+	}
+	at := e.cfg.Now()
+	if off := time.Unix(st.Since, 0); st.Since > 0 && off.Before(at) {
+		at = off
+	}
+	e.closeOnDevice(ctx, dev, id, at, fablab.EndRelayOff, "relay reported off; its unlock was never acknowledged")
+}
+
+// relook reconciles dev's newest state again, after an ack settled the
+// command that made it wait (DESIGN §4: when an ack lands, the last state
+// received is looked at again).
+func (e *Engine) relook(ctx context.Context, dev string) {
+	e.mu.Lock()
+	r := e.reports[dev]
+	var st wire.State
+	ok := r != nil && r.hasState
+	if ok {
+		st = r.state
+	}
+	e.mu.Unlock()
+	if ok && !e.superseded(dev, st.Seq) {
+		e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Seq, st.Since)
+	}
+}
 
 type pendingCmd struct {
 	dev      string
@@ -127,7 +205,7 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg: cfg, seqs: map[string]*seqRange{}, pending: map[string]*pendingCmd{},
-		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, stateSeq: map[string]uint64{}, stateSince: map[string]int64{}, dropLogged: map[string]bool{}, unlockSeq: map[fablab.ID]uint64{},
+		devices: map[string]*fablab.DeviceState{}, warned: map[fablab.ID]bool{}, graced: map[fablab.ID]bool{}, sendLocks: map[string]*sync.Mutex{}, reports: map[string]*reports{}, dropLogged: map[string]bool{}, unlockSeq: map[fablab.ID]uint64{},
 	}
 }
 
@@ -577,9 +655,15 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	// power went off when the device decided, and a lock would cut the
 	// other member's.
 	dev := sess.DeviceID
+	// Judged by the newest state (by seq), not by a heartbeat that may
+	// have been handled after it.
 	e.mu.Lock()
 	var running string
-	if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
+	if r := e.reports[dev]; r != nil && r.hasState {
+		if r.state.Relay == wire.RelayOn {
+			running = r.state.SessionID
+		}
+	} else if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
 		running = st.SessionID
 	}
 	e.mu.Unlock()
@@ -615,8 +699,20 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 	if p != nil {
 		delete(e.pending, ack.CmdID)
 	}
-	if st := e.devices[dev]; st != nil && ack.Relay != "" {
+	rep := e.reportsOf(dev)
+	if st := e.devices[dev]; st != nil && ack.Relay != "" && ack.Result != wire.ResultStale && (!rep.hasState || ack.Seq > rep.state.Seq) {
+		// Newer than the last state handled: an ack never overwrites a
+		// newer state (the device publishes its state after the ack of the
+		// same seq, and on every change after it).
 		st.Relay = ack.Relay
+		if p != nil && ack.Result == wire.ResultOK && p.cmd.Op == wire.OpUnlock {
+			st.SessionID = p.cmd.SessionID
+		} else if ack.Relay == wire.RelayOff {
+			st.SessionID = ""
+		}
+	}
+	if p != nil && ack.Result != wire.ResultStale && (p.cmd.Op == wire.OpLock || p.cmd.Op == wire.OpUnlock) {
+		rep.applied = max(rep.applied, ack.Seq)
 	}
 	e.mu.Unlock()
 	if p == nil {
@@ -666,6 +762,9 @@ func (e *Engine) HandleAck(ctx context.Context, dev string, payload []byte) {
 			e.unlockSeq[ev.SessionID] = p.cmd.Seq
 			e.mu.Unlock()
 			e.emit("session", sess)
+			// A state handled while the unlock waited (an off reported
+			// after the relay went on, say) is news now.
+			e.relook(ctx, dev)
 		case fablab.ErrorCode(err) == fablab.ECONFLICT || fablab.ErrorCode(err) == fablab.ENOTFOUND:
 			// The session ended while its unlock travelled: the relay just
 			// went on for nothing. Keep the ack in the audit and lock.
@@ -730,25 +829,48 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 	}
 	if p.adopted {
 		// The device did not take the server's id for a session it granted
-		// alone (it ended meanwhile, or the relay failed): the session stays
-		// open, to be closed when the relay's state says it went off, or at
-		// its end by the sweep, with a lock.
+		// alone (it ended meanwhile, it stopped, or the relay failed): the
+		// session stays open, to be closed when the relay's state says it
+		// went off (the last one already may: see lastStateOff), or at its
+		// end by the sweep, with a lock.
 		e.cfg.Log.Warn("device did not take the adoption of its offline session", "session", id, "why", why)
+		e.lastStateOff(ctx, p.dev, id)
 		return
 	}
 	if !p.extension {
+		if s, err := e.cfg.Store.Session(ctx, id); err == nil && s.Open() && s.Confirmed {
+			// The relay's state said it runs the session though no ack
+			// came: it did get power, and is billed as it ran.
+			e.cfg.Log.Warn("unlock never acknowledged, but the relay reported it on for the session", "session", id, "why", why)
+			e.lastStateOff(ctx, p.dev, id)
+			return
+		}
 		e.unconfirmed(ctx, id, why)
 		return
 	}
-	e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
-	e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
 	now := e.cfg.Now()
-	at := p.prevUntil
+	at, reason := p.prevUntil, fablab.EndBookingEnd
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
-	if _, err := e.endSession(ctx, id, at, fablab.EndBookingEnd, 0, nil,
-		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: fablab.EndBookingEnd, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+	// The relay may have gone off before (its state, held back while the
+	// extension was on its way, is newer than the session's unlock): the
+	// session ended then, and the device rightly refused to extend it.
+	e.mu.Lock()
+	r := e.reports[p.dev]
+	on, known := e.unlockSeq[id]
+	if r != nil && r.hasState && known && r.state.Relay == wire.RelayOff && r.state.Seq >= on && r.state.Since > 0 {
+		if off := time.Unix(r.state.Since, 0); off.Before(at) {
+			at, reason = off, fablab.EndRelayOff
+		}
+	}
+	e.mu.Unlock()
+	if reason == fablab.EndBookingEnd {
+		e.cfg.Log.Error("relay did not take the grace extension: ending the session", "session", id, "why", why)
+		e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
+	}
+	if _, err := e.endSession(ctx, id, at, reason, 0, nil,
+		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: reason, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("end session", "session", id, "err", err)
 	}
 }

@@ -47,6 +47,7 @@ func scenarios() []scenario {
 	list := []scenario{
 		{name: "grant_with_booking", run: grantWithBooking},
 		{name: "tap_out", run: tapOut},
+		{name: "quick_tap_out", run: quickTapOut},
 		{name: "staff_force_closes_in_use", run: staffForceClose},
 		{name: "walk_in_capped_by_next_booking", run: walkInCapped},
 		{name: "no_ack_retries_then_relay_unconfirmed", run: noAckRetries},
@@ -83,6 +84,7 @@ func grantWithBooking(e *env) {
 	}
 	e.waitSession(s.ID, "confirmed", func(s fablab.Session) bool { return s.Confirmed })
 	d.waitRelay(wire.RelayOn, c.SessionID)
+	d.settles()
 	// The relay's state may confirm the session before its ack is handled
 	// (messages are handed over out of order): wait for the ack's line.
 	e.eventually("the unlock's ack in the audit", func() bool { return len(e.audit(fablab.AuditAck, wire.ResultOK)) > 0 })
@@ -117,7 +119,7 @@ func denials() []denial {
 			if ev := e.audit(fablab.AuditTap, "denied"); len(ev) != 1 || ev[0].Reason != reason || ev[0].DeviceID != dev {
 				e.t.Errorf("audited denials: %+v", ev)
 			}
-			d.quiet()
+			d.settles()
 		}
 	}
 	messageHas := func(want string) func(*env, wire.Command) {
@@ -182,7 +184,25 @@ func tapOut(e *env) {
 		e.t.Errorf("closed session: %+v", s)
 	}
 	d.waitRelay(wire.RelayOff, "")
-	d.quiet()
+	d.settles()
+}
+
+// quickTapOut: the member taps out before the relay's state of the unlock
+// is handled (acks, states and taps travel on separate subscriptions): the
+// state, superseded by the tap-out's lock, gets no lock of its own, and
+// nothing changes in the seconds after.
+func quickTapOut(e *env) {
+	d := e.device(devLaser)
+	d.tap(uidAda)
+	u := d.expect(wire.OpUnlock)
+	d.tap(uidAda)
+	if l := d.expect(wire.OpLock); l.SessionID != u.SessionID || l.Reason != fablab.EndTapOut {
+		e.t.Fatalf("lock %+v, want the tap-out of %s", l, u.SessionID)
+	}
+	e.waitEnded(e.sessionID(u), fablab.EndTapOut)
+	d.waitRelay(wire.RelayOff, "")
+	e.settleState(devLaser, wire.RelayOff, "")
+	d.settles()
 }
 
 func staffForceClose(e *env) {

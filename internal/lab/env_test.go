@@ -443,6 +443,56 @@ func (d *device) quiet() {
 	d.expectDeny(wire.ReasonUnknownBadge)
 }
 
+// settles checks that nothing changes in the seconds after a step: the
+// clock is moved past the bridge's 2 s offline decision, past every ack
+// retry and past the 30 s in which an unlock may answer a tap, the device
+// staying alive, the server retrying and sweeping; each time the device
+// gets no command but the answer to a probe, its relay stays as it was and
+// the sessions are unchanged.
+func (d *device) settles() {
+	d.e.t.Helper()
+	e := d.e
+	ctx := context.Background()
+	// The step itself is over: its commands acknowledged (a retry of one
+	// whose ack is still on its way is not a change).
+	e.eventually("the step's commands acknowledged", func() bool { return e.lab.Engine.PendingCommands() == 0 })
+	relay, session := d.Relay()
+	before := e.allSessions()
+	for _, step := range []time.Duration{wire.AnswerTimeout + time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second, 31 * time.Second} {
+		e.clock.Advance(step)
+		d.heartbeat()
+		e.lab.Engine.RetryDue(ctx)
+		e.lab.Engine.Sweep(ctx)
+		d.quiet()
+		if r, s := d.Relay(); r != relay || s != session {
+			e.t.Fatalf("%s: relay %s (session %q) %s after the step, want %s (session %q)", d.id, r, s, step, relay, session)
+		}
+		if after := e.allSessions(); len(after) != len(before) {
+			e.t.Fatalf("sessions after the step: %+v, want %+v", after, before)
+		} else {
+			for i := range after {
+				if after[i].ID != before[i].ID || after[i].Open() != before[i].Open() || after[i].EndReason != before[i].EndReason {
+					e.t.Fatalf("sessions after the step: %+v, want %+v", after, before)
+				}
+			}
+		}
+	}
+}
+
+// allSessions returns the sessions of every machine around t0, by start.
+func (e *env) allSessions() []fablab.Session {
+	e.t.Helper()
+	var out []fablab.Session
+	for _, m := range []fablab.Machine{e.laser, e.printer, e.resin} {
+		ss, err := e.store.SessionsOfMachine(context.Background(), m.ID, t0.Add(-48*time.Hour), t0.Add(48*time.Hour))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, ss...)
+	}
+	return out
+}
+
 // waitRelay waits until the device's relay is in state relay.
 func (d *device) waitRelay(relay, session string) {
 	d.e.t.Helper()

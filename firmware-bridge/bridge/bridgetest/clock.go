@@ -53,7 +53,9 @@ func (t *timer) Stop() bool {
 	return was
 }
 
-// Advance moves the clock by d and fires the timers due by then.
+// Advance moves the clock by d and fires the timers due by then, each in its
+// own goroutine, and returns once they have returned: what a device's timer
+// hands to its loop is queued before anything the test does next.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
@@ -72,9 +74,11 @@ func (c *Clock) Advance(d time.Duration) {
 	c.timers = keep
 	c.mu.Unlock()
 	sort.SliceStable(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	var wg sync.WaitGroup
 	for _, t := range due {
-		go t.f()
+		wg.Go(t.f)
 	}
+	wg.Wait()
 }
 
 // Pending returns how many timers wait to fire.
