@@ -197,8 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		st.Close()
 		return nil, err
 	}
-	st.cron = cron.New(cron.WithSeconds(), cron.WithLocation(settings.Location()),
-		cron.WithChain(cron.Recover(cron.DiscardLogger), cron.SkipIfStillRunning(cron.DiscardLogger)))
+	st.cron = newScheduler(settings.Location(), log)
 	if _, err := st.cron.AddFunc("*/15 * * * * *", func() { st.Engine.Sweep(context.Background()) }); err != nil {
 		st.Close()
 		return nil, err
