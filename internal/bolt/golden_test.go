@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding"
 	"encoding/hex"
 	"encoding/json"
@@ -357,4 +358,156 @@ func lineDiff(want, got []byte) string {
 		}
 	}
 	return buf.String()
+}
+
+// TestGoldenFilesOpen builds a data file from the golden files of every
+// schema version kept in testdata (the current one and the older ones, kept
+// when the schema is bumped) and opens it with this code: the migrations
+// run, and every record reads back through the store's methods. The
+// current version's files thus also prove that what the store writes, it
+// reads; an older version's, that its migration still converts it.
+func TestGoldenFilesOpen(t *testing.T) {
+	dirs, err := filepath.Glob(filepath.Join("testdata", "schema-v*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) == 0 {
+		t.Fatal("no golden files in testdata/schema-v*")
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "fabgate.db")
+			counts := loadGolden(t, dir, path)
+			s, err := Open(path, Options{Now: func() time.Time { return goldenNow }})
+			if err != nil {
+				t.Fatalf("open a schema file built from %s: %v", dir, err)
+			}
+			defer s.Close()
+			checkReadsBack(t, s, counts)
+			if err := s.Check(); err != nil {
+				t.Errorf("consistency check: %v", err)
+			}
+		})
+	}
+}
+
+// loadGolden writes the records of the golden files of dir into a new bbolt
+// file at path and returns how many records each bucket holds.
+func loadGolden(t *testing.T, dir, path string) map[string]int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	counts := map[string]int{}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".golden")
+			b, err := tx.CreateBucket([]byte(name))
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			for i, line := range strings.Split(string(data), "\n") {
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				ks, vs, ok := strings.Cut(line, "\t")
+				k, kerr := parseGolden(ks)
+				v, verr := parseGolden(vs)
+				if !ok || kerr != nil || verr != nil {
+					return fmt.Errorf("%s:%d: not key<TAB>value (%v, %v)", f, i+1, kerr, verr)
+				}
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+				counts[name]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// parseGolden reads a key or value as dumpBucket writes it.
+func parseGolden(s string) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(s, "hex:"):
+		return hex.DecodeString(s[len("hex:"):])
+	case strings.HasPrefix(s, `"`):
+		u, err := strconv.Unquote(s)
+		return []byte(u), err
+	case strings.HasPrefix(s, "<") && strings.HasSuffix(s, " random bytes>"):
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(s, "<"), " random bytes>"))
+		if err != nil {
+			return nil, err
+		}
+		b := make([]byte, n)
+		_, err = rand.Read(b)
+		return b, err
+	}
+	return []byte(s), nil
+}
+
+// checkReadsBack reads every kind of record the store lists and compares
+// how many come back with how many the golden files hold.
+func checkReadsBack(t *testing.T, s *Store, counts map[string]int) {
+	t.Helper()
+	ctx := context.Background()
+	from, to := goldenNow.AddDate(-10, 0, 0), goldenNow.AddDate(10, 0, 0)
+	want := func(what string, got int, err error, bucket string) {
+		t.Helper()
+		if err != nil || got != counts[bucket] {
+			t.Errorf("%s: read %d (%v), the golden files hold %d", what, got, err, counts[bucket])
+		}
+	}
+	if _, err := s.Settings(ctx); err != nil {
+		t.Errorf("settings: %v", err)
+	}
+	if gs, err := s.TariffGroups(ctx); err != nil || len(gs) == 0 {
+		t.Errorf("tariff groups: %+v %v", gs, err)
+	}
+	members, err := s.Members(ctx, 0, 1000)
+	want("members", len(members.Items), err, "members")
+	for _, m := range members.Items {
+		_, err := s.Qualifications(ctx, m.ID)
+		if err != nil {
+			t.Errorf("qualifications of member %s: %v", m.ID, err)
+		}
+		if _, err := s.Badges(ctx, m.ID); err != nil {
+			t.Errorf("badges of member %s: %v", m.ID, err)
+		}
+	}
+	orgs, err := s.Organisations(ctx, 0, 1000)
+	want("organisations", len(orgs.Items), err, "organisations")
+	trs, err := s.Trainings(ctx, 0, 1000)
+	want("trainings", len(trs.Items), err, "trainings")
+	machines, err := s.Machines(ctx, 0, 1000)
+	want("machines", len(machines.Items), err, "machines")
+	nb := 0
+	for _, m := range machines.Items {
+		bs, err := s.Bookings(ctx, BookingFilter{MachineID: m.ID, From: from, To: to})
+		if err != nil {
+			t.Errorf("bookings of machine %s: %v", m.ID, err)
+		}
+		nb += len(bs)
+	}
+	want("bookings", nb, nil, "bookings")
+	devices, err := s.Devices(ctx)
+	want("devices", len(devices), err, "devices")
+	sessions, err := s.SessionsStarted(ctx, from, to, 1000)
+	want("sessions", len(sessions), err, "sessions")
+	evs, err := s.AuditEvents(ctx, AuditFilter{From: from, To: to, Limit: 1000})
+	want("audit events", len(evs), err, "audit")
 }

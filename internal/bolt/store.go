@@ -55,7 +55,8 @@
 // in a new testdata/schema-vN, the old ones kept), or the golden files are
 // refreshed deliberately (go test ./internal/bolt -run TestStoredFormat
 // -update) because old files still read the same (e.g. a new optional
-// field).
+// field). TestGoldenFilesOpen builds a file from every kept version and
+// opens it with the current code, migrations included.
 package bolt
 
 import (
