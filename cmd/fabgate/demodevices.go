@@ -56,13 +56,9 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 			db.Close()
 			return nil, err
 		}
-		// One err for the lookup and the write: an error of either (an I/O
-		// error is not "no such device") stops the demo.
-		_, err = store.Device(ctx, m.DeviceID)
-		switch {
-		case fablab.ErrorCode(err) == fablab.ENOTFOUND:
+		if _, err := store.Device(ctx, m.DeviceID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
 			_, err = store.CreateDevice(ctx, fablab.Device{ID: m.DeviceID, Kind: fablab.DeviceBridge, MachineID: m.ID, SecretHash: hash})
-		case err == nil:
+		} else if err == nil {
 			_, err = store.UpdateDevice(ctx, m.DeviceID, func(d *fablab.Device) error { d.SecretHash = hash; return nil })
 		}
 		if err != nil {

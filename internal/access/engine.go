@@ -492,17 +492,6 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 	return d, nil
 }
 
-// serverError answers a tap the server could not decide or record (its
-// storage failed) with deny server_error, and logs why: the reader is
-// always answered. The tap is not recorded as handled, so the device may
-// send it again. (The deny itself needs a command seq: with none reserved
-// in memory and the store failing, it cannot be sent, and that is logged.)
-func (e *Engine) serverError(ctx context.Context, dev, lang, msgID string, now time.Time, what string, err error) {
-	e.cfg.Log.Error("tap answered server_error: "+what, "device", dev, "msg_id", msgID, "err", err)
-	e.deny(ctx, dev, lang, wire.ReasonServerError, "", nil, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev,
-		Reason: wire.ReasonServerError, Detail: map[string]any{"msg_id": msgID}})
-}
-
 // deny records a refused tap (once: a duplicate is dropped) and answers the
 // reader.
 func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
