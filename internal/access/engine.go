@@ -301,6 +301,11 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 		if f.Member != nil {
 			ev.MemberID = f.Member.ID
 		}
+	} else if fablab.ErrorCode(err) != fablab.ENOTFOUND {
+		// Not "nobody to hold to it": what the device decided is logged in
+		// full, since only the tap's history is kept.
+		e.cfg.Log.Error("replayed tap kept as history only: the store failed", "device", dev, "msg_id", tap.MsgID, "result", tap.Result,
+			"ts", tap.TS, "until", tap.Until, "ended", tap.Ended, "session_id", tap.SessionID, "err", err)
 	}
 	evs := []fablab.AuditEvent{ev}
 	switch {
@@ -329,6 +334,9 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 // or its end brought back to then.
 func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Time, reason fablab.EndReason) {
 	s, err := e.cfg.Store.Session(ctx, id)
+	if err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND {
+		e.cfg.Log.Error("end session by a replayed tap", "session", id, "err", err)
+	}
 	if err != nil || s.DeviceID != dev {
 		return
 	}
@@ -351,6 +359,7 @@ func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Ti
 func (e *Engine) endSessionsBefore(ctx context.Context, dev string, machine fablab.ID, at time.Time) {
 	ss, err := e.cfg.Store.SessionsOfMachine(ctx, machine, at.Add(-fablab.MaxBookingMinutes*time.Minute), at)
 	if err != nil {
+		e.cfg.Log.Error("end the sessions a replayed grant overtook", "device", dev, "err", err)
 		return
 	}
 	for _, s := range ss {

@@ -3,12 +3,16 @@ package access_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
@@ -124,13 +128,17 @@ func newRig(t *testing.T) *rig {
 	if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), uidAda), MemberID: r.ada.ID}); err != nil {
 		t.Fatal(err)
 	}
+	r.startEngine()
+	return r
+}
+
+func (r *rig) startEngine() {
 	topics, err := wire.NewTopics(wire.DefaultPrefix)
 	if err != nil {
-		t.Fatal(err)
+		r.t.Fatal(err)
 	}
-	r.engine = access.New(access.Config{Store: s, Pub: r.pub, Topics: topics, Now: r.clock.Now,
+	r.engine = access.New(access.Config{Store: r.store, Pub: r.pub, Topics: topics, Now: r.clock.Now,
 		Log: slog.New(slog.NewTextHandler(r.logs, nil))})
-	return r
 }
 
 // closeStore makes every read and write of the store fail from now on, as
@@ -272,5 +280,57 @@ func TestReplayedRunningSessionOverAnOpenOneIsReplaced(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("the device's session was not recorded: %+v\nlog:\n%s", ss, r.logs.String())
+	}
+}
+
+// A replayed grant whose facts cannot be read (damaged storage) is kept as
+// history, and what the device decided is logged in full: it was taken
+// silently for a tap nobody holds, and the session was lost without a word.
+func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	tr, err := r.store.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.UpdateMachine(ctx, r.laser.ID, func(m *fablab.Machine) error { m.RequiredTrainings = []fablab.ID{tr.ID}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Damage the training's record: reads of the laser's facts fail, writes
+	// still work.
+	path := r.store.Path()
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.closed = true
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := binary.BigEndian.AppendUint64(nil, uint64(tr.ID))
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("trainings")).Put(key, []byte("{damaged")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.store, err = bolt.Open(path, bolt.Options{Now: r.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	r.closed = false
+	r.startEngine()
+
+	ts := t0.Add(-time.Hour)
+	r.tap(wire.Tap{MsgID: "off-lost", TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted, Reason: "tap_out",
+		SessionID: wire.OfflineSessionPrefix + "off-lost", Until: ts.Add(time.Hour).Unix(), Ended: ts.Add(20 * time.Minute).Unix()})
+	log := r.logs.String()
+	for _, want := range []string{"level=ERROR", "replayed tap kept as history only", "msg_id=off-lost", "result=granted", "ended=" + strconv.FormatInt(ts.Add(20*time.Minute).Unix(), 10)} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	evs, err := r.store.AuditEvents(ctx, bolt.AuditFilter{From: ts, To: ts.Add(time.Second), Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].Action != "replayed" {
+		t.Errorf("the replayed tap's history: %+v %v", evs, err)
 	}
 }
