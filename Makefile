@@ -3,6 +3,9 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
+# staticcheck is run at this pinned version with `go run`, so `make lint` needs only Go
+# (the first run downloads and builds it; later runs use the Go build cache).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build cross run test bench lint assets e2e clean help
 
@@ -31,8 +34,9 @@ e2e: ## run the end-to-end tests only
 bench: ## run the benchmarks; each prints its ratio against a baseline measured in the same run
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/
 
-lint: ## go vet, gofmt and go mod tidy must be clean
+lint: ## go vet, staticcheck, gofmt and go mod tidy must be clean
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@cp go.mod /tmp/fabgate-go.mod.bak && cp go.sum /tmp/fabgate-go.sum.bak && $(GO) mod tidy && \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \

@@ -79,12 +79,12 @@ func (e *Engine) HandleStatus(ctx context.Context, dev string, payload []byte) {
 	}
 	// No lock: the relay came up off (protocol §9), and a lock could cut a
 	// session the device granted alone before it connected.
-	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
+	open, err := e.openSessionOfDevice(ctx, dev)
 	if err != nil {
+		e.cfg.Log.Error("device restarted: its machine's session not checked", "device", dev, "err", err)
 		return
 	}
-	open, err := e.cfg.Store.OpenSessionOn(ctx, m.ID)
-	if err != nil {
+	if open == nil {
 		return
 	}
 	if !open.Offline {
@@ -167,12 +167,12 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 // start (since): an older one, delivered late, is not taken for news. A
 // late "relay on" only costs a redundant lock.
 func (e *Engine) reconcile(ctx context.Context, dev, relay, sessionID string, seq uint64, since int64) {
-	m, err := e.cfg.Store.MachineOfDevice(ctx, dev)
-	var open *fablab.Session
-	if err == nil {
-		if s, err := e.cfg.Store.OpenSessionOn(ctx, m.ID); err == nil {
-			open = &s
-		}
+	open, err := e.openSessionOfDevice(ctx, dev)
+	if err != nil {
+		// Not knowing the session is not "no session": the next report is
+		// reconciled again.
+		e.cfg.Log.Error("relay state not reconciled", "device", dev, "relay", relay, "session_id", sessionID, "err", err)
+		return
 	}
 	if open != nil && relay == wire.RelayOn && sessionID == open.ID.String() && !open.Confirmed {
 		// The relay runs for the session though its ack was lost: confirmed.
@@ -247,8 +247,8 @@ func (e *Engine) unlockPending(id fablab.ID) bool {
 
 // closeOnDevice closes session id, open on the machine device dev drives,
 // for what the device reported (why).
-func (e *Engine) closeOnDevice(ctx context.Context, dev string, id fablab.ID, at time.Time, reason, why string) {
-	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason, Detail: map[string]any{"why": why}}
+func (e *Engine) closeOnDevice(ctx context.Context, dev string, id fablab.ID, at time.Time, reason fablab.EndReason, why string) {
+	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Detail: map[string]any{"why": why}}
 	if _, err := e.endSession(ctx, id, at, reason, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("close session", "session", id, "err", err)
 	}

@@ -323,10 +323,19 @@ func (e *Engine) HandleTap(ctx context.Context, dev string, payload []byte) {
 	now := e.cfg.Now()
 	e.seen(dev, now)
 	ref := &bolt.TapRef{Device: dev, MsgID: tap.MsgID, At: now}
-	if seen, err := e.cfg.Store.TapSeen(ctx, *ref); err != nil || seen {
-		if seen {
-			e.Replays.Add(1)
+	seen, err := e.cfg.Store.TapSeen(ctx, *ref)
+	if err != nil {
+		if tap.Offline {
+			// History the device will not send again (the broker took it):
+			// the log is all that is left of it.
+			e.cfg.Log.Error("replayed tap lost: the store failed", "device", dev, "msg_id", tap.MsgID, "ts", tap.TS, "result", tap.Result, "err", err)
+			return
 		}
+		e.serverError(ctx, dev, "fr", tap.MsgID, now, "check the tap", err)
+		return
+	}
+	if seen {
+		e.Replays.Add(1)
 		return
 	}
 	hash := auth.BadgeHash(e.cfg.Store.BadgeSecret(), tap.UID)
@@ -370,6 +379,11 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 		if f.Member != nil {
 			ev.MemberID = f.Member.ID
 		}
+	} else if fablab.ErrorCode(err) != fablab.ENOTFOUND {
+		// Not "nobody to hold to it": what the device decided is logged in
+		// full, since only the tap's history is kept.
+		e.cfg.Log.Error("replayed tap kept as history only: the store failed", "device", dev, "msg_id", tap.MsgID, "result", tap.Result,
+			"ts", tap.TS, "until", tap.Until, "ended", tap.Ended, "session_id", tap.SessionID, "err", err)
 	}
 	evs := []fablab.AuditEvent{ev}
 	switch {
@@ -396,12 +410,15 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 // own decisions show: closed then if open (without a lock: the device
 // switched off when it decided, and may run another member's session now),
 // or its end brought back to then.
-func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Time, reason string) {
+func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Time, reason fablab.EndReason) {
 	s, err := e.cfg.Store.Session(ctx, id)
+	if err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND {
+		e.cfg.Log.Error("end session by a replayed tap", "session", id, "err", err)
+	}
 	if err != nil || s.DeviceID != dev {
 		return
 	}
-	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: reason,
+	ev := fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", DeviceID: dev, Reason: string(reason),
 		Detail: map[string]any{"why": "the device's replayed decisions"}}
 	sess, err := e.cfg.Store.EndSessionBy(ctx, id, at, reason, []fablab.AuditEvent{ev})
 	if err != nil {
@@ -420,6 +437,7 @@ func (e *Engine) endBy(ctx context.Context, dev string, id fablab.ID, at time.Ti
 func (e *Engine) endSessionsBefore(ctx context.Context, dev string, machine fablab.ID, at time.Time) {
 	ss, err := e.cfg.Store.SessionsOfMachine(ctx, machine, at.Add(-fablab.MaxBookingMinutes*time.Minute), at)
 	if err != nil {
+		e.cfg.Log.Error("end the sessions a replayed grant overtook", "device", dev, "err", err)
 		return
 	}
 	for _, s := range ss {
@@ -465,11 +483,10 @@ func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessF
 	}
 	e.endSessionsBefore(ctx, dev, f.Machine.ID, sess.Started)
 	if tap.Ended != 0 {
+		// The device's own reason is kept in the replayed tap's audit line;
+		// the session takes the end reason it maps to.
 		ended := time.Unix(tap.Ended, 0)
-		sess.Ended, sess.EndReason = &ended, tap.Reason
-		if sess.EndReason == "" {
-			sess.EndReason = fablab.EndTapOut
-		}
+		sess.Ended, sess.EndReason = &ended, fablab.DeviceEndReason(tap.Reason)
 		sess, err := e.cfg.Store.RecordSession(ctx, sess, ref, evs)
 		if err == nil {
 			e.emit("session", sess)
@@ -482,7 +499,7 @@ func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessF
 		// session is recorded as ended now, and the relay's state will be
 		// reconciled with the open one.
 		now := e.cfg.Now()
-		sess.Ended, sess.EndReason = &now, wire.ReasonInUse
+		sess.Ended, sess.EndReason = &now, fablab.EndReplaced
 		if sess, err = e.cfg.Store.RecordSession(ctx, sess, ref, evs); err == nil {
 			e.emit("session", sess)
 		}
@@ -507,10 +524,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 		return Decision{Outcome: Deny, Reason: wire.ReasonNoMachine, Message: Message("fr", wire.ReasonNoMachine, "")}, nil
 	}
 	if err != nil {
-		e.cfg.Log.Error("read access facts", "device", dev, "err", err)
-		// The reader is always answered, even when the server cannot decide;
-		// the tap is not recorded, so the device may send it again.
-		e.deny(ctx, dev, "fr", wire.ReasonServerError, "", nil, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev, Reason: wire.ReasonServerError})
+		e.serverError(ctx, dev, "fr", msgID, now, "read access facts", err)
 		return Decision{}, err
 	}
 	d := Decide(&f, now)
@@ -539,7 +553,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 			return d, err
 		}
 	case TapOut, ForceClose:
-		reason, action := fablab.EndTapOut, "tap_out"
+		reason, action := fablab.EndReason(fablab.EndTapOut), "tap_out"
 		if d.Outcome == ForceClose {
 			reason, action = fablab.EndStaff, "force_close"
 		}
@@ -558,6 +572,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 					e.cfg.Log.Error("send lock", "device", dev, "err", err)
 				}
 			default:
+				e.serverError(ctx, dev, lang, msgID, now, "end the session", err)
 				return d, err
 			}
 		}
@@ -614,7 +629,7 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 		return nil
 	}
 	if err != nil {
-		e.cfg.Log.Error("open session", "device", dev, "err", err)
+		e.serverError(ctx, dev, f.Member.Language, ref.MsgID, now, "open the session", err)
 		return err
 	}
 	e.Granted.Add(1)
@@ -629,13 +644,18 @@ func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d D
 }
 
 // EndSession closes an open session (staff from the API, or the system) and
-// locks its machine. Errors: ENOTFOUND, ECONFLICT (already ended).
+// locks its machine. Errors: ENOTFOUND, ECONFLICT (already ended), EINVALID
+// (reason is not one of fablab.EndReasons).
 func (e *Engine) EndSession(ctx context.Context, id fablab.ID, reason string, by fablab.ID) (fablab.Session, error) {
-	return e.endSession(ctx, id, e.cfg.Now(), reason, by, nil, fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", ActorID: by, Reason: reason})
+	r, err := fablab.ParseEndReason(reason)
+	if err != nil {
+		return fablab.Session{}, err
+	}
+	return e.endSession(ctx, id, e.cfg.Now(), r, by, nil, fablab.AuditEvent{At: e.cfg.Now(), Kind: fablab.AuditSession, Action: "ended", ActorID: by})
 }
 
-func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, tap *bolt.TapRef, ev fablab.AuditEvent) (fablab.Session, error) {
-	ev.Reason = reason
+func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, reason fablab.EndReason, by fablab.ID, tap *bolt.TapRef, ev fablab.AuditEvent) (fablab.Session, error) {
+	ev.Reason = string(reason)
 	evs := []fablab.AuditEvent{ev}
 	sess, err := e.cfg.Store.CloseSession(ctx, id, at, reason, by, tap, evs)
 	if err != nil {
@@ -671,7 +691,7 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 		e.cfg.Log.Info("no lock: the relay runs a session the device granted alone", "device", dev, "session", id, "device_session", running)
 		return sess, nil
 	}
-	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: reason}); err != nil {
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: string(reason)}); err != nil {
 		e.cfg.Log.Error("send lock", "device", dev, "err", err)
 	}
 	return sess, nil

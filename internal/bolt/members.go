@@ -291,7 +291,7 @@ func qualificationsOf(tx *bbolt.Tx, member fablab.ID) ([]fablab.Qualification, e
 	out := []fablab.Qualification{}
 	prefix := itob(member)
 	c := tx.Bucket(bQualifications).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) == 16 && string(k[:8]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); len(k) == 16 && string(k[:8]) == string(prefix); k, v = c.Next() {
 		var q fablab.Qualification
 		if err := getJSONBytes(v, &q); err != nil {
 			return nil, err
@@ -351,7 +351,7 @@ func (s *Store) Badges(ctx context.Context, member fablab.ID) ([]fablab.Badge, e
 		prefix := itob(member)
 		c := tx.Bucket(bBadgesMember).Cursor()
 		badges := tx.Bucket(bBadges)
-		for k, _ := c.Seek(prefix); k != nil && len(k) > 8 && string(k[:8]) == string(prefix); k, _ = c.Next() {
+		for k, _ := c.Seek(prefix); len(k) > 8 && string(k[:8]) == string(prefix); k, _ = c.Next() {
 			var b fablab.Badge
 			if err := getJSON(badges, k[8:], &b, "badge"); err != nil {
 				return err

@@ -63,11 +63,15 @@ func (s *Store) OpenSession(ctx context.Context, sess fablab.Session, tap *TapRe
 
 // RecordSession stores a session that has already ended (one a device ran
 // while the server was out of reach), with the tap that opened it and its
-// audit events, in one shared commit. Errors: EINVALID (not ended, or ended
-// before it started), EDUPLICATE (the tap was recorded already).
+// audit events, in one shared commit. Errors: EINVALID (not ended, ended
+// before it started, or an end reason outside fablab.EndReasons),
+// EDUPLICATE (the tap was recorded already).
 func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
 	if sess.Ended == nil || sess.Ended.Before(sess.Started) {
 		return sess, fablab.Errorf(fablab.EINVALID, "a recorded session must have ended, at or after its start")
+	}
+	if err := checkEndReason(sess.EndReason); err != nil {
+		return sess, err
 	}
 	sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
 	ended := sess.Ended.UTC()
@@ -101,8 +105,11 @@ func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *Tap
 // with reason. A device that decided alone while the server was out of
 // reach reports, when it is back, that a session ended earlier than the
 // server had recorded. Errors: ENOTFOUND, ECONFLICT (it ended by at
-// already).
-func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, reason string, events []fablab.AuditEvent) (fablab.Session, error) {
+// already), EINVALID (reason is not one of fablab.EndReasons).
+func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, reason fablab.EndReason, events []fablab.AuditEvent) (fablab.Session, error) {
+	if err := checkEndReason(reason); err != nil {
+		return fablab.Session{}, err
+	}
 	var out fablab.Session
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		sess, err := getSession(tx, id)
@@ -132,10 +139,27 @@ func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, re
 	return out, err
 }
 
+// checkEndReason refuses an end reason outside the enum, so that the file
+// never holds one (a device's own codes are mapped by
+// fablab.DeviceEndReason before they get here).
+func checkEndReason(r fablab.EndReason) error {
+	if !r.Valid() {
+		return fablab.Errorf(fablab.EINVALID, "session end reason %q is not one of the end reasons", clipReason(r))
+	}
+	return nil
+}
+
+func clipReason(r fablab.EndReason) string {
+	if len(r) > 64 {
+		return string(r[:64]) + "…"
+	}
+	return string(r)
+}
+
 // endInTx ends an open session at at (not before its start): no longer
 // open, in the time indexes, and not billable if the relay never confirmed
 // it switched on.
-func endInTx(tx *bbolt.Tx, sess *fablab.Session, at time.Time, reason string, by fablab.ID) error {
+func endInTx(tx *bbolt.Tx, sess *fablab.Session, at time.Time, reason fablab.EndReason, by fablab.ID) error {
 	at = at.UTC()
 	if at.Before(sess.Started) {
 		at = sess.Started
@@ -204,8 +228,11 @@ func startedIn(sess *fablab.Session, from, to time.Time) bool {
 // CloseSession ends an open session once: at instant at, for reason, by
 // actor (0 for the system); tap, when not nil, is the tap that ended it
 // (see OpenSession). Errors: ENOTFOUND, ECONFLICT (already ended),
-// EDUPLICATE.
-func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, reason string, by fablab.ID, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
+// EDUPLICATE, EINVALID (reason is not one of fablab.EndReasons).
+func (s *Store) CloseSession(ctx context.Context, id fablab.ID, at time.Time, reason fablab.EndReason, by fablab.ID, tap *TapRef, events []fablab.AuditEvent) (fablab.Session, error) {
+	if err := checkEndReason(reason); err != nil {
+		return fablab.Session{}, err
+	}
 	var out fablab.Session
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
 		if err := checkTap(tx, tap); err != nil {
@@ -487,8 +514,11 @@ func (s *Store) AccessFacts(ctx context.Context, dev, hash string, now time.Time
 		f.Trainings = map[fablab.ID]string{}
 		for _, t := range f.Machine.RequiredTrainings {
 			var tr fablab.Training
-			if err := getJSON(tx.Bucket(bTrainings), itob(t), &tr, "training"); err == nil {
+			switch err := getJSON(tx.Bucket(bTrainings), itob(t), &tr, "training"); {
+			case err == nil:
 				f.Trainings[t] = tr.Name
+			case fablab.ErrorCode(err) != fablab.ENOTFOUND:
+				return err // damaged storage, not a training without a name
 			}
 		}
 		if v := tx.Bucket(bBadges).Get([]byte(hash)); v != nil {

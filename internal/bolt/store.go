@@ -45,6 +45,19 @@
 // the devices and sessions buckets and indexed the machines' device ids; 4
 // took open sessions out of the session time indexes.
 // Sequences: each entity bucket's NextSequence allocates its ids.
+//
+// Stored values are the JSON encodings of the fablab types (and of the
+// record types here), which the HTTP API also serves: renaming or retyping a
+// JSON field of one of them changes this file format. The bytes of every
+// bucket are pinned by golden files per schema version
+// (testdata/schema-vN/<bucket>.golden, checked by TestStoredFormat): a
+// change to a stored format fails that test until either the schema version
+// is bumped with a migration that converts the old records (new golden files
+// in a new testdata/schema-vN, the old ones kept), or the golden files are
+// refreshed deliberately (go test ./internal/bolt -run TestStoredFormat
+// -update) because old files still read the same (e.g. a new optional
+// field). TestGoldenFilesOpen builds a file from every kept version and
+// opens it with the current code, migrations included.
 package bolt
 
 import (

@@ -57,7 +57,16 @@ type DeviceState struct {
 	SessionID string     `json:"session_id,omitempty"`
 }
 
-// Session end reasons (DESIGN §3).
+// EndReason says why a session ended (DESIGN §2, §3). It is a closed set:
+// the store refuses any other value, and a reason a device sends is mapped to
+// one with DeviceEndReason, never stored as sent.
+type EndReason string
+
+// Session end reasons. They are untyped constants on purpose: the same codes
+// travel as plain strings in a lock command's reason and an audit line's
+// reason, and an untyped constant fits both; only Session.EndReason and the
+// store's parameters carry the type, so a string read from outside needs
+// ParseEndReason or DeviceEndReason to get there.
 const (
 	EndTapOut           = "tap_out"
 	EndBookingEnd       = "booking_end"
@@ -66,8 +75,61 @@ const (
 	EndPowerIdle        = "power_idle"
 	EndRelayOff         = "relay_off"
 	EndServerRestart    = "server_restart"
-	EndRelayUnconfirmed = "relay_unconfirmed"
+	EndRelayUnconfirmed = "relay_unconfirmed" // the relay never confirmed the unlock: not billed
+	// EndReplaced: another session took the machine over, e.g. a session
+	// a device granted alone, overtaken by one the server granted.
+	EndReplaced = "replaced"
 )
+
+// EndReasons returns every valid end reason, in the order of the API's enum.
+func EndReasons() []EndReason {
+	return []EndReason{EndTapOut, EndBookingEnd, EndStaff, EndDeviceOffline, EndPowerIdle,
+		EndRelayOff, EndServerRestart, EndRelayUnconfirmed, EndReplaced}
+}
+
+// Valid reports whether r is one of EndReasons.
+func (r EndReason) Valid() bool {
+	switch r {
+	case EndTapOut, EndBookingEnd, EndStaff, EndDeviceOffline, EndPowerIdle,
+		EndRelayOff, EndServerRestart, EndRelayUnconfirmed, EndReplaced:
+		return true
+	}
+	return false
+}
+
+// ParseEndReason returns s as an end reason. Errors: EINVALID when s is not
+// one of EndReasons.
+func ParseEndReason(s string) (EndReason, error) {
+	if r := EndReason(s); r.Valid() {
+		return r, nil
+	}
+	return "", Errorf(EINVALID, "end reason must be one of tap_out, booking_end, staff, device_offline, power_idle, relay_off, server_restart, relay_unconfirmed or replaced")
+}
+
+// deviceRestart is the code a fabgate-bridge gives for a session cut by its
+// stopping or restarting (docs/protocol.md §5.3): its relay went off, as the
+// server records a restart it sees itself (relay_off).
+const deviceRestart = "device_restart"
+
+// DeviceEndReason maps the reason a device gives for the end of a session it
+// decided alone (a replayed tap's reason) to an end reason. Devices may send
+// any code (a deny code, a fault of their own): what the server does not
+// know is a session the device switched off itself, relay_off. A device
+// cannot make a session unbillable: relay_unconfirmed is the server's
+// judgement, and is relay_off when a device claims it. An empty reason is a
+// tap-out (a device that says nothing ended it the ordinary way).
+func DeviceEndReason(code string) EndReason {
+	switch code {
+	case "":
+		return EndTapOut
+	case deviceRestart, EndRelayUnconfirmed:
+		return EndRelayOff
+	}
+	if r := EndReason(code); r.Valid() {
+		return r
+	}
+	return EndRelayOff
+}
 
 // Session is one use of a machine: opened durably before the relay is told
 // to switch on, closed exactly once.
@@ -80,7 +142,7 @@ type Session struct {
 	Started   time.Time  `json:"started"`
 	Until     time.Time  `json:"until"` // when power must go off
 	Ended     *time.Time `json:"ended,omitempty"`
-	EndReason string     `json:"end_reason,omitempty"`
+	EndReason EndReason  `json:"end_reason,omitempty"`
 	EndedBy   ID         `json:"ended_by,omitempty"` // staff member, for EndStaff
 	Offline   bool       `json:"offline,omitempty"`  // decided by the device while the server was out of reach
 	TapMsgID  string     `json:"tap_msg_id,omitempty"`

@@ -584,9 +584,9 @@ func (e *env) waitSession(id fablab.ID, what string, ok func(fablab.Session) boo
 	return s
 }
 
-func (e *env) waitEnded(id fablab.ID, reason string) fablab.Session {
+func (e *env) waitEnded(id fablab.ID, reason fablab.EndReason) fablab.Session {
 	e.t.Helper()
-	return e.waitSession(id, "ended "+reason, func(s fablab.Session) bool { return !s.Open() && s.EndReason == reason })
+	return e.waitSession(id, "ended "+string(reason), func(s fablab.Session) bool { return !s.Open() && s.EndReason == reason })
 }
 
 func (e *env) openSessions() []fablab.Session {

@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mqtt_prefix: %w", err)
 	}
-	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log, queues: deviceQueues{queues: map[string]chan func(){}}}
+	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log, queues: deviceQueues{queues: map[string]chan func(){}, dropping: map[string]bool{}, log: log}}
 	url, user, password := cfg.URL, cfg.Username, cfg.Password
 	if url == "" {
 		user, password = "fabgate-server", auth.NewToken() // the embedded broker's server user, new at each start
@@ -197,8 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		st.Close()
 		return nil, err
 	}
-	st.cron = cron.New(cron.WithSeconds(), cron.WithLocation(settings.Location()),
-		cron.WithChain(cron.Recover(cron.DiscardLogger), cron.SkipIfStillRunning(cron.DiscardLogger)))
+	st.cron = newScheduler(settings.Location(), log)
 	if _, err := st.cron.AddFunc("*/15 * * * * *", func() { st.Engine.Sweep(context.Background()) }); err != nil {
 		st.Close()
 		return nil, err
@@ -281,6 +280,10 @@ type deviceQueues struct {
 	// dropped counts messages lost because their device's queue was full.
 	dropped  atomic.Int64
 	stopping atomic.Bool
+	// log reports the start of each run of drops of a device (guarded by
+	// mu, with dropping): a flooding device does not flood the log.
+	log      *slog.Logger
+	dropping map[string]bool
 }
 
 // deviceQueueLen bounds the messages waiting for one device.
@@ -311,9 +314,22 @@ func (q *deviceQueues) do(dev string, fn func()) {
 	q.mu.Unlock()
 	select {
 	case ch <- fn:
+		q.mu.Lock()
+		delete(q.dropping, dev)
+		q.mu.Unlock()
 	default:
-		// A device flooding its queue loses messages; the others do not wait.
+		// A device flooding its queue loses messages (a tap among them goes
+		// unanswered); the others do not wait.
 		q.dropped.Add(1)
+		q.mu.Lock()
+		first := !q.dropping[dev]
+		if first && q.dropping != nil {
+			q.dropping[dev] = true
+		}
+		q.mu.Unlock()
+		if first && q.log != nil {
+			q.log.Warn("device message queue full: its messages are dropped until it drains", "device", dev, "queue_len", deviceQueueLen)
+		}
 	}
 }
 

@@ -1,0 +1,336 @@
+package access_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/fabgate/fabgate/internal/access"
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/bolt/bolttest"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// The engine tests here drive its handlers directly, with a real bbolt file
+// and a publisher that records the commands (the broker is exercised by the
+// end-to-end tests of internal/lab).
+
+var t0 = time.Date(2026, 3, 3, 13, 0, 0, 0, time.UTC)
+
+const (
+	dev      = "laser-1"
+	uidAda   = "04A2B3C4D5E6F7"
+	uidProbe = "0499AABBCCDDEE" // held by nobody
+)
+
+// recorder is a Publisher that keeps what is published.
+type recorder struct {
+	mu   sync.Mutex
+	cmds []wire.Command
+}
+
+func (r *recorder) Publish(_ context.Context, topic string, payload []byte, _ bool) error {
+	if !strings.HasSuffix(topic, "/cmd") {
+		return nil // allow-lists
+	}
+	c, err := wire.DecodeCommand(payload)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.cmds = append(r.cmds, c)
+	r.mu.Unlock()
+	return nil
+}
+
+// take returns the commands published since the last take.
+func (r *recorder) take() []wire.Command {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.cmds
+	r.cmds = nil
+	return out
+}
+
+// syncBuffer collects the engine's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type rig struct {
+	t      *testing.T
+	store  *bolt.Store
+	closed bool
+	engine *access.Engine
+	pub    *recorder
+	logs   *syncBuffer
+	clock  *bolttest.Clock
+	laser  fablab.Machine
+	ada    fablab.Member
+}
+
+// newRig opens a store of its own (a test may close it under the engine),
+// with a laser driven by device laser-1 and Ada holding badge uidAda.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{t: t, pub: &recorder{}, logs: &syncBuffer{}, clock: bolttest.NewClock(t0)}
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "fabgate.db"), bolt.Options{Now: r.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store = s
+	t.Cleanup(func() {
+		if !r.closed {
+			r.store.Close()
+		}
+		if t.Failed() {
+			t.Logf("engine log:\n%s", r.logs.String())
+		}
+	})
+	ctx := t.Context()
+	st, err := s.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.laser, err = s.CreateMachine(ctx, fablab.Machine{Name: "Laser", Kind: fablab.KindLaserCutter, Rules: st.DefaultRules}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateDevice(ctx, fablab.Device{ID: dev, MachineID: r.laser.ID, SecretHash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if r.ada, err = s.CreateMember(ctx, fablab.Member{Email: "ada@lab.example", Name: "Ada", Group: "student"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), uidAda), MemberID: r.ada.ID}); err != nil {
+		t.Fatal(err)
+	}
+	r.startEngine()
+	return r
+}
+
+func (r *rig) startEngine() {
+	topics, err := wire.NewTopics(wire.DefaultPrefix)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.engine = access.New(access.Config{Store: r.store, Pub: r.pub, Topics: topics, Now: r.clock.Now,
+		Log: slog.New(slog.NewTextHandler(r.logs, nil))})
+}
+
+// closeStore makes every read and write of the store fail from now on, as
+// an I/O error would. A first tap reserves the device's block of command
+// seqs while the store works, so that the engine can still answer.
+func (r *rig) closeStore() {
+	r.t.Helper()
+	r.tap(wire.Tap{MsgID: "probe-1", TS: t0.Unix(), UID: uidProbe})
+	if c := r.pub.take(); len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonUnknownBadge {
+		r.t.Fatalf("before closing the store: %+v", c)
+	}
+	if err := r.store.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.closed = true
+}
+
+func (r *rig) tap(tap wire.Tap) {
+	r.t.Helper()
+	payload, err := wire.Encode(&tap)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.engine.HandleTap(r.t.Context(), dev, payload)
+}
+
+// A live tap the store cannot check is answered (deny server_error) and
+// logged, not dropped without a word.
+func TestTapOnFailingStoreIsAnswered(t *testing.T) {
+	r := newRig(t)
+	r.closeStore()
+	r.tap(wire.Tap{MsgID: "m-2", TS: t0.Unix(), UID: uidAda})
+	c := r.pub.take()
+	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" {
+		t.Fatalf("answer to a tap on a failing store: %+v, want one deny %s with a message", c, wire.ReasonServerError)
+	}
+	if log := r.logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "m-2") {
+		t.Errorf("the failure is not logged with the tap's msg_id:\n%s", log)
+	}
+	// A replay is history: nothing to answer, but it is logged.
+	r.tap(wire.Tap{MsgID: "m-3", TS: t0.Unix(), UID: uidAda, Offline: true})
+	if c := r.pub.take(); len(c) != 0 {
+		t.Errorf("a replayed tap was answered: %+v", c)
+	}
+	if !strings.Contains(r.logs.String(), "m-3") {
+		t.Errorf("the lost replay is not logged:\n%s", r.logs.String())
+	}
+}
+
+// A relay state the store cannot check against the open session is not
+// taken for "no session": no lock cuts a machine that may be in use, and
+// the failure is logged.
+func TestStateOnFailingStoreIsNotNoSession(t *testing.T) {
+	r := newRig(t)
+	r.closeStore()
+	payload, err := wire.Encode(&wire.State{Relay: wire.RelayOn, SessionID: "7", Since: t0.Unix(), Seq: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine.HandleState(t.Context(), dev, payload)
+	if c := r.pub.take(); len(c) != 0 {
+		t.Errorf("commands sent on a store read error: %+v", c)
+	}
+	if log := r.logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "relay state not reconciled") {
+		t.Errorf("the failure is not logged:\n%s", log)
+	}
+}
+
+// A session a device ran alone is stored with an end reason of the enum,
+// whatever reason the device gave (its own codes, deny codes, anything);
+// the device's own reason stays in the replayed tap's audit line.
+func TestReplayedSessionDeviceReasonMapped(t *testing.T) {
+	cases := []struct {
+		device string
+		want   fablab.EndReason
+	}{
+		{"tap_out", fablab.EndTapOut},
+		{"", fablab.EndTapOut},
+		{"booking_end", fablab.EndBookingEnd},
+		{"device_restart", fablab.EndRelayOff},
+		{"replaced", fablab.EndReplaced},
+		{"member_inactive", fablab.EndRelayOff},
+		{"relay_unconfirmed", fablab.EndRelayOff},
+		{"something_new", fablab.EndRelayOff},
+	}
+	r := newRig(t)
+	ctx := t.Context()
+	start := t0.Add(-10 * time.Hour)
+	for i, c := range cases {
+		ts := start.Add(time.Duration(i) * time.Hour)
+		msgID := "off-tap-" + string(rune('a'+i))
+		r.tap(wire.Tap{MsgID: msgID, TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted, Reason: c.device,
+			SessionID: wire.OfflineSessionPrefix + msgID, Until: ts.Add(time.Hour).Unix(), Ended: ts.Add(30 * time.Minute).Unix()})
+		ss, err := r.store.SessionsOfMember(ctx, r.ada.ID, ts, ts.Add(time.Second))
+		if err != nil || len(ss) != 1 {
+			t.Errorf("device reason %q: sessions %+v %v, want the one replayed", c.device, ss, err)
+			continue
+		}
+		if got := ss[0].EndReason; got != c.want || !got.Valid() || ss[0].Open() || !ss[0].Offline {
+			t.Errorf("device reason %q: stored %+v, want ended %q", c.device, ss[0], c.want)
+		}
+		evs, err := r.store.AuditEvents(ctx, bolt.AuditFilter{From: ts, To: ts.Add(time.Second), Limit: 10})
+		if err != nil || len(evs) != 1 || evs[0].Reason != c.device || evs[0].Action != "replayed" {
+			t.Errorf("device reason %q: audit %+v %v", c.device, evs, err)
+		}
+	}
+	if c := r.pub.take(); len(c) != 0 {
+		t.Errorf("commands for sessions that had ended: %+v", c)
+	}
+}
+
+// A session a device granted alone that still runs when its tap is
+// replayed, while the server holds a later session on the machine, is
+// recorded ended as replaced (it was stored as the deny code in_use).
+func TestReplayedRunningSessionOverAnOpenOneIsReplaced(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	open, err := r.store.OpenSession(ctx, fablab.Session{MachineID: r.laser.ID, MemberID: r.ada.ID, DeviceID: dev,
+		Started: t0.Add(-time.Minute), Until: t0.Add(time.Hour), Billable: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := t0.Add(-30 * time.Minute) // before the server's session began
+	r.tap(wire.Tap{MsgID: "off-run", TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted,
+		SessionID: wire.OfflineSessionPrefix + "off-run", Until: t0.Add(time.Hour).Unix()})
+	ss, err := r.store.SessionsOfMember(ctx, r.ada.ID, t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, s := range ss {
+		if s.ID == open.ID {
+			continue
+		}
+		found = true
+		if s.Open() || s.EndReason != fablab.EndReplaced {
+			t.Errorf("the device's session: %+v, want ended %q", s, fablab.EndReplaced)
+		}
+	}
+	if !found {
+		t.Fatalf("the device's session was not recorded: %+v\nlog:\n%s", ss, r.logs.String())
+	}
+}
+
+// A replayed grant whose facts cannot be read (damaged storage) is kept as
+// history, and what the device decided is logged in full: it was taken
+// silently for a tap nobody holds, and the session was lost without a word.
+func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
+	r := newRig(t)
+	ctx := t.Context()
+	tr, err := r.store.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.UpdateMachine(ctx, r.laser.ID, func(m *fablab.Machine) error { m.RequiredTrainings = []fablab.ID{tr.ID}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Damage the training's record: reads of the laser's facts fail, writes
+	// still work.
+	path := r.store.Path()
+	if err := r.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.closed = true
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := binary.BigEndian.AppendUint64(nil, uint64(tr.ID))
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("trainings")).Put(key, []byte("{damaged")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r.store, err = bolt.Open(path, bolt.Options{Now: r.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	r.closed = false
+	r.startEngine()
+
+	ts := t0.Add(-time.Hour)
+	r.tap(wire.Tap{MsgID: "off-lost", TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted, Reason: "tap_out",
+		SessionID: wire.OfflineSessionPrefix + "off-lost", Until: ts.Add(time.Hour).Unix(), Ended: ts.Add(20 * time.Minute).Unix()})
+	log := r.logs.String()
+	for _, want := range []string{"level=ERROR", "replayed tap kept as history only", "msg_id=off-lost", "result=granted", "ended=" + strconv.FormatInt(ts.Add(20*time.Minute).Unix(), 10)} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	evs, err := r.store.AuditEvents(ctx, bolt.AuditFilter{From: ts, To: ts.Add(time.Second), Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].Action != "replayed" {
+		t.Errorf("the replayed tap's history: %+v %v", evs, err)
+	}
+}
