@@ -869,7 +869,7 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		return
 	}
 	now := e.cfg.Now()
-	at, reason := p.prevUntil, fablab.EndBookingEnd
+	at, reason := p.prevUntil, fablab.EndReason(fablab.EndBookingEnd)
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
@@ -890,7 +890,7 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		e.emit("alert", map[string]any{"session_id": id, "reason": "extension_unconfirmed", "why": why})
 	}
 	if _, err := e.endSession(ctx, id, at, reason, 0, nil,
-		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: reason, Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
+		fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", Reason: string(reason), Detail: map[string]any{"why": why}}); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
 		e.cfg.Log.Error("end session", "session", id, "err", err)
 	}
 }

@@ -26,12 +26,10 @@ import (
 // and a publisher that records the commands (the broker is exercised by the
 // end-to-end tests of internal/lab).
 
-var t0 = time.Date(2026, 3, 3, 13, 0, 0, 0, time.UTC)
-
 const (
-	dev      = "laser-1"
-	uidAda   = "04A2B3C4D5E6F7"
-	uidProbe = "0499AABBCCDDEE" // held by nobody
+	laserDev    = "laser-1"
+	laserUIDAda = "04A2B3C4D5E6F7"
+	uidProbe    = "0499AABBCCDDEE" // held by nobody
 )
 
 // recorder is a Publisher that keeps what is published.
@@ -81,7 +79,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-type rig struct {
+type storeRig struct {
 	t      *testing.T
 	store  *bolt.Store
 	closed bool
@@ -93,11 +91,11 @@ type rig struct {
 	ada    fablab.Member
 }
 
-// newRig opens a store of its own (a test may close it under the engine),
-// with a laser driven by device laser-1 and Ada holding badge uidAda.
-func newRig(t *testing.T) *rig {
+// newStoreRig opens a store of its own (a test may close it under the engine),
+// with a laser driven by device laser-1 and Ada holding badge laserUIDAda.
+func newStoreRig(t *testing.T) *storeRig {
 	t.Helper()
-	r := &rig{t: t, pub: &recorder{}, logs: &syncBuffer{}, clock: bolttest.NewClock(t0)}
+	r := &storeRig{t: t, pub: &recorder{}, logs: &syncBuffer{}, clock: bolttest.NewClock(t0)}
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "fabgate.db"), bolt.Options{Now: r.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -119,20 +117,20 @@ func newRig(t *testing.T) *rig {
 	if r.laser, err = s.CreateMachine(ctx, fablab.Machine{Name: "Laser", Kind: fablab.KindLaserCutter, Rules: st.DefaultRules}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateDevice(ctx, fablab.Device{ID: dev, MachineID: r.laser.ID, SecretHash: "h"}); err != nil {
+	if _, err := s.CreateDevice(ctx, fablab.Device{ID: laserDev, MachineID: r.laser.ID, SecretHash: "h"}); err != nil {
 		t.Fatal(err)
 	}
 	if r.ada, err = s.CreateMember(ctx, fablab.Member{Email: "ada@lab.example", Name: "Ada", Group: "student"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), uidAda), MemberID: r.ada.ID}); err != nil {
+	if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), laserUIDAda), MemberID: r.ada.ID}); err != nil {
 		t.Fatal(err)
 	}
 	r.startEngine()
 	return r
 }
 
-func (r *rig) startEngine() {
+func (r *storeRig) startEngine() {
 	topics, err := wire.NewTopics(wire.DefaultPrefix)
 	if err != nil {
 		r.t.Fatal(err)
@@ -144,7 +142,7 @@ func (r *rig) startEngine() {
 // closeStore makes every read and write of the store fail from now on, as
 // an I/O error would. A first tap reserves the device's block of command
 // seqs while the store works, so that the engine can still answer.
-func (r *rig) closeStore() {
+func (r *storeRig) closeStore() {
 	r.t.Helper()
 	r.tap(wire.Tap{MsgID: "probe-1", TS: t0.Unix(), UID: uidProbe})
 	if c := r.pub.take(); len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonUnknownBadge {
@@ -156,21 +154,21 @@ func (r *rig) closeStore() {
 	r.closed = true
 }
 
-func (r *rig) tap(tap wire.Tap) {
+func (r *storeRig) tap(tap wire.Tap) {
 	r.t.Helper()
 	payload, err := wire.Encode(&tap)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.engine.HandleTap(r.t.Context(), dev, payload)
+	r.engine.HandleTap(r.t.Context(), laserDev, payload)
 }
 
 // A live tap the store cannot check is answered (deny server_error) and
 // logged, not dropped without a word.
 func TestTapOnFailingStoreIsAnswered(t *testing.T) {
-	r := newRig(t)
+	r := newStoreRig(t)
 	r.closeStore()
-	r.tap(wire.Tap{MsgID: "m-2", TS: t0.Unix(), UID: uidAda})
+	r.tap(wire.Tap{MsgID: "m-2", TS: t0.Unix(), UID: laserUIDAda})
 	c := r.pub.take()
 	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" {
 		t.Fatalf("answer to a tap on a failing store: %+v, want one deny %s with a message", c, wire.ReasonServerError)
@@ -179,7 +177,7 @@ func TestTapOnFailingStoreIsAnswered(t *testing.T) {
 		t.Errorf("the failure is not logged with the tap's msg_id:\n%s", log)
 	}
 	// A replay is history: nothing to answer, but it is logged.
-	r.tap(wire.Tap{MsgID: "m-3", TS: t0.Unix(), UID: uidAda, Offline: true})
+	r.tap(wire.Tap{MsgID: "m-3", TS: t0.Unix(), UID: laserUIDAda, Offline: true})
 	if c := r.pub.take(); len(c) != 0 {
 		t.Errorf("a replayed tap was answered: %+v", c)
 	}
@@ -192,13 +190,13 @@ func TestTapOnFailingStoreIsAnswered(t *testing.T) {
 // taken for "no session": no lock cuts a machine that may be in use, and
 // the failure is logged.
 func TestStateOnFailingStoreIsNotNoSession(t *testing.T) {
-	r := newRig(t)
+	r := newStoreRig(t)
 	r.closeStore()
 	payload, err := wire.Encode(&wire.State{Relay: wire.RelayOn, SessionID: "7", Since: t0.Unix(), Seq: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.engine.HandleState(t.Context(), dev, payload)
+	r.engine.HandleState(t.Context(), laserDev, payload)
 	if c := r.pub.take(); len(c) != 0 {
 		t.Errorf("commands sent on a store read error: %+v", c)
 	}
@@ -224,13 +222,13 @@ func TestReplayedSessionDeviceReasonMapped(t *testing.T) {
 		{"relay_unconfirmed", fablab.EndRelayOff},
 		{"something_new", fablab.EndRelayOff},
 	}
-	r := newRig(t)
+	r := newStoreRig(t)
 	ctx := t.Context()
 	start := t0.Add(-10 * time.Hour)
 	for i, c := range cases {
 		ts := start.Add(time.Duration(i) * time.Hour)
 		msgID := "off-tap-" + string(rune('a'+i))
-		r.tap(wire.Tap{MsgID: msgID, TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted, Reason: c.device,
+		r.tap(wire.Tap{MsgID: msgID, TS: ts.Unix(), UID: laserUIDAda, Offline: true, Result: wire.TapGranted, Reason: c.device,
 			SessionID: wire.OfflineSessionPrefix + msgID, Until: ts.Add(time.Hour).Unix(), Ended: ts.Add(30 * time.Minute).Unix()})
 		ss, err := r.store.SessionsOfMember(ctx, r.ada.ID, ts, ts.Add(time.Second))
 		if err != nil || len(ss) != 1 {
@@ -254,15 +252,15 @@ func TestReplayedSessionDeviceReasonMapped(t *testing.T) {
 // replayed, while the server holds a later session on the machine, is
 // recorded ended as replaced (it was stored as the deny code in_use).
 func TestReplayedRunningSessionOverAnOpenOneIsReplaced(t *testing.T) {
-	r := newRig(t)
+	r := newStoreRig(t)
 	ctx := t.Context()
-	open, err := r.store.OpenSession(ctx, fablab.Session{MachineID: r.laser.ID, MemberID: r.ada.ID, DeviceID: dev,
+	open, err := r.store.OpenSession(ctx, fablab.Session{MachineID: r.laser.ID, MemberID: r.ada.ID, DeviceID: laserDev,
 		Started: t0.Add(-time.Minute), Until: t0.Add(time.Hour), Billable: true}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := t0.Add(-30 * time.Minute) // before the server's session began
-	r.tap(wire.Tap{MsgID: "off-run", TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted,
+	r.tap(wire.Tap{MsgID: "off-run", TS: ts.Unix(), UID: laserUIDAda, Offline: true, Result: wire.TapGranted,
 		SessionID: wire.OfflineSessionPrefix + "off-run", Until: t0.Add(time.Hour).Unix()})
 	ss, err := r.store.SessionsOfMember(ctx, r.ada.ID, t0.Add(-time.Hour), t0.Add(time.Hour))
 	if err != nil {
@@ -287,7 +285,7 @@ func TestReplayedRunningSessionOverAnOpenOneIsReplaced(t *testing.T) {
 // history, and what the device decided is logged in full: it was taken
 // silently for a tap nobody holds, and the session was lost without a word.
 func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
-	r := newRig(t)
+	r := newStoreRig(t)
 	ctx := t.Context()
 	tr, err := r.store.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
 	if err != nil {
@@ -321,7 +319,7 @@ func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
 	r.startEngine()
 
 	ts := t0.Add(-time.Hour)
-	r.tap(wire.Tap{MsgID: "off-lost", TS: ts.Unix(), UID: uidAda, Offline: true, Result: wire.TapGranted, Reason: "tap_out",
+	r.tap(wire.Tap{MsgID: "off-lost", TS: ts.Unix(), UID: laserUIDAda, Offline: true, Result: wire.TapGranted, Reason: "tap_out",
 		SessionID: wire.OfflineSessionPrefix + "off-lost", Until: ts.Add(time.Hour).Unix(), Ended: ts.Add(20 * time.Minute).Unix()})
 	log := r.logs.String()
 	for _, want := range []string{"level=ERROR", "replayed tap kept as history only", "msg_id=off-lost", "result=granted", "ended=" + strconv.FormatInt(ts.Add(20*time.Minute).Unix(), 10)} {

@@ -132,7 +132,7 @@ func (r *rig) session(c wire.Command) fablab.Session {
 
 // wantEnded checks that the unlock's session ended at at for reason, billed
 // or not.
-func (r *rig) wantEnded(unlock wire.Command, reason string, at time.Time, billable bool) {
+func (r *rig) wantEnded(unlock wire.Command, reason fablab.EndReason, at time.Time, billable bool) {
 	r.t.Helper()
 	s := r.session(unlock)
 	if s.Open() || s.EndReason != reason || !s.Ended.Equal(at) || s.Billable != billable {
