@@ -380,7 +380,7 @@ func (e *Engine) replayDone(err error, evs []fablab.AuditEvent) {
 
 // offlineSession records a session the device granted alone: ended, or
 // still running and adopted.
-func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessFacts, ref *bolt.TapRef, tap wire.Tap, evs []fablab.AuditEvent) error {
+func (e *Engine) offlineSession(ctx context.Context, dev string, f *fablab.AccessFacts, ref *bolt.TapRef, tap wire.Tap, evs []fablab.AuditEvent) error {
 	sess := fablab.Session{
 		MachineID: f.Machine.ID, MemberID: f.Member.ID, DeviceID: dev, Started: time.Unix(tap.TS, 0), Until: time.Unix(tap.Until, 0),
 		Offline: true, TapMsgID: tap.MsgID, Confirmed: true, Billable: true,
@@ -512,7 +512,7 @@ func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref
 }
 
 // grant opens the session durably, then tells the relay to switch on.
-func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d Decision, ref *bolt.TapRef, ev fablab.AuditEvent) error {
+func (e *Engine) grant(ctx context.Context, dev string, f *fablab.AccessFacts, d Decision, ref *bolt.TapRef, ev fablab.AuditEvent) error {
 	now := e.cfg.Now()
 	cmdID := newCmdID()
 	sess := fablab.Session{
