@@ -99,6 +99,9 @@ type Allowlist struct {
 	Ver     int64        `json:"ver"`     // version, increasing; echoed in hb.allow_ver
 	Issued  int64        `json:"issued"`  // when the server built it, Unix seconds
 	Entries []AllowEntry `json:"entries"` // never null once decoded or encoded
+	// Kid is the id of the device key the entries are hashed with
+	// (protocol §8.1); 0 or absent: the bare lab key, as before key ids.
+	Kid int64 `json:"kid,omitempty"`
 }
 
 // AllowEntry admits one badge offline.
@@ -287,6 +290,9 @@ func (p *Allowlist) validate() error {
 	}
 	if err := checkTime(what, "issued", p.Issued, false); err != nil {
 		return err
+	}
+	if p.Kid < 0 {
+		return invalid(what, "kid must not be negative, got %d", p.Kid)
 	}
 	if len(p.Entries) > MaxAllowlistEntries {
 		return invalid(what, "%d entries, at most %d allowed", len(p.Entries), MaxAllowlistEntries)
