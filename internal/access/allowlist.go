@@ -4,7 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
@@ -39,11 +41,17 @@ func (e *Engine) FlushAllowlists(ctx context.Context) {
 }
 
 // PublishAllowlists publishes, retained, the offline allow-list of every
-// device (empty for a device bound to no machine).
+// device (empty for a device bound to no machine), each hashed with the
+// device's own key (protocol §8.1). The facts are read once, and each
+// machine's list built once, whatever the number of devices. Publishes run
+// one at a time, so a list built before a key rotation never lands after
+// the lists of the new key.
 func (e *Engine) PublishAllowlists(ctx context.Context) {
-	devices, err := e.cfg.Store.Devices(ctx)
+	e.allowPub.Lock()
+	defer e.allowPub.Unlock()
+	f, err := e.cfg.Store.AllowlistFacts(ctx)
 	if err != nil {
-		e.cfg.Log.Error("allow-lists: devices", "err", err)
+		e.cfg.Log.Error("allow-lists: read", "err", err)
 		return
 	}
 	now := e.cfg.Now()
@@ -54,26 +62,23 @@ func (e *Engine) PublishAllowlists(ctx context.Context) {
 	}
 	ver := e.allowVer
 	e.mu.Unlock()
-	for _, d := range devices {
-		var entries []bolt.AllowEntry
-		if d.MachineID != 0 { // an unbound device gets an empty list in place of its old one
-			if entries, err = e.cfg.Store.Allowlist(ctx, d.MachineID, now); err != nil {
-				e.cfg.Log.Error("allow-list", "device", d.ID, "err", err)
-				continue
+	built := map[fablab.ID]machineList{}
+	for _, d := range f.Devices {
+		var ml machineList
+		if mc, ok := f.Machines[d.MachineID]; ok { // an unbound device gets an empty list in place of its old one
+			if ml, ok = built[mc.ID]; !ok {
+				ml = buildAllowlist(f.Holders, &mc, now)
+				built[mc.ID] = ml
+				if ml.left > 0 {
+					e.cfg.Log.Warn("allow-list bounded: members beyond it are decided online only", "machine", mc.ID, "max", wire.MaxAllowlistEntries, "left_out", ml.left)
+				}
 			}
 		}
-		list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Entries: make([]wire.AllowEntry, 0, len(entries))}
-		for _, a := range entries {
-			en := wire.AllowEntry{H: a.Hash, Tier: wire.TierOffline}
-			switch {
-			case a.Admin:
-				en.Tier = wire.TierAdmin
-			case a.Until.IsZero() || a.Until.Sub(now) > offlineHorizon:
-				en.Until = now.Add(offlineHorizon).Unix()
-			default:
-				en.Until = a.Until.Unix()
-			}
-			list.Entries = append(list.Entries, en)
+		h := auth.NewAllowlistHasher(auth.DeviceAllowlistKey(f.Key.Root, f.Key.ID, d.ID))
+		list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Kid: f.Key.ID, Entries: make([]wire.AllowEntry, len(ml.entries))}
+		for i, en := range ml.entries {
+			en.H = h.Hash(en.H)
+			list.Entries[i] = en
 		}
 		payload, err := wire.Encode(&list)
 		if err != nil {
@@ -84,4 +89,47 @@ func (e *Engine) PublishAllowlists(ctx context.Context) {
 			e.cfg.Log.Warn("publish allow-list", "device", d.ID, "err", err)
 		}
 	}
+}
+
+// machineList is a machine's allow-list before it is hashed for a device:
+// H holds the badge's stored hash (lab key).
+type machineList struct {
+	entries []wire.AllowEntry
+	left    int // eligible badges left out by the bound
+}
+
+// buildAllowlist lists the badges that may use machine mc offline, in the
+// order and within the bound of protocol §8.2: first the badges of active
+// staff and admins (admin tier; none for a retired machine), then those of
+// the members fablab.Eligible admits to the machine at now (offline tier,
+// until their right ends, at most offlineHorizon ahead), each group by
+// member id; at most wire.MaxAllowlistEntries in all.
+func buildAllowlist(holders []bolt.BadgeHolder, mc *fablab.Machine, now time.Time) machineList {
+	var staff, makers []wire.AllowEntry
+	horizon := now.Add(offlineHorizon)
+	for i := range holders {
+		h := &holders[i]
+		el := fablab.Eligible(&h.Member, mc, h.Quals, now)
+		switch {
+		case el.Staff && el.Reason != fablab.IneligibleInactive && mc.State != fablab.MachineRetired:
+			// DESIGN §5: the admin tier, whatever the machine needs.
+			for _, b := range h.Badges {
+				staff = append(staff, wire.AllowEntry{H: b, Tier: wire.TierAdmin})
+			}
+		case el.OK:
+			until := horizon
+			if !el.Until.IsZero() && el.Until.Before(horizon) {
+				until = el.Until
+			}
+			for _, b := range h.Badges {
+				makers = append(makers, wire.AllowEntry{H: b, Tier: wire.TierOffline, Until: until.Unix()})
+			}
+		}
+	}
+	all := append(staff, makers...)
+	ml := machineList{entries: all}
+	if len(all) > wire.MaxAllowlistEntries {
+		ml.entries, ml.left = all[:wire.MaxAllowlistEntries], len(all)-wire.MaxAllowlistEntries
+	}
+	return ml
 }
