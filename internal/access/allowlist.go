@@ -2,6 +2,12 @@ package access
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fabgate/fabgate/internal/auth"
@@ -62,33 +68,70 @@ func (e *Engine) PublishAllowlists(ctx context.Context) {
 	}
 	ver := e.allowVer
 	e.mu.Unlock()
-	built := map[fablab.ID]machineList{}
-	for _, d := range f.Devices {
-		var ml machineList
-		if mc, ok := f.Machines[d.MachineID]; ok { // an unbound device gets an empty list in place of its old one
-			if ml, ok = built[mc.ID]; !ok {
-				ml = buildAllowlist(f.Holders, &mc, now)
-				built[mc.ID] = ml
-				if ml.left > 0 {
-					e.cfg.Log.Warn("allow-list bounded: members beyond it are decided online only", "machine", mc.ID, "max", wire.MaxAllowlistEntries, "left_out", ml.left)
-				}
-			}
+	// Machines in the same state needing the same trainings have the same
+	// list: each list is built once.
+	built := map[string]machineList{}
+	lists := make([]machineList, len(f.Devices))
+	for i, d := range f.Devices {
+		mc, ok := f.Machines[d.MachineID]
+		if !ok {
+			continue // an unbound device gets an empty list in place of its old one
 		}
-		h := auth.NewAllowlistHasher(auth.DeviceAllowlistKey(f.Key.Root, f.Key.ID, d.ID))
-		list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Kid: f.Key.ID, Entries: make([]wire.AllowEntry, len(ml.entries))}
-		for i, en := range ml.entries {
-			en.H = h.Hash(en.H)
-			list.Entries[i] = en
+		sig := listSignature(&mc)
+		ml, ok := built[sig]
+		if !ok {
+			ml = buildAllowlist(f.Holders, &mc, now)
+			built[sig] = ml
 		}
-		payload, err := wire.Encode(&list)
-		if err != nil {
-			e.cfg.Log.Error("encode allow-list", "device", d.ID, "err", err)
-			continue
+		if ml.left > 0 {
+			e.cfg.Log.Warn("allow-list bounded: members beyond it are decided online only", "device", d.ID, "machine", mc.ID, "max", wire.MaxAllowlistEntries, "left_out", ml.left)
 		}
-		if err := e.cfg.Pub.Publish(ctx, e.cfg.Topics.Device(d.ID, wire.KindAllowlist), payload, true); err != nil {
-			e.cfg.Log.Warn("publish allow-list", "device", d.ID, "err", err)
-		}
+		lists[i] = ml
 	}
+	// Hashing, encoding and publishing are per device: spread over the cores.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(f.Devices)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(f.Devices); i = int(next.Add(1) - 1) {
+				e.publishAllowlist(ctx, f.Devices[i].ID, f.Key, lists[i], ver, now)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// publishAllowlist hashes a machine's list with device dev's key and
+// publishes it, retained.
+func (e *Engine) publishAllowlist(ctx context.Context, dev string, key bolt.AllowlistKey, ml machineList, ver int64, now time.Time) {
+	h := auth.NewAllowlistHasher(auth.DeviceAllowlistKey(key.Root, key.ID, dev))
+	list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Kid: key.ID, Entries: make([]wire.AllowEntry, len(ml.entries))}
+	for i, en := range ml.entries {
+		en.H = h.Hash(en.H)
+		list.Entries[i] = en
+	}
+	payload, err := wire.Encode(&list)
+	if err != nil {
+		e.cfg.Log.Error("encode allow-list", "device", dev, "err", err)
+		return
+	}
+	if err := e.cfg.Pub.Publish(ctx, e.cfg.Topics.Device(dev, wire.KindAllowlist), payload, true); err != nil {
+		e.cfg.Log.Warn("publish allow-list", "device", dev, "err", err)
+	}
+}
+
+// listSignature is what a machine's allow-list depends on: its state and
+// the trainings it requires.
+func listSignature(mc *fablab.Machine) string {
+	ids := slices.Clone(mc.RequiredTrainings)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var b strings.Builder
+	b.WriteString(mc.State)
+	for _, id := range ids {
+		fmt.Fprintf(&b, "/%d", id)
+	}
+	return b.String()
 }
 
 // machineList is a machine's allow-list before it is hashed for a device:
