@@ -3,7 +3,6 @@ package access_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -71,18 +70,7 @@ func newLab(t testing.TB, makers, machines int) *lab {
 	t.Helper()
 	ctx := t.Context()
 	clock := bolttest.NewClock(allowNow)
-	// A real file without fsync: tens of thousands of members are set up
-	// one write each.
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "fabgate.db"), bolt.Options{Now: clock.Now, NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Check(); err != nil {
-			t.Errorf("store consistency check: %v", err)
-		}
-		s.Close()
-	})
+	s := bolttest.Open(t, clock.Now)
 	l := &lab{store: s, pub: &retained{last: map[string][]byte{}}, now: allowNow,
 		uid: func(i int) string { return fmt.Sprintf("04%012X", i) }}
 	tr, err := s.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
@@ -90,19 +78,16 @@ func newLab(t testing.TB, makers, machines int) *lab {
 		t.Fatal(err)
 	}
 	secret := s.BadgeSecret()
+	var in []bolt.MemberImport
 	member := func(i int, role fablab.Role, status string) {
-		m, err := s.CreateMember(ctx, fablab.Member{Email: fmt.Sprintf("m%d@example.org", i), Name: fmt.Sprintf("Member %d", i), Group: "student", Role: role, Status: status})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(secret, l.uid(i)), MemberID: m.ID}); err != nil {
-			t.Fatal(err)
+		mi := bolt.MemberImport{
+			Member: fablab.Member{Email: fmt.Sprintf("m%d@example.org", i), Name: fmt.Sprintf("Member %d", i), Group: "student", Role: role, Status: status},
+			Badges: []string{auth.BadgeHash(secret, l.uid(i))},
 		}
 		if role == fablab.RoleMaker {
-			if _, err := s.GrantQualification(ctx, fablab.Qualification{MemberID: m.ID, TrainingID: tr.ID, GrantedBy: m.ID}); err != nil {
-				t.Fatal(err)
-			}
+			mi.Trainings, mi.GrantedBy = []fablab.ID{tr.ID}, 1
 		}
+		in = append(in, mi)
 	}
 	for i := range makers {
 		member(i, fablab.RoleMaker, fablab.StatusActive)
@@ -115,6 +100,15 @@ func newLab(t testing.TB, makers, machines int) *lab {
 		}
 		member(i, role, fablab.StatusActive)
 		l.staff = append(l.staff, l.uid(i))
+	}
+	startImport := time.Now()
+	defer func() { t.Logf("set-up: %v", time.Since(startImport)) }()
+	for len(in) > 0 { // in chunks: a bbolt node grows unsplit within one transaction
+		n := min(len(in), 1000)
+		if _, err := s.ImportMembers(ctx, in[:n]); err != nil {
+			t.Fatal(err)
+		}
+		in = in[n:]
 	}
 	for i := range machines {
 		var req []fablab.ID
