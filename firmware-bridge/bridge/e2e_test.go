@@ -156,8 +156,11 @@ func (r *rig) startBridge(rl *relay.Sim) {
 		rl = relay.NewSim(500)
 	}
 	r.reader, r.relay = reader.NewSim(), rl
+	key, err := r.store.AllowlistKey(context.Background())
+	must(r.t, err)
 	d, err := bridge.Start(context.Background(), bridge.DeviceConfig{
 		ID: devLaser, Secret: r.secret, Broker: "tcp://" + r.addr, BadgeKey: r.store.BadgeSecret(), StateDir: filepath.Join(r.stateDir, devLaser),
+		AllowlistKey: auth.DeviceAllowlistKey(key.Root, key.ID, devLaser), AllowlistKeyID: key.ID,
 		OfflineSessionLimit: 30 * time.Minute, Reader: r.reader, Relay: r.relay, Clock: r.clock, Log: r.log.With("side", "bridge"),
 	})
 	must(r.t, err)

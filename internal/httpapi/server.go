@@ -195,6 +195,7 @@ func (s *Server) routes(e *gin.Engine, metrics http.Handler) {
 	admin.GET("/devices/:id", s.getDevice)
 	admin.PATCH("/devices/:id", s.patchDevice)
 	admin.POST("/devices/:id/secret", s.rotateDeviceSecret)
+	admin.POST("/badge-key/rotate", s.rotateBadgeKey)
 	staff.POST("/devices/:id/tap", s.simulateTap)
 	anyone.GET("/sessions", s.listSessions)
 	staff.POST("/sessions/:id/end", s.endSession)
