@@ -105,12 +105,13 @@ func (e *Engine) PublishAllowlists(ctx context.Context) {
 // publishes it, retained.
 func (e *Engine) publishAllowlist(ctx context.Context, dev string, key bolt.AllowlistKey, ml machineList, ver int64, now time.Time) {
 	h := auth.NewAllowlistHasher(auth.DeviceAllowlistKey(key.Root, key.ID, dev))
-	list := wire.Allowlist{Ver: ver, Issued: now.Unix(), Kid: key.ID, Entries: make([]wire.AllowEntry, len(ml.entries))}
-	for i, en := range ml.entries {
-		en.H = h.Hash(en.H)
-		list.Entries[i] = en
+	w := wire.NewAllowlistWriter(make([]byte, 0, 64+len(ml.entries)*111), ver, now.Unix(), key.ID)
+	var sum [32]byte
+	for _, en := range ml.entries {
+		h.Sum(en.H, &sum)
+		w.Entry(&sum, en.Tier, en.Until)
 	}
-	payload, err := wire.Encode(&list)
+	payload, err := w.Bytes()
 	if err != nil {
 		e.cfg.Log.Error("encode allow-list", "device", dev, "err", err)
 		return

@@ -54,8 +54,15 @@ func NewAllowlistHasher(deviceKey []byte) *AllowlistHasher {
 // Hash returns the allowlist entry of the badge whose stored hash (hex,
 // as BadgeHash returns it) is badgeHash.
 func (h *AllowlistHasher) Hash(badgeHash string) string {
+	var sum [sha256.Size]byte
+	h.Sum(badgeHash, &sum)
+	return hex.EncodeToString(sum[:])
+}
+
+// Sum writes into sum the entry Hash returns, as raw bytes.
+func (h *AllowlistHasher) Sum(badgeHash string, sum *[sha256.Size]byte) {
 	h.mac.Reset()
 	io.WriteString(h.mac, badgeHash)
 	h.sum = h.mac.Sum(h.sum[:0])
-	return hex.EncodeToString(h.sum)
+	copy(sum[:], h.sum)
 }

@@ -304,12 +304,21 @@ func (p *Allowlist) validate() error {
 		if !isHash(e.H) {
 			return invalid(what, "entries[%d].h must be 64 lowercase hex digits (HMAC-SHA256 of the badge uid)", i)
 		}
-		if e.Tier != TierOffline && e.Tier != TierAdmin {
-			return invalid(what, "entries[%d].tier must be offline or admin, got %q", i, clip(e.Tier))
+		if err := checkTierUntil(i, e.Tier, e.Until); err != nil {
+			return err
 		}
-		if e.Until < 0 || e.Until > MaxTime {
-			return invalid(what, "entries[%d].until must be a Unix time in seconds between 0 and %d, got %d", i, MaxTime, e.Until)
-		}
+	}
+	return nil
+}
+
+// checkTierUntil checks the tier and until of entry i of an allowlist.
+func checkTierUntil(i int, tier string, until int64) error {
+	const what = "allowlist"
+	if tier != TierOffline && tier != TierAdmin {
+		return invalid(what, "entries[%d].tier must be offline or admin, got %q", i, clip(tier))
+	}
+	if until < 0 || until > MaxTime {
+		return invalid(what, "entries[%d].until must be a Unix time in seconds between 0 and %d, got %d", i, MaxTime, until)
 	}
 	return nil
 }
