@@ -63,10 +63,11 @@ type Engine struct {
 	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
 	unlockSeq  map[fablab.ID]uint64   // open sessions: the seq of their acknowledged unlock
 
-	allowDirty   bool       // the allow-lists must be published again
-	allowChanged time.Time  // last change
-	allowVer     int64      // version of the last lists published
-	allowPub     sync.Mutex // one publish of the allow-lists at a time (see PublishAllowlists)
+	allowDirty   bool      // the allow-lists must be published again
+	allowChanged time.Time // last change
+	allowVer     int64     // version of the last lists published
+
+	allowPub sync.Mutex // one publish of the allow-lists at a time (see PublishAllowlists)
 
 	// Counters for /metrics.
 	Dropped atomic.Int64 // malformed or unroutable messages
