@@ -106,8 +106,12 @@ func TestRunSimAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer running.Close()
-	cfg := writeConfig(t, fmt.Sprintf(`{"badge_key":%q,"state_dir":%q,"broker":{"url":%q},"devices":[{"id":"printer-1","secret":%q,"reader":{"kind":"stdin"},"relay":{"kind":"sim"}}]}`,
-		hex.EncodeToString(store.BadgeSecret()), t.TempDir(), running.URL, secret))
+	key, err := store.AllowlistKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`{"badge_key":%q,"state_dir":%q,"broker":{"url":%q},"devices":[{"id":"printer-1","secret":%q,"allowlist_key":%q,"allowlist_key_id":%d,"reader":{"kind":"stdin"},"relay":{"kind":"sim"}}]}`,
+		hex.EncodeToString(store.BadgeSecret()), t.TempDir(), running.URL, secret, hex.EncodeToString(auth.DeviceAllowlistKey(key.Root, key.ID, "printer-1")), key.ID))
 
 	stdin, feed := io.Pipe()
 	runCtx, stop := context.WithCancel(ctx)

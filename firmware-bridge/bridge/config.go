@@ -44,13 +44,19 @@ type BrokerConfig struct {
 
 // DeviceSpec is one device of the file.
 type DeviceSpec struct {
-	ID         string        `json:"id"`
-	Secret     string        `json:"secret"`
-	SecretFile string        `json:"secret_file"`
-	Broker     *BrokerConfig `json:"broker"` // default: the file's broker
-	Reader     KindSpec      `json:"reader"`
-	Relay      KindSpec      `json:"relay"`
-	Indicator  *KindSpec     `json:"indicator"` // a LED or buzzer on a GPIO line
+	ID         string `json:"id"`
+	Secret     string `json:"secret"`
+	SecretFile string `json:"secret_file"`
+	// AllowlistKey (hex) and AllowlistKeyID are the device's own
+	// allowlist key and its id, shown with its secret and after each badge
+	// key rotation (protocol §8.1).
+	AllowlistKey     string        `json:"allowlist_key"`
+	AllowlistKeyFile string        `json:"allowlist_key_file"`
+	AllowlistKeyID   int64         `json:"allowlist_key_id"`
+	Broker           *BrokerConfig `json:"broker"` // default: the file's broker
+	Reader           KindSpec      `json:"reader"`
+	Relay            KindSpec      `json:"relay"`
+	Indicator        *KindSpec     `json:"indicator"` // a LED or buzzer on a GPIO line
 	// OfflineSessionLimit overrides the file's.
 	OfflineSessionLimit Duration `json:"offline_session_limit"`
 }
@@ -180,6 +186,23 @@ func (c *Config) Validate() error {
 		}
 		if dv.Secret == "" {
 			return fmt.Errorf("%s.secret: give the device's MQTT secret (shown once when it was created), or secret_file", where)
+		}
+		if dv.AllowlistKey == "" && dv.AllowlistKeyFile != "" {
+			b, err := os.ReadFile(dv.AllowlistKeyFile)
+			if err != nil {
+				return fmt.Errorf("%s.allowlist_key_file: %w", where, err)
+			}
+			dv.AllowlistKey = strings.TrimSpace(string(b))
+		}
+		switch k, err := hex.DecodeString(dv.AllowlistKey); {
+		case dv.AllowlistKeyID < 0:
+			return fmt.Errorf("%s.allowlist_key_id: must be the key id shown with the key (1 or more)", where)
+		case dv.AllowlistKey == "" && dv.AllowlistKeyID != 0:
+			return fmt.Errorf("%s.allowlist_key: allowlist_key_id is set without its key; give both, as shown for the device", where)
+		case dv.AllowlistKey != "" && (err != nil || len(k) != 32):
+			return fmt.Errorf("%s.allowlist_key: give the device's allowlist key (64 hex digits, shown with the device secret and after each badge key rotation)", where)
+		case dv.AllowlistKey != "" && dv.AllowlistKeyID == 0:
+			return fmt.Errorf("%s.allowlist_key_id: give the key id shown with the allowlist key", where)
 		}
 		if dv.Broker == nil {
 			dv.Broker = &c.Broker

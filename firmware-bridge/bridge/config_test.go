@@ -24,6 +24,9 @@ func TestParseConfigExample(t *testing.T) {
 	if cfg.Prefix != "fabgate/v1" || cfg.StateDir != "/var/lib/fabgate-bridge" || time.Duration(cfg.MaxOfflineAge) != 24*time.Hour {
 		t.Errorf("defaults not filled: %+v", cfg)
 	}
+	if d.AllowlistKeyID != 1 || len(d.AllowlistKey) != 64 {
+		t.Errorf("allowlist key %q id %d", d.AllowlistKey, d.AllowlistKeyID)
+	}
 	if d.ID != "laser-1" || d.Broker.URL != "tcp://127.0.0.1:1883" || time.Duration(d.OfflineSessionLimit) != 2*time.Hour || d.Reader.Kind != "sim" || d.Relay.Kind != "sim" {
 		t.Errorf("device: %+v", d)
 	}
@@ -64,6 +67,11 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"tasmota relay out of range", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"tasmota","topic":"plug","relay":40,"broker":{"url":"tcp://plugs:1883"}}`, 1), "Relay"},
 		{"tasmota topic with wildcard", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"tasmota","topic":"plug/#","broker":{"url":"tcp://plugs:1883"}}`, 1), "Topic"},
 		{"bad prefix", strings.Replace(dev(""), `{"badge_key"`, `{"prefix":"a/#","badge_key"`, 1), "prefix"},
+		{"allowlist key without id", dev(`,"allowlist_key":"` + testKey + `"`), "devices[0] (laser-1).allowlist_key_id"},
+		{"allowlist key id without key", dev(`,"allowlist_key_id":2`), "devices[0] (laser-1).allowlist_key: allowlist_key_id is set without its key"},
+		{"short allowlist key", dev(`,"allowlist_key":"abcd","allowlist_key_id":1`), "devices[0] (laser-1).allowlist_key: give the device's allowlist key"},
+		{"negative allowlist key id", dev(`,"allowlist_key":"` + testKey + `","allowlist_key_id":-1`), "allowlist_key_id"},
+		{"missing allowlist key file", dev(`,"allowlist_key_file":"/nonexistent/key","allowlist_key_id":1`), "allowlist_key_file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseConfig(strings.NewReader(tt.in))

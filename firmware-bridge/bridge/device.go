@@ -32,6 +32,7 @@ const (
 	ReasonNotAllowedOffline = "offline_not_allowed" // the badge is not on the allowlist
 	ReasonOfflineExpired    = "offline_expired"     // its offline entry's until has passed
 	ReasonAllowlistStale    = "allowlist_stale"     // the list is older than max_offline_age
+	ReasonAllowlistKey      = "allowlist_key"       // the list is hashed with a key the device does not have
 	ReasonRelayFault        = "relay_fault"         // the relay did not switch
 	ReasonExpired           = "expired"             // an unlock whose until has passed
 	ReasonNoTap             = "no_tap"              // an unlock that answers no tap
@@ -54,9 +55,14 @@ type DeviceConfig struct {
 	Broker string // tcp://host:1883 or ssl://host:8883
 	TLS    *tls.Config
 	Prefix string // topic prefix (default fabgate/v1)
-	// BadgeKey is the lab's badge key (protocol §8.1), to match badges
-	// against the allowlist.
-	BadgeKey []byte
+	// BadgeKey is the lab's badge key and AllowlistKey the device's own
+	// allowlist key, of id AllowlistKeyID (protocol §8.1), to match badges
+	// against the allowlist. Without AllowlistKey (id 0) badges are hashed
+	// with the lab key alone, which matches only the lists of servers
+	// before per-device keys.
+	BadgeKey       []byte
+	AllowlistKey   []byte
+	AllowlistKeyID int64
 	// StateDir holds this device's allowlist and offline queue.
 	StateDir string
 	// MaxOfflineAge is how old the allowlist may be for the offline tier
@@ -116,6 +122,7 @@ type Device struct {
 	allow        map[string]wire.AllowEntry
 	allowVer     int64
 	allowIssued  int64
+	allowKid     int64 // the key id the list's entries are hashed with
 	meta         diskMeta
 	pending      *pendingTap
 	lastTapAt    time.Time // when a tap was last sent to the server
@@ -577,7 +584,11 @@ func (d *Device) onAllowlist(payload []byte) {
 		d.log.Error("allowlist not kept on disk; the one in memory is used", "err", err)
 	}
 	d.setAllowlist(l)
-	d.log.Info("allowlist received", "ver", l.Ver, "entries", len(l.Entries))
+	d.log.Info("allowlist received", "ver", l.Ver, "entries", len(l.Entries), "key_id", l.Kid)
+	if l.Kid != d.cfg.AllowlistKeyID {
+		d.log.Error("the allowlist is hashed with another key than this device's: offline taps are refused until allowlist_key and allowlist_key_id in the configuration are the device's current ones (docs/operations.md, badge key rotation)",
+			"list_key_id", l.Kid, "config_key_id", d.cfg.AllowlistKeyID)
+	}
 }
 
 func (d *Device) setAllowlist(l wire.Allowlist) {
@@ -585,7 +596,7 @@ func (d *Device) setAllowlist(l wire.Allowlist) {
 	for _, e := range l.Entries {
 		d.allow[e.H] = e
 	}
-	d.allowVer, d.allowIssued = l.Ver, l.Issued
+	d.allowVer, d.allowIssued, d.allowKid = l.Ver, l.Issued, l.Kid
 }
 
 // ---- the relay ----
@@ -813,9 +824,17 @@ func (d *Device) readBadges() {
 	}
 }
 
+// badgeHash is the badge's allowlist entry (protocol §8.1): the lab key's
+// HMAC of the UID, then, with a device key, that key's HMAC of its hex.
 func (d *Device) badgeHash(uid string) string {
 	m := hmac.New(sha256.New, d.cfg.BadgeKey)
 	m.Write([]byte(uid))
+	h := hex.EncodeToString(m.Sum(nil))
+	if d.cfg.AllowlistKeyID == 0 {
+		return h
+	}
+	m = hmac.New(sha256.New, d.cfg.AllowlistKey)
+	m.Write([]byte(h))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -919,6 +938,10 @@ func (d *Device) decideLocally(tap wire.Tap, hash string) {
 		age := now.Sub(time.Unix(max(d.allowIssued, d.meta.LastOnline), 0))
 		fresh := age >= 0 && age < d.cfg.MaxOfflineAge
 		switch {
+		case d.allowKid != d.cfg.AllowlistKeyID:
+			// No entry can match: say why, not "not on the list".
+			tap.Result, tap.Reason = wire.TapDenied, ReasonAllowlistKey
+			d.log.Error("offline tap refused: the allowlist is hashed with another key than this device's; update allowlist_key and allowlist_key_id", "list_key_id", d.allowKid, "config_key_id", d.cfg.AllowlistKeyID)
 		case !ok:
 			tap.Result, tap.Reason = wire.TapDenied, ReasonNotAllowedOffline
 		case e.Tier == wire.TierAdmin:

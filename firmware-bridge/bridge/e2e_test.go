@@ -170,12 +170,22 @@ func (r *rig) stopBroker() {
 // (a new one when nil).
 func (r *rig) startBridge(rl *relay.Sim) {
 	r.t.Helper()
+	key, err := r.store.AllowlistKey(context.Background())
+	must(r.t, err)
+	r.startBridgeWithKey(rl, key)
+}
+
+// startBridgeWithKey starts the device configured with its allowlist key
+// derived from key.
+func (r *rig) startBridgeWithKey(rl *relay.Sim, key bolt.AllowlistKey) {
+	r.t.Helper()
 	if rl == nil {
 		rl = relay.NewSim(500)
 	}
 	r.reader, r.relay, r.ons, r.signals = reader.NewSim(), rl, &countingRelay{Sim: rl}, &signals{}
 	d, err := bridge.Start(context.Background(), bridge.DeviceConfig{
 		ID: devLaser, Secret: r.secret, Broker: "tcp://" + r.addr, BadgeKey: r.store.BadgeSecret(), StateDir: filepath.Join(r.stateDir, devLaser),
+		AllowlistKey: auth.DeviceAllowlistKey(key.Root, key.ID, devLaser), AllowlistKeyID: key.ID,
 		OfflineSessionLimit: 30 * time.Minute, Reader: r.reader, Relay: r.ons, Indicator: r.signals, Clock: r.clock, Log: r.log.With("side", "bridge"),
 	})
 	must(r.t, err)
@@ -357,6 +367,49 @@ func TestBridgeOfflineDecisionsAndReplay(t *testing.T) {
 	r.eventually("the second replay", func() bool { return queued(t, r.stateDir) == 0 })
 	r.eventually("the duplicates counted", func() bool { return r.lab.Engine.Replays.Load() >= replaysBefore+4 })
 	check()
+}
+
+// TestBridgeBadgeKeyRotation: the bridge matches offline with the key of
+// its configuration. After a rotation the server publishes a list under the
+// new key id; a bridge still configured with the old key refuses offline
+// taps with the reason allowlist_key (queued for the server to see) and
+// logs what to change, rather than "not on the list"; once configured with
+// its new key it admits from the list it kept.
+func TestBridgeBadgeKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	old, err := r.store.AllowlistKey(ctx)
+	must(t, err)
+	r.startReady()
+	first := r.dev.Status().AllowVer
+	k, err := r.store.RotateAllowlistKey(ctx)
+	must(t, err)
+	r.lab.Engine.PublishAllowlists(ctx)
+	r.eventually("the list of the new key", func() bool { return r.dev.Status().AllowVer > first })
+	r.stopBroker()
+
+	r.tap(uidSam)
+	r.eventually("the refused tap queued", func() bool { return queued(t, r.stateDir) == 1 })
+	if r.relay.On() {
+		t.Fatal("the relay went on with a list of another key")
+	}
+	for _, raw := range copyQueue(t, r.stateDir) {
+		if !bytes.Contains(raw, []byte(`"reason":"`+bridge.ReasonAllowlistKey+`"`)) {
+			t.Errorf("queued tap %s, want the reason %s", raw, bridge.ReasonAllowlistKey)
+		}
+	}
+	if !strings.Contains(r.logs.String(), "hashed with another key") {
+		t.Error("the key mismatch is not logged")
+	}
+
+	// The operator puts the device's new key in its configuration.
+	r.dev.Close()
+	if k.ID != old.ID+1 {
+		t.Fatalf("key %d after rotation, want %d", k.ID, old.ID+1)
+	}
+	r.startBridgeWithKey(nil, k)
+	r.tap(uidSam)
+	r.eventually("staff let in offline under the new key", func() bool { return r.relay.On() && r.dev.Status().LocalSession })
 }
 
 // A bridge that restarts switches its relay off, whatever it was, and

@@ -86,8 +86,13 @@ func Run(ctx context.Context, cfg *Config, opts RunOptions) error {
 			stopAll()
 			return fmt.Errorf("device %s: broker: %w", spec.ID, err)
 		}
+		if spec.AllowlistKeyID == 0 {
+			log.Warn("no allowlist_key for this device: its offline decisions match only a server without per-device keys; add the key shown for the device")
+		}
+		allowKey, _ := hex.DecodeString(spec.AllowlistKey) // checked by Validate
 		d, err := Start(ctx, DeviceConfig{
 			ID: spec.ID, Secret: spec.Secret, Broker: spec.Broker.URL, TLS: tlsCfg, Prefix: cfg.Prefix, BadgeKey: key,
+			AllowlistKey: allowKey, AllowlistKeyID: spec.AllowlistKeyID,
 			StateDir: cfg.deviceStateDir(spec.ID), MaxOfflineAge: time.Duration(cfg.MaxOfflineAge),
 			OfflineSessionLimit: time.Duration(spec.OfflineSessionLimit),
 			Reader:              rd, Relay: rl, Indicator: ind, FW: opts.FW, Clock: opts.Clock, Log: opts.Log,

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/wire"
 )
@@ -37,7 +36,7 @@ type Decision struct {
 
 // Decide applies the rules of DESIGN §3, in their order, to the facts of a
 // tap at now. It reads nothing and writes nothing.
-func Decide(f *bolt.AccessFacts, now time.Time) Decision {
+func Decide(f *fablab.AccessFacts, now time.Time) Decision {
 	m, rules := &f.Machine, f.Machine.Rules
 	// 1. unknown badge
 	if f.Member == nil {
@@ -48,25 +47,19 @@ func Decide(f *bolt.AccessFacts, now time.Time) Decision {
 	if f.Open != nil && f.Open.MemberID == who.ID {
 		return Decision{Outcome: TapOut}
 	}
-	// 3. suspended or expired
-	if !who.ActiveAt(now) {
+	// 3. suspended or expired; 4. machine state (staff may still unlock a
+	// machine in maintenance); 5. qualifications: the one rule of who may
+	// use a machine, checked in that order.
+	el := fablab.Eligible(who, m, f.Quals, now)
+	switch el.Reason {
+	case fablab.IneligibleInactive:
 		return Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}
+	case fablab.IneligibleUnavailable:
+		return Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}
+	case fablab.IneligibleTraining:
+		return Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: trainingName(f, el.Missing)}
 	}
-	staff := who.Role.AtLeast(fablab.RoleStaff)
-	// 4. machine state (staff may still unlock a machine in maintenance)
-	override := false
-	if m.State != fablab.MachineAvailable {
-		if !(staff && m.State == fablab.MachineMaintenance) {
-			return Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}
-		}
-		override = true
-	}
-	// 5. qualifications
-	for _, t := range m.RequiredTrainings {
-		if !qualified(f.Quals, who.ID, t, now) {
-			return Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: trainingName(f, t)}
-		}
-	}
+	staff, override := el.Staff, el.Override
 	// 6. someone else's session
 	if f.Open != nil {
 		if staff {
@@ -137,16 +130,7 @@ func nextFree(bookings []fablab.Booking, member fablab.ID, t time.Time) time.Tim
 	return t
 }
 
-func qualified(qs []fablab.Qualification, member, training fablab.ID, now time.Time) bool {
-	for i := range qs {
-		if qs[i].MemberID == member && qs[i].TrainingID == training && qs[i].ValidAt(now) {
-			return true
-		}
-	}
-	return false
-}
-
-func trainingName(f *bolt.AccessFacts, id fablab.ID) string {
+func trainingName(f *fablab.AccessFacts, id fablab.ID) string {
 	if n, ok := f.Trainings[id]; ok {
 		return n
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/wire"
 )
@@ -18,9 +17,9 @@ func mins(n int) time.Duration { return time.Duration(n) * time.Minute }
 
 // facts builds the facts of a tap by maker 7 on an available laser that
 // needs training 1, which the maker holds; edit changes them per case.
-func facts(edit func(f *bolt.AccessFacts)) *bolt.AccessFacts {
+func facts(edit func(f *fablab.AccessFacts)) *fablab.AccessFacts {
 	rules := fablab.DefaultBookingRules() // check-in 15, walk-in ≤ 120, min 30
-	f := &bolt.AccessFacts{
+	f := &fablab.AccessFacts{
 		Settings:  fablab.DefaultSettings(),
 		Machine:   fablab.Machine{ID: 3, Name: "Laser", State: fablab.MachineAvailable, RequiredTrainings: []fablab.ID{1}, Rules: rules},
 		Member:    &fablab.Member{ID: 7, Role: fablab.RoleMaker, Status: fablab.StatusActive},
@@ -41,70 +40,70 @@ func TestDecide(t *testing.T) {
 	expired := decideNow.Add(-time.Hour)
 	tests := []struct {
 		name string
-		edit func(f *bolt.AccessFacts)
+		edit func(f *fablab.AccessFacts)
 		want Decision
 	}{
-		{"1 unknown badge", func(f *bolt.AccessFacts) { f.Member = nil },
+		{"1 unknown badge", func(f *fablab.AccessFacts) { f.Member = nil },
 			Decision{Outcome: Deny, Reason: wire.ReasonUnknownBadge}},
-		{"2 tap-out of one's own session, even suspended since", func(f *bolt.AccessFacts) {
+		{"2 tap-out of one's own session, even suspended since", func(f *fablab.AccessFacts) {
 			f.Open = &fablab.Session{ID: 9, MemberID: 7}
 			f.Member.Status = fablab.StatusSuspended
 			f.Machine.State = fablab.MachineMaintenance
 		}, Decision{Outcome: TapOut}},
-		{"3 suspended", func(f *bolt.AccessFacts) { f.Member.Status = fablab.StatusSuspended },
+		{"3 suspended", func(f *fablab.AccessFacts) { f.Member.Status = fablab.StatusSuspended },
 			Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}},
-		{"3 membership expired", func(f *bolt.AccessFacts) { f.Member.MembershipUntil = &expired },
+		{"3 membership expired", func(f *fablab.AccessFacts) { f.Member.MembershipUntil = &expired },
 			Decision{Outcome: Deny, Reason: wire.ReasonMemberInactive}},
-		{"4 machine in maintenance", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineMaintenance },
+		{"4 machine in maintenance", func(f *fablab.AccessFacts) { f.Machine.State = fablab.MachineMaintenance },
 			Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}},
-		{"4 retired, even for staff", func(f *bolt.AccessFacts) { f.Machine.State = fablab.MachineRetired; f.Member.Role = fablab.RoleStaff },
+		{"4 retired, even for staff", func(f *fablab.AccessFacts) { f.Machine.State = fablab.MachineRetired; f.Member.Role = fablab.RoleStaff },
 			Decision{Outcome: Deny, Reason: wire.ReasonMachineUnavailable}},
-		{"4 staff may unlock a machine in maintenance", func(f *bolt.AccessFacts) {
+		{"4 staff may unlock a machine in maintenance", func(f *fablab.AccessFacts) {
 			f.Machine.State = fablab.MachineMaintenance
 			f.Member.Role = fablab.RoleStaff
 		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(120)), Override: true}},
-		{"5 training missing", func(f *bolt.AccessFacts) { f.Quals = nil },
+		{"5 training missing", func(f *fablab.AccessFacts) { f.Quals = nil },
 			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
-		{"5 training expired", func(f *bolt.AccessFacts) { f.Quals[0].ExpiresAt = &expired },
+		{"5 training expired", func(f *fablab.AccessFacts) { f.Quals[0].ExpiresAt = &expired },
 			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
-		{"5 qualification of another member does not count", func(f *bolt.AccessFacts) { f.Quals[0].MemberID = 8 },
+		{"5 qualification of another member does not count", func(f *fablab.AccessFacts) { f.Quals[0].MemberID = 8 },
 			Decision{Outcome: Deny, Reason: wire.ReasonTrainingRequired, Detail: "Laser safety"}},
-		{"6 in use by another", func(f *bolt.AccessFacts) { f.Open = &fablab.Session{ID: 9, MemberID: 8} },
+		{"6 in use by another", func(f *fablab.AccessFacts) { f.Open = &fablab.Session{ID: 9, MemberID: 8} },
 			Decision{Outcome: Deny, Reason: wire.ReasonInUse}},
-		{"6 staff tap force-closes another's session", func(f *bolt.AccessFacts) {
+		{"6 staff tap force-closes another's session", func(f *fablab.AccessFacts) {
 			f.Open = &fablab.Session{ID: 9, MemberID: 8}
 			f.Member.Role = fablab.RoleStaff
 		}, Decision{Outcome: ForceClose}},
-		{"7 own booking covering now: until its end", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, -mins(30), mins(90))} },
+		{"7 own booking covering now: until its end", func(f *fablab.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, -mins(30), mins(90))} },
 			Decision{Outcome: Grant, Until: decideNow.Add(mins(90)), BookingID: 5}},
-		{"7 check-in opens 15 min before start when free", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, mins(15), mins(75))} },
+		{"7 check-in opens 15 min before start when free", func(f *fablab.AccessFacts) { f.Bookings = []fablab.Booking{booking(5, 7, mins(15), mins(75))} },
 			Decision{Outcome: Grant, Until: decideNow.Add(mins(75)), BookingID: 5}},
-		{"7 check-in not open 16 min before: walk-in until then", func(f *bolt.AccessFacts) {
+		{"7 check-in not open 16 min before: walk-in until then", func(f *fablab.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(5, 7, mins(45), mins(105))}
 			st := decideNow.Add(mins(45))
 			f.NextStart = &st
 		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(45))}},
-		{"7 no early check-in while another's booking runs", func(f *bolt.AccessFacts) {
+		{"7 no early check-in while another's booking runs", func(f *fablab.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(4, 8, -mins(60), mins(10)), booking(5, 7, mins(10), mins(70))}
 			st := decideNow.Add(mins(10))
 			f.NextStart = &st
 		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "15:10"}},
 		{"8 walk-in capped by max walk-in", nil, Decision{Outcome: Grant, Until: decideNow.Add(mins(120))}},
-		{"8 walk-in capped by the next booking", func(f *bolt.AccessFacts) {
+		{"8 walk-in capped by the next booking", func(f *fablab.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(4, 8, mins(60), mins(120))}
 			st := decideNow.Add(mins(60))
 			f.NextStart = &st
 		}, Decision{Outcome: Grant, Until: decideNow.Add(mins(60))}},
-		{"8 walk-in shorter than the minimum", func(f *bolt.AccessFacts) {
+		{"8 walk-in shorter than the minimum", func(f *fablab.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(4, 8, mins(20), mins(80))}
 			st := decideNow.Add(mins(20))
 			f.NextStart = &st
 		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedSoon, Detail: "15:20"}},
-		{"8 walk-ins not allowed", func(f *bolt.AccessFacts) { f.Machine.Rules.WalkIn = false },
+		{"8 walk-ins not allowed", func(f *fablab.AccessFacts) { f.Machine.Rules.WalkIn = false },
 			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther}},
-		{"9 booked by another now", func(f *bolt.AccessFacts) { f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30))} },
+		{"9 booked by another now", func(f *fablab.AccessFacts) { f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30))} },
 			Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "15:30"}},
-		{"9 next free time after back-to-back bookings", func(f *bolt.AccessFacts) {
+		{"9 next free time after back-to-back bookings", func(f *fablab.AccessFacts) {
 			f.Bookings = []fablab.Booking{booking(4, 8, -mins(30), mins(30)), booking(6, 9, mins(30), mins(90)), booking(7, 9, mins(120), mins(150))}
 		}, Decision{Outcome: Deny, Reason: wire.ReasonBookedByOther, Detail: "16:30"}},
 	}

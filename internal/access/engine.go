@@ -66,6 +66,8 @@ type Engine struct {
 	allowChanged time.Time // last change
 	allowVer     int64     // version of the last lists published
 
+	allowPub sync.Mutex // one publish of the allow-lists at a time (see PublishAllowlists)
+
 	// Counters for /metrics.
 	Dropped atomic.Int64 // malformed or unroutable messages
 	Replays atomic.Int64 // taps seen twice (QoS 1 duplicates, replays)
@@ -476,7 +478,7 @@ func (e *Engine) replayDone(err error, evs []fablab.AuditEvent) {
 
 // offlineSession records a session the device granted alone: ended, or
 // still running and adopted.
-func (e *Engine) offlineSession(ctx context.Context, dev string, f *bolt.AccessFacts, ref *bolt.TapRef, tap wire.Tap, evs []fablab.AuditEvent) error {
+func (e *Engine) offlineSession(ctx context.Context, dev string, f *fablab.AccessFacts, ref *bolt.TapRef, tap wire.Tap, evs []fablab.AuditEvent) error {
 	sess := fablab.Session{
 		MachineID: f.Machine.ID, MemberID: f.Member.ID, DeviceID: dev, Started: time.Unix(tap.TS, 0), Until: time.Unix(tap.Until, 0),
 		Offline: true, TapMsgID: tap.MsgID, Confirmed: true, Billable: true,
@@ -610,7 +612,7 @@ func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref
 }
 
 // grant opens the session durably, then tells the relay to switch on.
-func (e *Engine) grant(ctx context.Context, dev string, f *bolt.AccessFacts, d Decision, ref *bolt.TapRef, ev fablab.AuditEvent) error {
+func (e *Engine) grant(ctx context.Context, dev string, f *fablab.AccessFacts, d Decision, ref *bolt.TapRef, ev fablab.AuditEvent) error {
 	now := e.cfg.Now()
 	cmdID := newCmdID()
 	sess := fablab.Session{

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -46,5 +47,40 @@ func TestBadgeHash(t *testing.T) {
 					tc.secret, uid, got, badgeWant, got == badgeWant, tc.same)
 			}
 		})
+	}
+}
+
+// Computed once with openssl:
+//
+//	printf '%s' 'fabgate/v1/device-badge-key/1/laser-1' | openssl dgst -sha256 -hmac 'fabgate-test-root'
+//	printf '%s' "$badgeWant" | openssl dgst -sha256 -mac HMAC -macopt hexkey:<the key above>
+const (
+	deviceKeyWant  = "19cca5a8e70b401b476674e935a811bc74bf51792f06430fc807b70b598355a0"
+	deviceHashWant = "ceb6e416fa3009481fda962c9e89b3ab6336902715a0206050e92d66612bcda7"
+)
+
+func TestDeviceAllowlistKey(t *testing.T) {
+	t.Parallel()
+	root := []byte("fabgate-test-root")
+	key := DeviceAllowlistKey(root, 1, "laser-1")
+	if got := hex.EncodeToString(key); got != deviceKeyWant {
+		t.Fatalf("DeviceAllowlistKey = %s, want %s", got, deviceKeyWant)
+	}
+	h := NewAllowlistHasher(key)
+	for range 2 { // the hasher is reused between badges
+		if got := h.Hash(badgeWant); got != deviceHashWant {
+			t.Fatalf("Hash = %s, want %s", got, deviceHashWant)
+		}
+	}
+	others := map[string][]byte{
+		"another device":   DeviceAllowlistKey(root, 1, "laser-2"),
+		"another key id":   DeviceAllowlistKey(root, 2, "laser-1"),
+		"another root":     DeviceAllowlistKey([]byte("another-root"), 1, "laser-1"),
+		"the bare lab key": []byte(badgeSecret),
+	}
+	for name, k := range others {
+		if got := NewAllowlistHasher(k).Hash(badgeWant); got == deviceHashWant {
+			t.Errorf("%s: same entry %s", name, got)
+		}
 	}
 }

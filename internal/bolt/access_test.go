@@ -136,39 +136,6 @@ func TestReserveSeqNeverGoesBack(t *testing.T) {
 	}
 }
 
-func TestAllowlist(t *testing.T) {
-	s, clock := newStore(t)
-	now := clock.Now()
-	tr := mustTraining(t, s, "Laser")
-	m := mustMachine(t, s, "Laser", tr.ID)
-	ada, bob, sam := mustMember(t, s, "Ada"), mustMember(t, s, "Bob"), mustMember(t, s, "Sam")
-	if _, err := s.UpdateMember(t.Context(), sam.ID, func(x *fablab.Member) error { x.Role = fablab.RoleStaff; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	exp := now.Add(48 * time.Hour)
-	if _, err := s.GrantQualification(t.Context(), fablab.Qualification{MemberID: ada.ID, TrainingID: tr.ID, GrantedBy: sam.ID, ExpiresAt: &exp}); err != nil {
-		t.Fatal(err)
-	}
-	for i, id := range []fablab.ID{ada.ID, bob.ID, sam.ID} {
-		if _, err := s.AddBadge(t.Context(), fablab.Badge{Hash: string(rune('a' + i)), MemberID: id}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := s.Allowlist(t.Context(), m.ID, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bolt.AllowEntry{"a": {Hash: "a", Until: exp}, "c": {Hash: "c", Admin: true}}
-	if len(got) != len(want) {
-		t.Fatalf("allow-list %+v, want %+v", got, want)
-	}
-	for _, e := range got {
-		if w, ok := want[e.Hash]; !ok || w.Admin != e.Admin || !w.Until.Equal(e.Until) {
-			t.Errorf("entry %+v, want %+v", e, w)
-		}
-	}
-}
-
 // Open sessions are not in the time indexes (they join them when they end);
 // every session query adds them, so a query sees each session once, in
 // start order, open or ended. Checked against a model of all sessions.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -295,75 +294,4 @@ func newSecret() string {
 		panic(err) // crypto/rand does not fail on supported systems
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// AllowEntry is one badge of a device's offline allow-list.
-type AllowEntry struct {
-	Hash  string
-	Admin bool      // staff and admins: allowed whatever the machine
-	Until time.Time // for members: when their right to use the machine ends (zero: no end)
-}
-
-// Allowlist returns the badges that may use machine m while its device
-// cannot reach the server: staff and admins (admin tier), and active members
-// holding every training the machine requires (offline tier, until the
-// first of their membership's and qualifications' ends). It reads every
-// badge: it runs when the list changes, never on a request path.
-func (s *Store) Allowlist(ctx context.Context, machine fablab.ID, now time.Time) ([]AllowEntry, error) {
-	out := []AllowEntry{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		m, err := s.readMachine(tx, machine)
-		if err != nil {
-			return err
-		}
-		if m.State == fablab.MachineRetired {
-			return nil
-		}
-		return tx.Bucket(bBadges).ForEach(func(k, v []byte) error {
-			var b fablab.Badge
-			if err := getJSONBytes(v, &b); err != nil {
-				return err
-			}
-			r, err := s.readMember(tx, b.MemberID)
-			if err != nil {
-				return err
-			}
-			mem := r.Member
-			if !mem.ActiveAt(now) {
-				return nil
-			}
-			if mem.Role.AtLeast(fablab.RoleStaff) {
-				out = append(out, AllowEntry{Hash: b.Hash, Admin: true})
-				return nil
-			}
-			if m.State != fablab.MachineAvailable {
-				return nil
-			}
-			var until time.Time
-			if mem.MembershipUntil != nil {
-				until = *mem.MembershipUntil
-			}
-			quals, err := qualificationsOf(tx, mem.ID)
-			if err != nil {
-				return err
-			}
-			for _, t := range m.RequiredTrainings {
-				var q *fablab.Qualification
-				for i := range quals {
-					if quals[i].TrainingID == t && quals[i].ValidAt(now) {
-						q = &quals[i]
-					}
-				}
-				if q == nil {
-					return nil
-				}
-				if q.ExpiresAt != nil && (until.IsZero() || q.ExpiresAt.Before(until)) {
-					until = *q.ExpiresAt
-				}
-			}
-			out = append(out, AllowEntry{Hash: b.Hash, Until: until})
-			return nil
-		})
-	})
-	return out, err
 }

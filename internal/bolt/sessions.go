@@ -479,26 +479,11 @@ func (s *Store) UnknownTaps(ctx context.Context) ([]fablab.UnknownTap, error) {
 	return out, err
 }
 
-// AccessFacts is what an access decision reads, in one transaction.
-type AccessFacts struct {
-	Settings  fablab.Settings
-	Machine   fablab.Machine
-	Member    *fablab.Member // nil: nobody holds the badge
-	Quals     []fablab.Qualification
-	Trainings map[fablab.ID]string // names of the machine's required trainings
-	Open      *fablab.Session      // the machine's open session
-	// Bookings are the machine's occupying bookings overlapping [now, now+ahead).
-	Bookings []fablab.Booking
-	// NextStart is the start of the machine's first occupying booking after
-	// now, if any starts within ahead.
-	NextStart *time.Time
-}
-
 // AccessFacts reads what deciding a tap of the badge with hash on device dev
 // at now needs; ahead bounds how far ahead bookings are read. Errors:
 // ENOTFOUND (the device drives no machine).
-func (s *Store) AccessFacts(ctx context.Context, dev, hash string, now time.Time, ahead time.Duration) (AccessFacts, error) {
-	var f AccessFacts
+func (s *Store) AccessFacts(ctx context.Context, dev, hash string, now time.Time, ahead time.Duration) (fablab.AccessFacts, error) {
+	var f fablab.AccessFacts
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		mid := tx.Bucket(bMachineDevice).Get([]byte(dev))
 		if mid == nil {

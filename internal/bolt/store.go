@@ -10,6 +10,8 @@
 //	  "settings"      → JSON fablab.Settings
 //	  "tariffs"       → JSON []fablab.TariffGroup
 //	  "mqtt_server_password" → the server's password on an external broker (made on first use)
+//	  "allowlist_key" → JSON {id, root}: the server-only root of the devices' allowlist keys
+//	                    and its id (made on first use, replaced by a badge key rotation)
 //	members/          id → JSON memberRecord (member + password hash)
 //	members_email/    lower-case email → id
 //	organisations/    id → JSON fablab.Organisation

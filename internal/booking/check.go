@@ -134,10 +134,10 @@ func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) erro
 	}
 
 	if r.RequireTraining {
-		for _, id := range m.RequiredTrainings {
-			if !qualified(req, id) {
-				return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, end.Format(layout))
-			}
+		// The one rule (fablab.Qualified), at the booking's end: the
+		// qualification must last the whole booking.
+		if _, id, ok := fablab.Qualified(m, req.Member.ID, req.Qualifications, req.End); !ok {
+			return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, end.Format(layout))
 		}
 	}
 
@@ -146,18 +146,6 @@ func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) erro
 		return fablab.Errorf(fablab.CodeWeeklyQuota, "the weekly quota on this machine is %d minutes per member; %d minutes remain this week and this booking needs %d", r.WeeklyQuotaMinutes, left, minutes)
 	}
 	return nil
-}
-
-// qualified reports whether req's member holds training id, valid at req.End.
-// Qualifications of other members (a caller mix-up) do not count.
-func qualified(req Request, id fablab.ID) bool {
-	for i := range req.Qualifications {
-		q := &req.Qualifications[i]
-		if q.TrainingID == id && (q.MemberID == 0 || q.MemberID == req.Member.ID) && q.ValidAt(req.End) {
-			return true
-		}
-	}
-	return false
 }
 
 // CheckCancel says whether booking b of machine m may be cancelled at now.

@@ -187,3 +187,19 @@ type UnknownTap struct {
 	At       time.Time `json:"at"`
 	DeviceID string    `json:"device_id"`
 }
+
+// AccessFacts is what deciding a tap reads, in one transaction: the input
+// of the access decision (DESIGN §3).
+type AccessFacts struct {
+	Settings  Settings
+	Machine   Machine
+	Member    *Member // nil: nobody holds the badge
+	Quals     []Qualification
+	Trainings map[ID]string // names of the machine's required trainings
+	Open      *Session      // the machine's open session
+	// Bookings are the machine's occupying bookings overlapping [now, now+ahead).
+	Bookings []Booking
+	// NextStart is the start of the machine's first occupying booking after
+	// now, if any starts within ahead.
+	NextStart *time.Time
+}

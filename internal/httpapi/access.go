@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ type AccessEngine interface {
 	EndSession(ctx context.Context, id fablab.ID, reason string, by fablab.ID) (fablab.Session, error)
 	DeviceStates() map[string]fablab.DeviceState
 	AllowlistsChanged()
+	PublishAllowlists(ctx context.Context)
 }
 
 // accessChanged tells the access engine that who may use which machine may
@@ -52,9 +52,7 @@ type deviceCreated struct {
 	deviceView
 	MQTTUsername string `json:"mqtt_username"`
 	MQTTSecret   string `json:"mqtt_secret"`
-	// BadgeKey is the lab's badge key (hex), which a device needs to match
-	// badges against its offline allowlist (protocol §8.1).
-	BadgeKey string `json:"badge_key"`
+	deviceKey           // the keys a device needs to match badges offline (protocol §8.1)
 }
 
 func (s *Server) view(d fablab.Device) deviceView {
@@ -109,7 +107,12 @@ func (s *Server) createDevice(c *gin.Context) {
 	}
 	s.accessChanged()
 	s.log.Info("device registered", "device", d.ID, "machine", d.MachineID, "by", member(c).ID)
-	c.JSON(http.StatusCreated, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret, BadgeKey: hex.EncodeToString(s.store.BadgeSecret())})
+	out, err := s.deviceCreatedView(c.Request.Context(), d, secret)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, out)
 }
 
 func (s *Server) getDevice(c *gin.Context) {
@@ -184,7 +187,12 @@ func (s *Server) rotateDeviceSecret(c *gin.Context) {
 	}
 	n := s.disconnect(d.ID)
 	s.log.Info("device secret rotated", "device", d.ID, "connections_cut", n, "by", member(c).ID)
-	c.JSON(http.StatusOK, deviceCreated{deviceView: s.view(d), MQTTUsername: d.ID, MQTTSecret: secret, BadgeKey: hex.EncodeToString(s.store.BadgeSecret())})
+	out, err := s.deviceCreatedView(c.Request.Context(), d, secret)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // disableDevice stops a device from logging in to the broker and cuts its

@@ -172,6 +172,9 @@ var apiRouteTable = map[string]apiRouteCase{
 		d := h.seedDevice(t, fmt.Sprintf("reader-%d", h.uniq()), 0)
 		return apiReq{method: "DELETE", path: "/api/v1/devices/" + d.ID}
 	}},
+	"POST /api/v1/badge-key/rotate": {fablab.RoleAdmin, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/badge-key/rotate"}
+	}},
 	// A device bound to no machine: the tap is decided (deny no_machine) and
 	// changes nothing.
 	"POST /api/v1/devices/:id/tap": {fablab.RoleStaff, http.StatusOK, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {

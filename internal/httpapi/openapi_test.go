@@ -480,6 +480,8 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"Closure", fablab.Closure{}, response | request},
 		{"Device", deviceView{}, response},
 		{"DeviceCreated", deviceCreated{}, response},
+		{"DeviceKey", deviceKeyEntry{}, response},
+		{"BadgeKeyRotated", badgeKeyRotated{}, response},
 		{"DeviceCreate", deviceRequest{}, request},
 		{"DevicePatch", devicePatch{}, request},
 		{"TapRequest", tapRequest{}, request},

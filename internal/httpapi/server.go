@@ -281,6 +281,7 @@ func (s *Server) routes(e *gin.Engine) {
 	admin.POST("/devices/:id/secret", s.rotateDeviceSecret)
 	admin.POST("/devices/:id/disable", s.disableDevice)
 	admin.POST("/devices/:id/enable", s.enableDevice)
+	admin.POST("/badge-key/rotate", s.rotateBadgeKey)
 	staff.POST("/devices/:id/tap", s.simulateTap)
 	anyone.GET("/sessions", s.listSessions)
 	staff.POST("/sessions/:id/end", s.endSession)

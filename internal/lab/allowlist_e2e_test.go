@@ -33,7 +33,16 @@ func TestAllowlistEndToEnd(t *testing.T) {
 			}
 			e.eventually("the retained allow-list", func() bool { return len(in.on(topic)) > 0 })
 			first := latest()
-			hash := func(uid string) string { return auth.BadgeHash(e.store.BadgeSecret(), uid) }
+			key, err := e.store.AllowlistKey(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Kid != key.ID {
+				t.Errorf("allow-list of key %d, want the current key %d", first.Kid, key.ID)
+			}
+			// Hashed with the device's own key (protocol §8.1).
+			devKey := auth.NewAllowlistHasher(auth.DeviceAllowlistKey(key.Root, key.ID, devLaser))
+			hash := func(uid string) string { return devKey.Hash(auth.BadgeHash(e.store.BadgeSecret(), uid)) }
 			tiers := map[string]wire.AllowEntry{}
 			for _, en := range first.Entries {
 				tiers[en.H] = en

@@ -261,6 +261,8 @@ func TestDecodeAllowlist(t *testing.T) {
 		{name: "too many entries", in: allowlistJSON(MaxAllowlistEntries+1, TierAdmin, 0), err: "10001 entries, at most 10000 allowed"},
 		{name: "over 1.25 MiB", in: big[:len(big)-2] + strings.Repeat(" ", MaxAllowlistPayload-len(big)+1) + "]}", err: "at most 1310720 allowed"},
 		{name: "ver negative", in: `{"v":1,"ver":-1,"entries":[]}`, err: "ver must not be negative"},
+		{name: "key id", in: `{"v":1,"ver":1,"kid":3,"entries":[]}`, want: &Allowlist{V: 1, Ver: 1, Kid: 3, Entries: []AllowEntry{}}},
+		{name: "key id negative", in: `{"v":1,"ver":1,"kid":-1,"entries":[]}`, err: "kid must not be negative"},
 		{name: "ver string", in: `{"v":1,"ver":"42","entries":[]}`, err: "ver must be an integer"},
 		{name: "issued negative", in: `{"v":1,"ver":1,"issued":-1,"entries":[]}`, err: "issued must be a Unix time"},
 		{name: "entries object", in: `{"v":1,"ver":1,"entries":{}}`, err: "entries must be an array, got JSON object"},

@@ -99,6 +99,9 @@ type Allowlist struct {
 	Ver     int64        `json:"ver"`     // version, increasing; echoed in hb.allow_ver
 	Issued  int64        `json:"issued"`  // when the server built it, Unix seconds
 	Entries []AllowEntry `json:"entries"` // never null once decoded or encoded
+	// Kid is the id of the device key the entries are hashed with
+	// (protocol §8.1); 0 or absent: the bare lab key, as before key ids.
+	Kid int64 `json:"kid,omitempty"`
 }
 
 // AllowEntry admits one badge offline.
@@ -288,6 +291,9 @@ func (p *Allowlist) validate() error {
 	if err := checkTime(what, "issued", p.Issued, false); err != nil {
 		return err
 	}
+	if p.Kid < 0 {
+		return invalid(what, "kid must not be negative, got %d", p.Kid)
+	}
 	if len(p.Entries) > MaxAllowlistEntries {
 		return invalid(what, "%d entries, at most %d allowed", len(p.Entries), MaxAllowlistEntries)
 	}
@@ -298,12 +304,21 @@ func (p *Allowlist) validate() error {
 		if !isHash(e.H) {
 			return invalid(what, "entries[%d].h must be 64 lowercase hex digits (HMAC-SHA256 of the badge uid)", i)
 		}
-		if e.Tier != TierOffline && e.Tier != TierAdmin {
-			return invalid(what, "entries[%d].tier must be offline or admin, got %q", i, clip(e.Tier))
+		if err := checkTierUntil(i, e.Tier, e.Until); err != nil {
+			return err
 		}
-		if e.Until < 0 || e.Until > MaxTime {
-			return invalid(what, "entries[%d].until must be a Unix time in seconds between 0 and %d, got %d", i, MaxTime, e.Until)
-		}
+	}
+	return nil
+}
+
+// checkTierUntil checks the tier and until of entry i of an allowlist.
+func checkTierUntil(i int, tier string, until int64) error {
+	const what = "allowlist"
+	if tier != TierOffline && tier != TierAdmin {
+		return invalid(what, "entries[%d].tier must be offline or admin, got %q", i, clip(tier))
+	}
+	if until < 0 || until > MaxTime {
+		return invalid(what, "entries[%d].until must be a Unix time in seconds between 0 and %d, got %d", i, MaxTime, until)
 	}
 	return nil
 }
