@@ -160,11 +160,6 @@ type tourShell struct {
 	umask  os.FileMode       // set by umask; applies to -o files
 	seen   map[string]bool   // tap decisions seen
 	booked bool
-	last   struct {
-		url    string
-		status int
-		body   string
-	}
 }
 
 var (
