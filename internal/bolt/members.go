@@ -146,6 +146,14 @@ func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.
 				return err
 			}
 		}
+		if r.Role == fablab.RoleMaker && m.Role != fablab.RoleMaker && m.PasswordHash == r.PasswordHash {
+			// A maker's password may have been chosen by staff (who set
+			// makers' passwords at the desk): it must not open a staff or
+			// admin account. The promoted member gets in again with a
+			// password set in the same change or a reset link an admin
+			// issues.
+			m.PasswordHash = ""
+		}
 		gen := r.SessionGen
 		if m.PasswordHash != r.PasswordHash || m.Role != r.Role || (m.Status == fablab.StatusSuspended && r.Status != fablab.StatusSuspended) {
 			gen++ // ends the member's sessions and voids their reset links

@@ -408,7 +408,7 @@ func (s *Server) events(c *gin.Context) {
 	ch, stop := s.hub.Subscribe(64)
 	defer stop()
 	c.Header("Content-Type", "text/event-stream")
-	c.Header("Cache-Control", "no-cache")
+	c.Header("Cache-Control", "no-store")
 	c.Header("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	fmt.Fprint(c.Writer, ": fabgate live events\n\n")

@@ -260,8 +260,16 @@ func TestAPIRoleAssignment(t *testing.T) {
 	})
 	t.Run("admin can promote a maker", func(t *testing.T) {
 		h.do(t, "PATCH", "/api/v1/members/"+h.bob.ID.String(), h.admin.Token, map[string]any{"role": "staff"}).want(t, 200, "")
-		// The role change ends bob's sessions; his next one has the role.
+		// The role change ends bob's sessions and his maker's password (staff
+		// may have chosen it); an admin's reset link is his way in, and his
+		// next session has the role.
 		h.do(t, "GET", "/api/v1/members", h.bob.Token, nil).want(t, http.StatusUnauthorized, fablab.EUNAUTHORIZED)
+		h.do(t, "POST", "/api/v1/auth/login", "", apiLoginBody(h.bob.Email, h.bob.Password)).want(t, http.StatusUnauthorized, fablab.EUNAUTHORIZED)
+		res := h.do(t, "POST", "/api/v1/members/"+h.bob.ID.String()+"/password-reset", h.admin.Token, nil)
+		res.want(t, http.StatusCreated, "")
+		var reset passwordResetResponse
+		res.decode(t, &reset)
+		h.do(t, "POST", "/api/v1/auth/reset-password", "", map[string]string{"token": reset.Token, "password": h.bob.Password}).want(t, http.StatusNoContent, "")
 		token, _ := h.login(t, h.bob)
 		h.do(t, "GET", "/api/v1/members", token, nil).want(t, http.StatusOK, "")
 	})

@@ -304,6 +304,10 @@ func TestAPIStaffAdminBoundary(t *testing.T) {
 		t.Fatal(err)
 	}
 	qual := map[string]any{"training_id": h.training.ID.String()}
+	adminSlot := h.nextSlot(apiAt(3, 10, 0))
+	adminBooking := h.seedBooking(t, h.printer.ID, h.admin, adminSlot, adminSlot.Add(30*time.Minute))
+	forAdmin := apiBookingBody(h.printer.ID, adminSlot.Add(time.Hour), adminSlot.Add(90*time.Minute))
+	forAdmin["member_id"] = h.admin.ID.String()
 	team, err := h.store.CreateOrganisation(t.Context(), fablab.Organisation{Name: "Lab team", Group: "staff"})
 	if err != nil {
 		t.Fatal(err)
@@ -334,6 +338,8 @@ func TestAPIStaffAdminBoundary(t *testing.T) {
 		{"create a maker in a staff-group organisation", apiReq{method: "POST", path: "/api/v1/members", body: map[string]any{"email": "team@fablab.test", "name": "Team Rider", "organisation_id": team.ID.String()}}, http.StatusCreated},
 		{"promote a maker", apiReq{method: "PATCH", path: "/api/v1/members/" + h.alice.ID.String(), body: map[string]any{"role": "staff"}}, http.StatusOK},
 		{"reset an admin's password", apiReq{method: "POST", path: "/api/v1/members/" + h.admin.ID.String() + "/password-reset"}, http.StatusCreated},
+		{"book for an admin", apiReq{method: "POST", path: "/api/v1/bookings", body: forAdmin}, http.StatusCreated},
+		{"cancel an admin's booking", apiReq{method: "DELETE", path: "/api/v1/bookings/" + adminBooking.ID.String()}, http.StatusOK},
 		{"change an admin's email", apiReq{method: "PATCH", path: "/api/v1/members/" + h.admin.ID.String(), body: map[string]any{"email": "staff-owned@fablab.test"}}, http.StatusOK},
 	}
 	var refusals []apiRefusal

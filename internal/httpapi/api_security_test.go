@@ -267,7 +267,9 @@ func TestAPIRoleChangeEndsSessionsAndResets(t *testing.T) {
 	if _, err := h.store.MemberByEmail(t.Context(), h.bob.Email); err != nil {
 		t.Fatal(err)
 	}
-	token, _ := h.login(t, h.bob) // the old password still works
+	// A password an admin sets for the promoted member works.
+	h.do(t, "PATCH", "/api/v1/members/"+h.bob.ID.String(), h.admin.Token, map[string]any{"password": "set by the admin"}).want(t, http.StatusOK, "")
+	token, _ := h.login(t, &apiAccount{Member: h.bob.Member, Password: "set by the admin"})
 	h.do(t, "GET", "/api/v1/devices", token, nil).want(t, http.StatusOK, "")
 
 	h.do(t, "PATCH", "/api/v1/members/"+h.bob.ID.String(), h.admin.Token, map[string]any{"role": "maker"}).want(t, http.StatusOK, "")
@@ -275,6 +277,12 @@ func TestAPIRoleChangeEndsSessionsAndResets(t *testing.T) {
 	// Other changes leave sessions alone.
 	h.do(t, "PATCH", "/api/v1/members/"+h.alice.ID.String(), h.staff.Token, map[string]any{"name": "Alice M."}).want(t, http.StatusOK, "")
 	h.do(t, "GET", "/api/v1/me", h.alice.Token, nil).want(t, http.StatusOK, "")
+
+	// A password staff chose for a maker does not open the account once it
+	// is promoted: the promotion clears it.
+	h.do(t, "PATCH", "/api/v1/members/"+h.alice.ID.String(), h.staff.Token, map[string]any{"password": "chosen by the staff"}).want(t, http.StatusOK, "")
+	h.do(t, "PATCH", "/api/v1/members/"+h.alice.ID.String(), h.admin.Token, map[string]any{"role": "staff"}).want(t, http.StatusOK, "")
+	h.do(t, "POST", "/api/v1/auth/login", "", apiLoginBody(h.alice.Email, "chosen by the staff")).want(t, http.StatusUnauthorized, fablab.EUNAUTHORIZED)
 }
 
 // TestAPISecurityHeaders: every response carries the CSP, nosniff and

@@ -62,6 +62,13 @@ func (s *Server) createBooking(c *gin.Context) {
 	now := s.now()
 	b, err := s.store.CreateBooking(ctx, fablab.Booking{MachineID: req.MachineID, MemberID: req.MemberID, Start: req.Start, End: req.End, CreatedBy: me.ID},
 		func(bc bolt.BookingContext) error {
+			if bc.Member.ID != me.ID {
+				// Staff book for makers; for a staff or admin account,
+				// an admin (read in the booking's own transaction).
+				if err := authorize(c, bc.Member, nil); err != nil {
+					return err
+				}
+			}
 			r := booking.Request{Start: req.Start, End: req.End, Machine: bc.Machine, Member: bc.Member, Qualifications: bc.Qualifications, ByStaff: staff}
 			used := 0
 			if bc.Machine.Rules.WeeklyQuotaMinutes > 0 && !staff {
@@ -164,6 +171,12 @@ func (s *Server) cancelBooking(c *gin.Context) {
 		return
 	}
 	staff, now, me := isStaff(c), s.now(), member(c)
+	if b.MemberID != me.ID {
+		if err := s.authorizeOn(c, b.MemberID); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	b, err = s.store.SetBookingState(c.Request.Context(), b.ID, fablab.BookingCancelled, me.ID, func(m fablab.Machine, cur fablab.Booking) error {
 		return booking.CheckCancel(&m, &cur, now, staff)
 	})
