@@ -53,6 +53,11 @@ type BrokerConfig struct {
 	// DefaultMaxConnections, DefaultMaxConnectionsPerAddr). Connections
 	// beyond them are closed before anything is read.
 	MaxConnections, MaxConnectionsPerAddr int
+	// MaxPending and MaxPendingPerAddr bound the connections that have not
+	// logged in yet, in all and from one address (defaults DefaultMaxPending,
+	// DefaultMaxPendingPerAddr): a client that never logs in cannot hold the
+	// places of the devices, which reconnect within seconds of a refusal.
+	MaxPending, MaxPendingPerAddr int
 	// Now is the clock of the refusal log's rate limit (default time.Now).
 	Now func() time.Time
 }
@@ -144,7 +149,13 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.MaxConnectionsPerAddr == 0 {
 		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
 	}
-	if cfg.ConnectTimeout < 0 || cfg.MaxConnections < 0 || cfg.MaxConnectionsPerAddr < 0 {
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxPendingPerAddr == 0 {
+		cfg.MaxPendingPerAddr = DefaultMaxPendingPerAddr
+	}
+	if cfg.ConnectTimeout < 0 || cfg.MaxConnections < 0 || cfg.MaxConnectionsPerAddr < 0 || cfg.MaxPending < 0 || cfg.MaxPendingPerAddr < 0 {
 		return nil, errors.New("mqtt broker: connect timeout and connection caps must be positive")
 	}
 	if cfg.Now == nil {
@@ -193,7 +204,8 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	}
 	ln := &guardListener{
 		Listener: tcp, timeout: cfg.ConnectTimeout, max: cfg.MaxConnections, maxAddr: cfg.MaxConnectionsPerAddr,
-		byAddr: map[string]int{}, onDrop: hook.dropConnection,
+		maxPending: cfg.MaxPending, maxPendingAddr: cfg.MaxPendingPerAddr,
+		byAddr: map[string]int{}, pendingByAddr: map[string]int{}, onDrop: hook.dropConnection,
 	}
 	if err := srv.AddListener(netListener{Net: listeners.NewNet("fabgate", ln), srv: srv}); err != nil {
 		cancel()
@@ -365,6 +377,7 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 		return h.refuseConnect(cl, user, "client id in use by another user", nil)
 	}
 	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		gc.loggedIn()
 		gc.user.Store(&user)
 		if device {
 			gc.gen.Store(gen)

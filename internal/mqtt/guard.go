@@ -23,6 +23,13 @@ const (
 	// one IP address. A gateway bridge holds one connection per device it
 	// serves, all from its own address.
 	DefaultMaxConnectionsPerAddr = 256
+	// DefaultMaxPending bounds the connections that have not logged in yet,
+	// leaving the rest of DefaultMaxConnections to clients that have.
+	DefaultMaxPending = 256
+	// DefaultMaxPendingPerAddr bounds one address's connections that have
+	// not logged in yet: a gateway's devices log in within milliseconds, and
+	// one refused retries within 5 s.
+	DefaultMaxPendingPerAddr = 32
 	// maxConnectSize bounds the CONNECT packet (its remaining length): a
 	// client id, a device id, a secret and a small will fit many times over.
 	maxConnectSize = 4 << 10
@@ -51,9 +58,13 @@ type guardListener struct {
 	maxAddr int
 	onDrop  func(remote, user, reason string) // counts and logs a closed connection
 
-	mu     sync.Mutex
-	total  int
-	byAddr map[string]int
+	maxPending, maxPendingAddr int
+
+	mu            sync.Mutex
+	total         int
+	byAddr        map[string]int
+	pending       int            // connections not logged in yet
+	pendingByAddr map[string]int // the same, by address
 }
 
 // Accept returns the next connection within the caps. Connections beyond
@@ -99,29 +110,39 @@ func (l *guardListener) admit(addr string) string {
 		return fmt.Sprintf("too many connections (%d)", l.max)
 	case l.byAddr[addr] >= l.maxAddr:
 		return fmt.Sprintf("too many connections from this address (%d)", l.maxAddr)
+	case l.pending >= l.maxPending:
+		return fmt.Sprintf("too many connections not logged in (%d)", l.maxPending)
+	case l.pendingByAddr[addr] >= l.maxPendingAddr:
+		return fmt.Sprintf("too many connections not logged in from this address (%d)", l.maxPendingAddr)
 	}
 	l.total++
 	l.byAddr[addr]++
+	l.pending++
+	l.pendingByAddr[addr]++
 	return ""
 }
 
-func (l *guardListener) release(addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.byAddr[addr]--; l.byAddr[addr] <= 0 {
-		delete(l.byAddr, addr)
+func (l *guardListener) unpend(addr string) {
+	l.pending--
+	if l.pendingByAddr[addr]--; l.pendingByAddr[addr] <= 0 {
+		delete(l.pendingByAddr, addr)
 	}
 }
 
 // remoteIP is the address connections are counted by: the IP without the
-// port.
+// port, and for IPv6 its /64 (one host commonly holds a whole /64, so
+// counting single addresses would not bound it).
 func remoteIP(c net.Conn) string {
 	s := c.RemoteAddr().String()
-	if host, _, err := net.SplitHostPort(s); err == nil {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
 		return host
 	}
-	return s
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 // guardConn is one client's connection. It follows the MQTT framing of
@@ -149,6 +170,8 @@ type guardConn struct {
 	body      uint32 // bytes of the current packet's body still to come
 	pending   error  // returned by the next Read
 	closeOnce sync.Once
+	loginOnce sync.Once
+	logged    atomic.Bool // loggedIn ran: the connection is no longer pending
 
 	// Set by the hook when the client logs in.
 	user atomic.Pointer[string] // the username
@@ -224,10 +247,33 @@ func (c *guardConn) cut(i int, err error) (int, error) {
 	return 0, err
 }
 
-// Close closes the connection and frees its place in the caps.
+// loggedIn frees the connection's place among those not logged in, once.
+func (c *guardConn) loggedIn() {
+	c.loginOnce.Do(func() {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		if c.logged.CompareAndSwap(false, true) {
+			c.l.unpend(c.addr)
+		}
+	})
+}
+
+// Close closes the connection and frees its places in the caps.
 func (c *guardConn) Close() error {
 	err := c.Conn.Close()
-	c.closeOnce.Do(func() { c.l.release(c.addr) })
+	c.closeOnce.Do(func() {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		c.l.total--
+		if c.l.byAddr[c.addr]--; c.l.byAddr[c.addr] <= 0 {
+			delete(c.l.byAddr, c.addr)
+		}
+		// Under the listener's lock, so a login and a close racing count
+		// the pending place once.
+		if c.logged.CompareAndSwap(false, true) {
+			c.l.unpend(c.addr)
+		}
+	})
 	return err
 }
 

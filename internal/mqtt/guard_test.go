@@ -483,3 +483,91 @@ func TestGuardListenerOutlivesAcceptErrors(t *testing.T) {
 		t.Errorf("Accept on a closed listener: %v, want net.ErrClosed", err)
 	}
 }
+
+// pendingCount is the number of connections not logged in yet.
+func (b *Broker) pendingCount() int {
+	g := b.ln.(*guardListener)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pending
+}
+
+// TestBrokerPendingCaps: clients that connect and never log in are capped
+// apart from those that did, so they cannot hold the devices' places; a
+// login frees its pending place at once.
+func TestBrokerPendingCaps(t *testing.T) {
+	b, buf := startGuardedBroker(t, hashedDevices(t), func(c *BrokerConfig) {
+		c.MaxPendingPerAddr = 2
+		c.MaxPending = 3
+	})
+	silent := []net.Conn{rawDial(t, b.Addr(), "127.0.0.1"), rawDial(t, b.Addr(), "127.0.0.1")}
+	eventually(t, "two pending connections counted", func() bool { return b.pendingCount() == 2 })
+	waitClosed(t, rawDial(t, b.Addr(), "127.0.0.1"), "a third silent connection from one address")
+	eventually(t, "the per-address pending refusal logged", func() bool {
+		return strings.Contains(buf.String(), "too many connections not logged in from this address")
+	})
+	silent = append(silent, rawDial(t, b.Addr(), "127.0.0.2"))
+	eventually(t, "three pending connections counted", func() bool { return b.pendingCount() == 3 })
+	waitClosed(t, rawDial(t, b.Addr(), "127.0.0.3"), "a silent connection beyond the pending total")
+
+	// Silent clients from 127.0.0.3 are refused, but nothing stops a device
+	// once a place frees: a login leaves the pending count at once, the
+	// connection kept.
+	g := b.ln.(*guardListener)
+	g.mu.Lock()
+	g.maxPending = 4 // room for one device to log in
+	g.mu.Unlock()
+	dev := rawDial(t, b.Addr(), "127.0.0.3")
+	if _, err := dev.Write(connectBytes(devA, devA, secretA)); err != nil {
+		t.Fatal(err)
+	}
+	if code := readConnack(t, dev); code != 0 {
+		t.Fatalf("CONNACK code %d", code)
+	}
+	eventually(t, "the logged-in device no longer pending", func() bool { return b.pendingCount() == 3 })
+	stillOpen(t, dev, 200*time.Millisecond, "the logged-in device")
+	// Its pending place is free again for the next client.
+	silent = append(silent, rawDial(t, b.Addr(), "127.0.0.4"))
+	eventually(t, "a new pending connection counted", func() bool { return b.pendingCount() == 4 })
+	// Closing the logged-in device frees its place once, not its pending
+	// place a second time.
+	_ = dev.Close()
+	eventually(t, "the device's connection released", func() bool { return b.open() == 4 })
+	if got := b.pendingCount(); got != 4 {
+		t.Errorf("pending %d after a logged-in client left, want 4", got)
+	}
+	// Every place is freed when the silent clients leave (and mochi has
+	// let go of them before the broker closes).
+	for _, c := range silent {
+		_ = c.Close()
+	}
+	eventually(t, "every connection released", func() bool { return b.open() == 0 && b.pendingCount() == 0 })
+}
+
+// fakeRemote is a connection that only has a remote address.
+type fakeRemote struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (f fakeRemote) RemoteAddr() net.Addr { return f.addr }
+
+// TestRemoteIPCountsIPv6By64: the caps count an IPv4 address by itself and
+// an IPv6 host by its /64, which one host commonly holds whole.
+func TestRemoteIPCountsIPv6By64(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.7:4000", "192.0.2.7"},
+		{"[2001:db8:1:2:aaaa::1]:1883", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:bbbb::9]:1883", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:3::1]:1883", "2001:db8:1:3::/64"},
+		{"[::ffff:192.0.2.7]:1883", "192.0.2.7"},
+	} {
+		ap, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := remoteIP(fakeRemote{addr: ap}); got != tc.want {
+			t.Errorf("remoteIP(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+}
