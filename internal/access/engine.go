@@ -389,6 +389,9 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 	}
 	evs := []fablab.AuditEvent{ev}
 	switch {
+	case err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND:
+		e.unrecorded(ctx, evs)
+		return
 	case err != nil || f.Member == nil:
 		// Nobody to hold to it (or no machine): kept as history only.
 	case tap.Result == wire.TapGranted:
@@ -398,6 +401,8 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 			return
 		}
 		e.cfg.Log.Error("record offline session", "device", dev, "msg_id", tap.MsgID, "err", err)
+		e.unrecorded(ctx, evs)
+		return
 	case tap.Result == wire.TapOut:
 		// The session it names ended then, whatever the server recorded
 		// meanwhile (a relay reported off later, once back).
@@ -406,6 +411,20 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 		}
 	}
 	e.replayDone(e.cfg.Store.RecordTap(ctx, *ref, evs...), evs)
+}
+
+// unrecorded keeps the audit line of a replayed tap the store failed to
+// record (its facts unreadable, or its session not written), without
+// marking the tap seen: the relay's state naming the device's session is
+// then left running, not locked for want of a session (reconcile), and the
+// tap, if the device sends it again, is recorded then. A session lost so
+// is billed by nobody: the log and this audit line are what staff have.
+func (e *Engine) unrecorded(ctx context.Context, evs []fablab.AuditEvent) {
+	if err := e.cfg.Store.Audit(ctx, evs...); err != nil {
+		e.cfg.Log.Error("audit replayed tap", "err", err)
+		return
+	}
+	e.emit("tap", evs[0])
 }
 
 // endBy makes sure a session of device dev was over by at, as the device's
