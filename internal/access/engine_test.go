@@ -368,3 +368,33 @@ func TestEngineRelayOffDuringExtension(t *testing.T) {
 	r.eng.HandleAck(r.ctx, dev, r.encode(&wire.Ack{CmdID: ext[0].CmdID, Seq: ext[0].Seq, Result: wire.ResultError, Relay: wire.RelayOff, Reason: "session_ended"}))
 	r.wantEnded(u, fablab.EndRelayOff, off, true)
 }
+
+// Two states of the same seq (the unlock's) handed over swapped: the relay
+// went on for the session, then off by itself, and the "off" is handled
+// first, while the unlock waits for its ack. The "on" handled after it is
+// older (by its since; on a tie "off" wins): the session ends when the ack
+// lands, where it stayed open until its end.
+func TestEngineEqualSeqStatesSwapped(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		on   time.Time // the "on" state's since
+		off  time.Time
+	}{
+		{"off later", t0, t0.Add(10 * time.Minute)},
+		{"same second", t0.Add(10 * time.Minute), t0.Add(10 * time.Minute)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			u := r.tap(wire.OpUnlock)
+			r.clock.Set(c.off.Add(time.Second))
+			r.state(wire.RelayOff, "", u.Seq, c.off)
+			r.state(wire.RelayOn, u.SessionID, u.Seq, c.on)
+			r.ack(u, wire.ResultOK, wire.RelayOn)
+			r.wantEnded(u, fablab.EndRelayOff, c.off, true)
+			r.wantRelayKnown(wire.RelayOff)
+			if cmds := r.pub.take(); len(cmds) != 0 {
+				t.Fatalf("commands %+v after a session the relay ended", cmds)
+			}
+		})
+	}
+}
