@@ -696,19 +696,18 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	// power went off when the device decided, and a lock would cut the
 	// other member's.
 	dev := sess.DeviceID
-	// Judged by the newest state (by seq), not by a heartbeat that may
-	// have been handled after it.
+	// Judged by the device's view that merges its states and acks by seq
+	// (an adoption's ack newer than the state naming the device's own id
+	// says the relay runs this session now), which a heartbeat does not
+	// overwrite once a state was handled. The device's own id of this very
+	// session (its adoption not yet taken) is no other member's: locked.
 	e.mu.Lock()
 	var running string
-	if r := e.reports[dev]; r != nil && r.hasState {
-		if r.state.Relay == wire.RelayOn {
-			running = r.state.SessionID
-		}
-	} else if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
+	if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
 		running = st.SessionID
 	}
 	e.mu.Unlock()
-	if strings.HasPrefix(running, wire.OfflineSessionPrefix) {
+	if strings.HasPrefix(running, wire.OfflineSessionPrefix) && (sess.TapMsgID == "" || running != wire.OfflineSessionPrefix+sess.TapMsgID) {
 		e.cfg.Log.Info("no lock: the relay runs a session the device granted alone", "device", dev, "session", id, "device_session", running)
 		return sess, nil
 	}

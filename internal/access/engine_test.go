@@ -398,3 +398,33 @@ func TestEngineEqualSeqStatesSwapped(t *testing.T) {
 		})
 	}
 }
+
+// A session the device granted alone, adopted by the server, ended (staff,
+// or a tap-out) before the state naming the server's id is handled: the
+// relay runs this very session, so it is locked, whether the adoption's ack
+// was handled (the newer report) or not yet (the state names the device's
+// own id of this session). The lock was skipped, leaving the relay on.
+func TestEngineEndAdoptedSessionLocks(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		t.Run(map[bool]string{true: "adoption acked", false: "adoption pending"}[acked], func(t *testing.T) {
+			r := newRig(t)
+			local := wire.OfflineSessionPrefix + "m-1"
+			r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: "m-1", TS: t0.Unix(), UID: uidAda, Offline: true,
+				Result: wire.TapGranted, SessionID: local, Until: t0.Add(time.Hour).Unix()}))
+			adopt := r.pub.take()[0]
+			r.state(wire.RelayOn, local, 0, t0)
+			if acked {
+				r.ack(adopt, wire.ResultOK, wire.RelayOn)
+			}
+			r.clock.Advance(time.Minute)
+			id, err := fablab.ParseID(adopt.SessionID)
+			r.must(err)
+			if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+				t.Fatal(err)
+			}
+			if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
+				t.Fatalf("commands %+v, want the lock of the ended session", cmds)
+			}
+		})
+	}
+}
