@@ -841,10 +841,16 @@ func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
 	// A lock overtaken by the next member's unlock must not cut them: when
 	// the machine has an open session other than the one this lock ended,
 	// that session's unlock made this lock moot.
-	if m, err := e.cfg.Store.MachineOfDevice(ctx, p.dev); err == nil {
-		if open, err := e.cfg.Store.OpenSessionOn(ctx, m.ID); err == nil && open.ID.String() != p.cmd.SessionID && open.DeviceID == p.dev {
-			return
-		}
+	// Not knowing is not "no session": on a read error no lock is sent (it
+	// could cut the next member's session); the device's next state, or the
+	// sweep at the session's end, settles the relay.
+	open, err := e.openSessionOfDevice(ctx, p.dev)
+	if err != nil {
+		e.cfg.Log.Error("lock not applied, not sent again: the store failed", "device", p.dev, "why", why, "err", err)
+		return
+	}
+	if open != nil && open.ID.String() != p.cmd.SessionID && open.DeviceID == p.dev {
+		return
 	}
 	if p.rounds+1 >= e.cfg.Tries {
 		e.GaveUp.Add(1)
@@ -878,7 +884,15 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		return
 	}
 	if !p.extension {
-		if s, err := e.cfg.Store.Session(ctx, id); err == nil && s.Open() && s.Confirmed {
+		s, err := e.cfg.Store.Session(ctx, id)
+		if err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND {
+			// Not knowing whether a state confirmed the relay ran it is not
+			// "unconfirmed": the session stays open, for the device's next
+			// state or the sweep to end.
+			e.cfg.Log.Error("unlock never acknowledged: its session not read", "session", id, "why", why, "err", err)
+			return
+		}
+		if err == nil && s.Open() && s.Confirmed {
 			// The relay's state said it runs the session though no ack
 			// came: it did get power, and is billed as it ran.
 			e.cfg.Log.Warn("unlock never acknowledged, but the relay reported it on for the session", "session", id, "why", why)

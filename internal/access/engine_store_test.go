@@ -401,3 +401,85 @@ func TestReplayedGrantOnUnreadableFactsNotLocked(t *testing.T) {
 		t.Fatalf("adopted session %+v %v", s, err)
 	}
 }
+
+func (r *storeRig) ack(c wire.Command, result, relay string) {
+	r.t.Helper()
+	payload, err := wire.Encode(&wire.Ack{CmdID: c.CmdID, Seq: c.Seq, Result: result, Relay: relay})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.engine.HandleAck(r.t.Context(), laserDev, payload)
+}
+
+// grantAda taps Ada's badge live and returns the unlock that answers it.
+func (r *storeRig) grantAda() wire.Command {
+	r.t.Helper()
+	r.tap(wire.Tap{MsgID: "m-ada", TS: t0.Unix(), UID: laserUIDAda})
+	c := r.pub.take()
+	if len(c) != 1 || c[0].Op != wire.OpUnlock {
+		r.t.Fatalf("commands %+v, want one unlock", c)
+	}
+	return c[0]
+}
+
+// A lock the device did not apply is not sent again when the store cannot
+// tell whether a newer session runs on the machine: a read error was taken
+// for "no other session", and the new lock could cut the next member's.
+func TestRelockOnFailingStoreNotSent(t *testing.T) {
+	r := newStoreRig(t)
+	u := r.grantAda()
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	id, err := fablab.ParseID(u.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Minute)
+	if _, err := r.engine.EndSession(t.Context(), id, fablab.EndStaff, 0); err != nil {
+		t.Fatal(err)
+	}
+	lock := r.pub.take()
+	if len(lock) != 1 || lock[0].Op != wire.OpLock {
+		t.Fatalf("commands %+v, want the lock", lock)
+	}
+	r.closeStore()
+	r.ack(lock[0], wire.ResultStale, wire.RelayOn)
+	if c := r.pub.take(); len(c) != 0 {
+		t.Errorf("commands %+v sent on a store read error", c)
+	}
+	if log := r.logs.String(); !strings.Contains(log, "lock not applied, not sent again") {
+		t.Errorf("the failure is not logged:\n%s", log)
+	}
+}
+
+// An unlock never acknowledged, whose session a state confirmed, is not
+// closed relay_unconfirmed (not billed) when the store cannot read the
+// session: a read error was taken for "not confirmed".
+func TestUnlockGivenUpOnFailingStoreNotUnconfirmed(t *testing.T) {
+	r := newStoreRig(t)
+	u := r.grantAda()
+	r.state(wire.State{Relay: wire.RelayOn, SessionID: u.SessionID, Seq: u.Seq, Since: t0.Unix()})
+	id, err := fablab.ParseID(u.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.store.Session(t.Context(), id); err != nil || !s.Confirmed {
+		t.Fatalf("session %+v %v, want confirmed by the state", s, err)
+	}
+	r.closeStore()
+	for range 4 {
+		r.clock.Advance(3 * time.Second)
+		r.engine.RetryDue(t.Context())
+	}
+	if n := r.engine.GaveUp.Load(); n != 0 {
+		t.Errorf("%d unlocks given up as unconfirmed on a store read error", n)
+	}
+	log := r.logs.String()
+	if strings.Contains(log, "relay did not confirm the unlock") || !strings.Contains(log, "unlock never acknowledged: its session not read") {
+		t.Errorf("log:\n%s", log)
+	}
+	for _, c := range r.pub.take() {
+		if c.Op != wire.OpUnlock || c.CmdID != u.CmdID { // the unlock's retries
+			t.Errorf("command %+v sent on a store read error", c)
+		}
+	}
+}
