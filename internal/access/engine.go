@@ -589,7 +589,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 				if err := e.cfg.Store.RecordTap(ctx, *ref, ev); err != nil && fablab.ErrorCode(err) != fablab.EDUPLICATE {
 					e.cfg.Log.Error("record tap", "device", dev, "err", err)
 				}
-				if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: f.Open.ID.String(), Reason: fablab.EndTapOut}); err != nil {
+				if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: f.Open.ID.String(), Reason: fablab.EndTapOut, TapID: ref.MsgID}); err != nil {
 					e.cfg.Log.Error("send lock", "device", dev, "err", err)
 				}
 			default:
@@ -604,6 +604,16 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 // deny records a refused tap (once: a duplicate is dropped), with the
 // message the reader shows, and answers the reader.
 func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
+	tapID := ""
+	if ref != nil {
+		tapID = ref.MsgID
+	}
+	e.denyTap(ctx, dev, lang, reason, detail, ref, tapID, ev)
+}
+
+// denyTap is deny for the tap tapID, recorded when ref is not nil (a tap
+// the server failed to check is answered, not recorded).
+func (e *Engine) denyTap(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, tapID string, ev fablab.AuditEvent) {
 	if ev.Detail == nil {
 		ev.Detail = map[string]any{}
 	}
@@ -625,7 +635,7 @@ func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref
 	}
 	e.Denied.Add(1)
 	e.emit("tap", ev)
-	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail)}); err != nil {
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail), TapID: tapID}); err != nil {
 		e.cfg.Log.Error("send deny", "device", dev, "err", err)
 	}
 }
@@ -656,7 +666,7 @@ func (e *Engine) grant(ctx context.Context, dev string, f *fablab.AccessFacts, d
 	e.Granted.Add(1)
 	e.emit("session", sess)
 	e.emit("tap", evs[0]) // as stored: with its id and the session's
-	if _, err := e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()}); err != nil {
+	if _, err := e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix(), TapID: ref.MsgID}); err != nil {
 		// Never sent, so never tracked: the session must not stay open.
 		e.unconfirmed(ctx, sess.ID, "unlock not sent: "+err.Error())
 		return err
@@ -711,7 +721,11 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 		e.cfg.Log.Info("no lock: the relay runs a session the device granted alone", "device", dev, "session", id, "device_session", running)
 		return sess, nil
 	}
-	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: string(reason)}); err != nil {
+	lock := wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: string(reason)}
+	if tap != nil {
+		lock.TapID = tap.MsgID // the answer to that tap (a tap-out, staff taking over)
+	}
+	if _, err := e.send(ctx, dev, lock); err != nil {
 		e.cfg.Log.Error("send lock", "device", dev, "err", err)
 	}
 	return sess, nil

@@ -170,7 +170,7 @@ func TestTapOnFailingStoreIsAnswered(t *testing.T) {
 	r.closeStore()
 	r.tap(wire.Tap{MsgID: "m-2", TS: t0.Unix(), UID: laserUIDAda})
 	c := r.pub.take()
-	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" {
+	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" || c[0].TapID != "m-2" {
 		t.Fatalf("answer to a tap on a failing store: %+v, want one deny %s with a message", c, wire.ReasonServerError)
 	}
 	if log := r.logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "m-2") {

@@ -428,3 +428,45 @@ func TestEngineEndAdoptedSessionLocks(t *testing.T) {
 		})
 	}
 }
+
+// Every command that answers a tap names it (tap_id), so that the device
+// clears that tap only; a command that answers none (staff ending a session
+// from the web, the lock sent again after it was not applied) names none
+// or its own first tap, never a tap the device may be waiting on since.
+func TestEngineCommandsNameTheTapTheyAnswer(t *testing.T) {
+	r := newRig(t)
+	tap := func(msgID, uid string) wire.Command {
+		t.Helper()
+		r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: msgID, TS: r.clock.Now().Unix(), UID: uid}))
+		cmds := r.pub.take()
+		if len(cmds) != 1 {
+			t.Fatalf("commands %+v, want one answer to %s", cmds, msgID)
+		}
+		return cmds[0]
+	}
+	if c := tap("t-deny", "0499AABBCCDDEE"); c.Op != wire.OpDeny || c.TapID != "t-deny" {
+		t.Fatalf("deny %+v, want tap_id t-deny", c)
+	}
+	u := tap("t-in", uidAda)
+	if u.Op != wire.OpUnlock || u.TapID != "t-in" {
+		t.Fatalf("unlock %+v, want tap_id t-in", u)
+	}
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	r.clock.Advance(time.Minute)
+	lock := tap("t-out", uidAda)
+	if lock.Op != wire.OpLock || lock.Reason != fablab.EndTapOut || lock.TapID != "t-out" {
+		t.Fatalf("tap-out lock %+v, want tap_id t-out", lock)
+	}
+	r.ack(lock, wire.ResultOK, wire.RelayOff)
+
+	u = tap("t-in-2", uidAda)
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	id, err := fablab.ParseID(u.SessionID)
+	r.must(err)
+	if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].TapID != "" {
+		t.Fatalf("commands %+v, want a lock naming no tap", cmds)
+	}
+}
