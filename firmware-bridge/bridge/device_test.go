@@ -1103,3 +1103,20 @@ func TestDeviceUnrelatedLockLeavesTapWaiting(t *testing.T) {
 		})
 	}
 }
+
+// An unlock naming another tap than the one waiting (the late answer to a
+// tap decided here) does not take the waiting tap for answered: with no
+// answer of its own, that tap is decided here once its 2 s pass.
+func TestDeviceUnlockOfAnotherTapLeavesTapWaiting(t *testing.T) {
+	r := newDevRig(t)
+	r.start()
+	r.online()
+	r.read(uidSam)
+	tp := r.nextTap()
+	wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "9", Until: r.clock.Now().Add(time.Hour).Unix(), TapID: "an-earlier-tap"}), wire.ResultOK, wire.RelayOn, "")
+	r.clock.Advance(wire.AnswerTimeout + time.Second)
+	// Decided here (the relay runs session 9: in use), then replayed.
+	if q := r.nextTap(); q.MsgID != tp.MsgID || !q.Offline || q.Result != wire.TapDenied || q.Reason != wire.ReasonInUse {
+		t.Fatalf("tap %+v, want %s replayed, denied in_use here", q, tp.MsgID)
+	}
+}
