@@ -1027,9 +1027,12 @@ func (d *Device) onCommand(payload []byte) {
 	case wire.OpUnlock:
 		ack.Result, ack.Reason = d.unlock(cmd)
 	case wire.OpLock:
-		if cmd.Reason == fablab.EndTapOut || cmd.Reason == fablab.EndStaff {
-			// The answer to a tap (a tap-out, or staff taking the machine
-			// over): that tap is never decided again here.
+		if d.answers(cmd) {
+			// The answer to the tap waiting (a tap-out, or staff taking the
+			// machine over): that tap is never decided again here. A lock
+			// that names no tap, or another, answers none (staff ending a
+			// session from the web, a lock sent again): the tap waiting
+			// still gets its own answer, or is decided here in time.
 			d.answered()
 		}
 		if d.sess != nil {
@@ -1046,7 +1049,17 @@ func (d *Device) onCommand(payload []byte) {
 		d.log.Info("warning", "reason", cmd.Reason, "message", cmd.Message)
 		d.signal("warn")
 	case wire.OpDeny:
-		if d.lateAnswer() {
+		// A deny names the tap it answers (tap_id); one without is taken,
+		// as before, for the answer to the tap waiting or the late answer.
+		named := cmd.TapID != ""
+		late := d.lateAnswer() && (!named || d.sess.id == wire.OfflineSessionPrefix+cmd.TapID)
+		if named && !late && !d.answers(cmd) {
+			// The answer to another tap than the one waiting: nothing to
+			// do (the tap waiting gets its own answer).
+			d.log.Info("deny of another tap than the one waiting", "tap_id", cmd.TapID, "reason", cmd.Reason)
+			break
+		}
+		if late {
 			// The server refused the tap this session was granted for
 			// alone: its decision stands.
 			d.log.Warn("the server refused a tap granted here when it did not answer in time: session ended", "session_id", d.sess.id, "reason", cmd.Reason)
@@ -1061,6 +1074,12 @@ func (d *Device) onCommand(payload []byte) {
 	ack.Relay = d.relayName()
 	d.lastAck = ack
 	d.publish(wire.KindAck, &ack, 1, false)
+}
+
+// answers reports whether cmd answers the tap waiting for the server's
+// answer: the server names the tap it answers (tap_id, protocol §5.4).
+func (d *Device) answers(cmd wire.Command) bool {
+	return d.pending != nil && cmd.TapID != "" && cmd.TapID == d.pending.tap.MsgID
 }
 
 // answered clears the tap waiting for the server's answer, so that it is
@@ -1129,7 +1148,13 @@ func (d *Device) unlock(cmd wire.Command) (result, reason string) {
 		d.log.Warn("unlock that answers no tap refused", "session_id", cmd.SessionID)
 		return wire.ResultError, ReasonNoTap
 	}
-	hash := d.answered()
+	var hash string
+	if cmd.TapID == "" || d.answers(cmd) {
+		// The answer to the tap waiting; an unlock naming another tap (a
+		// late answer to one decided here) leaves the one waiting to its
+		// own answer.
+		hash = d.answered()
+	}
 	if s != nil { // another session is replaced
 		if s.timer != nil {
 			s.timer.Stop()

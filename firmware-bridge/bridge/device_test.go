@@ -1022,8 +1022,8 @@ func TestDeviceAnsweredTapNotDecidedAgain(t *testing.T) {
 		r := setup(t)
 		r.granted(uidAda, "311")
 		r.read(uidAda)
-		r.nextTap()
-		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndTapOut}), wire.ResultOK, wire.RelayOff, "")
+		tp := r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndTapOut, TapID: tp.MsgID}), wire.ResultOK, wire.RelayOff, "")
 		r.wantRelay(false)
 		// The grace extension the server decided as she tapped out crosses
 		// the lock, within seconds of her tap: the session stays ended.
@@ -1035,12 +1035,19 @@ func TestDeviceAnsweredTapNotDecidedAgain(t *testing.T) {
 		r := setup(t)
 		r.granted(uidAda, "311")
 		r.read(uidSam)
-		r.nextTap()
-		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndStaff}), wire.ResultOK, wire.RelayOff, "")
+		tp := r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndStaff, TapID: tp.MsgID}), wire.ResultOK, wire.RelayOff, "")
 		r.wantRelay(false)
 		stillOff(t, r)
 	})
 	t.Run("deny", func(t *testing.T) {
+		r := setup(t)
+		r.read(uidAda)
+		tp := r.nextTap()
+		wantAck(t, r.send(wire.Command{Op: wire.OpDeny, Reason: wire.ReasonBookedByOther, Message: "booked", TapID: tp.MsgID}), wire.ResultOK, wire.RelayOff, "")
+		stillOff(t, r)
+	})
+	t.Run("deny naming no tap (an older server)", func(t *testing.T) {
 		r := setup(t)
 		r.read(uidAda)
 		r.nextTap()
@@ -1055,4 +1062,61 @@ func TestDeviceAnsweredTapNotDecidedAgain(t *testing.T) {
 		r.wantRelay(false)
 		stillOff(t, r)
 	})
+}
+
+// A lock that answers another tap, or none (staff ending a session from the
+// web sends reason staff; a lock sent again keeps its first reason), does
+// not clear the tap waiting: it was taken for its answer, so the tap was
+// never answered nor decided here. The tap waiting is decided from the
+// allowlist once its 2 s pass with no answer of its own.
+func TestDeviceUnrelatedLockLeavesTapWaiting(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		lock func(tp wire.Tap) wire.Command
+	}{
+		{"staff end from the web", func(wire.Tap) wire.Command {
+			return wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndStaff}
+		}},
+		{"another tap's tap-out sent again", func(wire.Tap) wire.Command {
+			return wire.Command{Op: wire.OpLock, SessionID: "311", Reason: fablab.EndTapOut, TapID: "an-earlier-tap"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newDevRig(t)
+			r.start()
+			r.online()
+			r.allowlist(wire.Allowlist{Ver: 1, Issued: r.clock.Now().Unix(), Entries: []wire.AllowEntry{
+				{H: auth.BadgeHash(badgeKey, uidSam), Tier: wire.TierAdmin},
+			}})
+			r.read(uidSam)
+			tp := r.nextTap()
+			wantAck(t, r.send(c.lock(tp)), wire.ResultOK, wire.RelayOff, "")
+			if q := r.queue(); len(q) != 0 {
+				t.Fatalf("queue %+v before the answer timeout", q)
+			}
+			// No answer of its own: decided here (Sam is on the list).
+			r.clock.Advance(wire.AnswerTimeout + time.Second)
+			r.wantRelay(true)
+			if s := r.dev.Status(); !s.LocalSession {
+				t.Fatalf("status %+v, want a session granted here for the tap left unanswered", s)
+			}
+		})
+	}
+}
+
+// An unlock naming another tap than the one waiting (the late answer to a
+// tap decided here) does not take the waiting tap for answered: with no
+// answer of its own, that tap is decided here once its 2 s pass.
+func TestDeviceUnlockOfAnotherTapLeavesTapWaiting(t *testing.T) {
+	r := newDevRig(t)
+	r.start()
+	r.online()
+	r.read(uidSam)
+	tp := r.nextTap()
+	wantAck(t, r.send(wire.Command{Op: wire.OpUnlock, SessionID: "9", Until: r.clock.Now().Add(time.Hour).Unix(), TapID: "an-earlier-tap"}), wire.ResultOK, wire.RelayOn, "")
+	r.clock.Advance(wire.AnswerTimeout + time.Second)
+	// Decided here (the relay runs session 9: in use), then replayed.
+	if q := r.nextTap(); q.MsgID != tp.MsgID || !q.Offline || q.Result != wire.TapDenied || q.Reason != wire.ReasonInUse {
+		t.Fatalf("tap %+v, want %s replayed, denied in_use here", q, tp.MsgID)
+	}
 }

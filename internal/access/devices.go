@@ -138,7 +138,7 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 	d := e.seen(dev, now)
 	e.mu.Lock()
 	rep := e.reportsOf(dev)
-	if st.Seq != 0 && rep.hasState && st.Seq < rep.state.Seq { // seq 0: a device that restarted counts afresh
+	if st.Seq != 0 && rep.hasState && (st.Seq < rep.state.Seq || st.Seq == rep.state.Seq && olderState(st, rep.state)) { // seq 0: a device that restarted counts afresh
 		// Older than a state already handled (messages may be handed over
 		// out of order): not news.
 		e.mu.Unlock()
@@ -158,6 +158,22 @@ func (e *Engine) HandleState(ctx context.Context, dev string, payload []byte) {
 		return
 	}
 	e.reconcile(ctx, dev, st.Relay, st.SessionID, st.Seq, st.Since)
+}
+
+// olderState tells whether st, of the same seq as cur (the last command
+// applied was the same), is older than cur: its relay changed earlier
+// (since), or in the same second and st is "on" where cur is "off". An
+// equal seq does not order two states (the relay goes off by itself at a
+// session's end, or by its button, without a command), and states may be
+// handed over swapped: an "on" handled after the "off" that followed it
+// would leave the session open past its relay. On a tie "off" wins: a
+// relay taken for off when it runs is locked or ended by its next state at
+// worst, never billed for time it did not run.
+func olderState(st, cur wire.State) bool {
+	if st.Since != cur.Since {
+		return st.Since < cur.Since
+	}
+	return st.Relay == wire.RelayOn && cur.Relay == wire.RelayOff
 }
 
 // reconcile compares one device's relay with its machine's open session.

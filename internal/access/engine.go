@@ -389,6 +389,9 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 	}
 	evs := []fablab.AuditEvent{ev}
 	switch {
+	case err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND:
+		e.unrecorded(ctx, evs)
+		return
 	case err != nil || f.Member == nil:
 		// Nobody to hold to it (or no machine): kept as history only.
 	case tap.Result == wire.TapGranted:
@@ -398,6 +401,8 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 			return
 		}
 		e.cfg.Log.Error("record offline session", "device", dev, "msg_id", tap.MsgID, "err", err)
+		e.unrecorded(ctx, evs)
+		return
 	case tap.Result == wire.TapOut:
 		// The session it names ended then, whatever the server recorded
 		// meanwhile (a relay reported off later, once back).
@@ -406,6 +411,20 @@ func (e *Engine) replayed(ctx context.Context, ref *bolt.TapRef, hash string, ta
 		}
 	}
 	e.replayDone(e.cfg.Store.RecordTap(ctx, *ref, evs...), evs)
+}
+
+// unrecorded keeps the audit line of a replayed tap the store failed to
+// record (its facts unreadable, or its session not written), without
+// marking the tap seen: the relay's state naming the device's session is
+// then left running, not locked for want of a session (reconcile), and the
+// tap, if the device sends it again, is recorded then. A session lost so
+// is billed by nobody: the log and this audit line are what staff have.
+func (e *Engine) unrecorded(ctx context.Context, evs []fablab.AuditEvent) {
+	if err := e.cfg.Store.Audit(ctx, evs...); err != nil {
+		e.cfg.Log.Error("audit replayed tap", "err", err)
+		return
+	}
+	e.emit("tap", evs[0])
 }
 
 // endBy makes sure a session of device dev was over by at, as the device's
@@ -570,7 +589,7 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 				if err := e.cfg.Store.RecordTap(ctx, *ref, ev); err != nil && fablab.ErrorCode(err) != fablab.EDUPLICATE {
 					e.cfg.Log.Error("record tap", "device", dev, "err", err)
 				}
-				if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: f.Open.ID.String(), Reason: fablab.EndTapOut}); err != nil {
+				if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: f.Open.ID.String(), Reason: fablab.EndTapOut, TapID: ref.MsgID}); err != nil {
 					e.cfg.Log.Error("send lock", "device", dev, "err", err)
 				}
 			default:
@@ -585,6 +604,16 @@ func (e *Engine) decide(ctx context.Context, dev, hash string, ref *bolt.TapRef,
 // deny records a refused tap (once: a duplicate is dropped), with the
 // message the reader shows, and answers the reader.
 func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, ev fablab.AuditEvent) {
+	tapID := ""
+	if ref != nil {
+		tapID = ref.MsgID
+	}
+	e.denyTap(ctx, dev, lang, reason, detail, ref, tapID, ev)
+}
+
+// denyTap is deny for the tap tapID, recorded when ref is not nil (a tap
+// the server failed to check is answered, not recorded).
+func (e *Engine) denyTap(ctx context.Context, dev, lang, reason, detail string, ref *bolt.TapRef, tapID string, ev fablab.AuditEvent) {
 	if ev.Detail == nil {
 		ev.Detail = map[string]any{}
 	}
@@ -606,7 +635,7 @@ func (e *Engine) deny(ctx context.Context, dev, lang, reason, detail string, ref
 	}
 	e.Denied.Add(1)
 	e.emit("tap", ev)
-	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail)}); err != nil {
+	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpDeny, Reason: reason, Message: Message(lang, reason, detail), TapID: tapID}); err != nil {
 		e.cfg.Log.Error("send deny", "device", dev, "err", err)
 	}
 }
@@ -637,7 +666,7 @@ func (e *Engine) grant(ctx context.Context, dev string, f *fablab.AccessFacts, d
 	e.Granted.Add(1)
 	e.emit("session", sess)
 	e.emit("tap", evs[0]) // as stored: with its id and the session's
-	if _, err := e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix()}); err != nil {
+	if _, err := e.send(ctx, dev, wire.Command{CmdID: cmdID, Op: wire.OpUnlock, SessionID: sess.ID.String(), Until: d.Until.Unix(), TapID: ref.MsgID}); err != nil {
 		// Never sent, so never tracked: the session must not stay open.
 		e.unconfirmed(ctx, sess.ID, "unlock not sent: "+err.Error())
 		return err
@@ -677,23 +706,26 @@ func (e *Engine) endSession(ctx context.Context, id fablab.ID, at time.Time, rea
 	// power went off when the device decided, and a lock would cut the
 	// other member's.
 	dev := sess.DeviceID
-	// Judged by the newest state (by seq), not by a heartbeat that may
-	// have been handled after it.
+	// Judged by the device's view that merges its states and acks by seq
+	// (an adoption's ack newer than the state naming the device's own id
+	// says the relay runs this session now), which a heartbeat does not
+	// overwrite once a state was handled. The device's own id of this very
+	// session (its adoption not yet taken) is no other member's: locked.
 	e.mu.Lock()
 	var running string
-	if r := e.reports[dev]; r != nil && r.hasState {
-		if r.state.Relay == wire.RelayOn {
-			running = r.state.SessionID
-		}
-	} else if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
+	if st := e.devices[dev]; st != nil && st.Relay == wire.RelayOn {
 		running = st.SessionID
 	}
 	e.mu.Unlock()
-	if strings.HasPrefix(running, wire.OfflineSessionPrefix) {
+	if strings.HasPrefix(running, wire.OfflineSessionPrefix) && (sess.TapMsgID == "" || running != wire.OfflineSessionPrefix+sess.TapMsgID) {
 		e.cfg.Log.Info("no lock: the relay runs a session the device granted alone", "device", dev, "session", id, "device_session", running)
 		return sess, nil
 	}
-	if _, err := e.send(ctx, dev, wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: string(reason)}); err != nil {
+	lock := wire.Command{Op: wire.OpLock, SessionID: id.String(), Reason: string(reason)}
+	if tap != nil {
+		lock.TapID = tap.MsgID // the answer to that tap (a tap-out, staff taking over)
+	}
+	if _, err := e.send(ctx, dev, lock); err != nil {
 		e.cfg.Log.Error("send lock", "device", dev, "err", err)
 	}
 	return sess, nil
@@ -823,10 +855,16 @@ func (e *Engine) relock(ctx context.Context, p *pendingCmd, why string) {
 	// A lock overtaken by the next member's unlock must not cut them: when
 	// the machine has an open session other than the one this lock ended,
 	// that session's unlock made this lock moot.
-	if m, err := e.cfg.Store.MachineOfDevice(ctx, p.dev); err == nil {
-		if open, err := e.cfg.Store.OpenSessionOn(ctx, m.ID); err == nil && open.ID.String() != p.cmd.SessionID && open.DeviceID == p.dev {
-			return
-		}
+	// Not knowing is not "no session": on a read error no lock is sent (it
+	// could cut the next member's session); the device's next state, or the
+	// sweep at the session's end, settles the relay.
+	open, err := e.openSessionOfDevice(ctx, p.dev)
+	if err != nil {
+		e.cfg.Log.Error("lock not applied, not sent again: the store failed", "device", p.dev, "why", why, "err", err)
+		return
+	}
+	if open != nil && open.ID.String() != p.cmd.SessionID && open.DeviceID == p.dev {
+		return
 	}
 	if p.rounds+1 >= e.cfg.Tries {
 		e.GaveUp.Add(1)
@@ -860,7 +898,15 @@ func (e *Engine) unlockFailed(ctx context.Context, p *pendingCmd, why string) {
 		return
 	}
 	if !p.extension {
-		if s, err := e.cfg.Store.Session(ctx, id); err == nil && s.Open() && s.Confirmed {
+		s, err := e.cfg.Store.Session(ctx, id)
+		if err != nil && fablab.ErrorCode(err) != fablab.ENOTFOUND {
+			// Not knowing whether a state confirmed the relay ran it is not
+			// "unconfirmed": the session stays open, for the device's next
+			// state or the sweep to end.
+			e.cfg.Log.Error("unlock never acknowledged: its session not read", "session", id, "why", why, "err", err)
+			return
+		}
+		if err == nil && s.Open() && s.Confirmed {
 			// The relay's state said it runs the session though no ack
 			// came: it did get power, and is billed as it ran.
 			e.cfg.Log.Warn("unlock never acknowledged, but the relay reported it on for the session", "session", id, "why", why)

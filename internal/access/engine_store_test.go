@@ -170,7 +170,7 @@ func TestTapOnFailingStoreIsAnswered(t *testing.T) {
 	r.closeStore()
 	r.tap(wire.Tap{MsgID: "m-2", TS: t0.Unix(), UID: laserUIDAda})
 	c := r.pub.take()
-	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" {
+	if len(c) != 1 || c[0].Op != wire.OpDeny || c[0].Reason != wire.ReasonServerError || c[0].Message == "" || c[0].TapID != "m-2" {
 		t.Fatalf("answer to a tap on a failing store: %+v, want one deny %s with a message", c, wire.ReasonServerError)
 	}
 	if log := r.logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "m-2") {
@@ -287,36 +287,7 @@ func TestReplayedRunningSessionOverAnOpenOneIsReplaced(t *testing.T) {
 func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
 	r := newStoreRig(t)
 	ctx := t.Context()
-	tr, err := r.store.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.store.UpdateMachine(ctx, r.laser.ID, func(m *fablab.Machine) error { m.RequiredTrainings = []fablab.ID{tr.ID}; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	// Damage the training's record: reads of the laser's facts fail, writes
-	// still work.
-	path := r.store.Path()
-	if err := r.store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r.closed = true
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := binary.BigEndian.AppendUint64(nil, uint64(tr.ID))
-	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("trainings")).Put(key, []byte("{damaged")) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if r.store, err = bolt.Open(path, bolt.Options{Now: r.clock.Now}); err != nil {
-		t.Fatal(err)
-	}
-	r.closed = false
-	r.startEngine()
+	r.damageTraining()
 
 	ts := t0.Add(-time.Hour)
 	r.tap(wire.Tap{MsgID: "off-lost", TS: ts.Unix(), UID: laserUIDAda, Offline: true, Result: wire.TapGranted, Reason: "tap_out",
@@ -330,5 +301,185 @@ func TestReplayedGrantOnUnreadableFactsIsLogged(t *testing.T) {
 	evs, err := r.store.AuditEvents(ctx, bolt.AuditFilter{From: ts, To: ts.Add(time.Second), Limit: 10})
 	if err != nil || len(evs) != 1 || evs[0].Action != "replayed" {
 		t.Errorf("the replayed tap's history: %+v %v", evs, err)
+	}
+}
+
+// damageTraining makes the laser require a training whose record is then
+// damaged: reads of the laser's access facts fail (not ENOTFOUND), writes
+// still work. It returns what puts the record right again. The engine is
+// started afresh on the store opened again.
+func (r *storeRig) damageTraining() (repair func()) {
+	r.t.Helper()
+	t, ctx := r.t, r.t.Context()
+	tr, err := r.store.CreateTraining(ctx, fablab.Training{Name: "Laser safety"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.UpdateMachine(ctx, r.laser.ID, func(m *fablab.Machine) error { m.RequiredTrainings = []fablab.ID{tr.ID}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	key := binary.BigEndian.AppendUint64(nil, uint64(tr.ID))
+	var good []byte
+	put := func(v []byte, keep bool) {
+		path := r.store.Path()
+		if err := r.store.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r.closed = true
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte("trainings"))
+			if keep {
+				good = bytes.Clone(b.Get(key))
+			}
+			return b.Put(key, v)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if r.store, err = bolt.Open(path, bolt.Options{Now: r.clock.Now}); err != nil {
+			t.Fatal(err)
+		}
+		r.closed = false
+		r.startEngine()
+	}
+	put([]byte("{damaged"), true)
+	return func() { put(good, false) }
+}
+
+func (r *storeRig) state(st wire.State) {
+	r.t.Helper()
+	payload, err := wire.Encode(&st)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.engine.HandleState(r.t.Context(), laserDev, payload)
+}
+
+// A replayed grant of a session still running, whose facts cannot be read,
+// is not marked seen: the relay's next state naming the device's session
+// gets no lock "no_session" (it cut the member's machine, and the session,
+// its tap dropped by the device once sent, was never billed), and the tap
+// sent again once the store reads is recorded and the session adopted.
+func TestReplayedGrantOnUnreadableFactsNotLocked(t *testing.T) {
+	r := newStoreRig(t)
+	ctx := t.Context()
+	repair := r.damageTraining()
+	ts := t0.Add(-10 * time.Minute)
+	local := wire.OfflineSessionPrefix + "off-L"
+	tap := wire.Tap{MsgID: "off-L", TS: ts.Unix(), UID: laserUIDAda, Offline: true, Result: wire.TapGranted,
+		SessionID: local, Until: t0.Add(time.Hour).Unix()}
+	r.tap(tap)
+	r.state(wire.State{Relay: wire.RelayOn, SessionID: local, Since: ts.Unix()})
+	if c := r.pub.take(); len(c) != 0 {
+		t.Fatalf("commands %+v for a relay running the session the device granted alone", c)
+	}
+	if seen, err := r.store.TapSeen(ctx, bolt.TapRef{Device: laserDev, MsgID: "off-L"}); err != nil || seen {
+		t.Fatalf("tap seen %v %v, want not seen: it was not recorded", seen, err)
+	}
+	evs, err := r.store.AuditEvents(ctx, bolt.AuditFilter{From: ts, To: ts.Add(time.Second), Limit: 10})
+	if err != nil || len(evs) != 1 || evs[0].Action != "replayed" {
+		t.Errorf("the replayed tap's history: %+v %v", evs, err)
+	}
+
+	repair()
+	r.tap(tap) // a QoS 1 redelivery, or the device's queue sent again
+	c := r.pub.take()
+	if len(c) != 1 || c[0].Op != wire.OpUnlock || c[0].SessionID == "" {
+		t.Fatalf("commands %+v, want the adoption unlock", c)
+	}
+	id, err := fablab.ParseID(c[0].SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.store.Session(ctx, id); err != nil || !s.Open() || !s.Offline || s.MemberID != r.ada.ID || !s.Started.Equal(ts) {
+		t.Fatalf("adopted session %+v %v", s, err)
+	}
+}
+
+func (r *storeRig) ack(c wire.Command, result, relay string) {
+	r.t.Helper()
+	payload, err := wire.Encode(&wire.Ack{CmdID: c.CmdID, Seq: c.Seq, Result: result, Relay: relay})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.engine.HandleAck(r.t.Context(), laserDev, payload)
+}
+
+// grantAda taps Ada's badge live and returns the unlock that answers it.
+func (r *storeRig) grantAda() wire.Command {
+	r.t.Helper()
+	r.tap(wire.Tap{MsgID: "m-ada", TS: t0.Unix(), UID: laserUIDAda})
+	c := r.pub.take()
+	if len(c) != 1 || c[0].Op != wire.OpUnlock {
+		r.t.Fatalf("commands %+v, want one unlock", c)
+	}
+	return c[0]
+}
+
+// A lock the device did not apply is not sent again when the store cannot
+// tell whether a newer session runs on the machine: a read error was taken
+// for "no other session", and the new lock could cut the next member's.
+func TestRelockOnFailingStoreNotSent(t *testing.T) {
+	r := newStoreRig(t)
+	u := r.grantAda()
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	id, err := fablab.ParseID(u.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(time.Minute)
+	if _, err := r.engine.EndSession(t.Context(), id, fablab.EndStaff, 0); err != nil {
+		t.Fatal(err)
+	}
+	lock := r.pub.take()
+	if len(lock) != 1 || lock[0].Op != wire.OpLock {
+		t.Fatalf("commands %+v, want the lock", lock)
+	}
+	r.closeStore()
+	r.ack(lock[0], wire.ResultStale, wire.RelayOn)
+	if c := r.pub.take(); len(c) != 0 {
+		t.Errorf("commands %+v sent on a store read error", c)
+	}
+	if log := r.logs.String(); !strings.Contains(log, "lock not applied, not sent again") {
+		t.Errorf("the failure is not logged:\n%s", log)
+	}
+}
+
+// An unlock never acknowledged, whose session a state confirmed, is not
+// closed relay_unconfirmed (not billed) when the store cannot read the
+// session: a read error was taken for "not confirmed".
+func TestUnlockGivenUpOnFailingStoreNotUnconfirmed(t *testing.T) {
+	r := newStoreRig(t)
+	u := r.grantAda()
+	r.state(wire.State{Relay: wire.RelayOn, SessionID: u.SessionID, Seq: u.Seq, Since: t0.Unix()})
+	id, err := fablab.ParseID(u.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := r.store.Session(t.Context(), id); err != nil || !s.Confirmed {
+		t.Fatalf("session %+v %v, want confirmed by the state", s, err)
+	}
+	r.closeStore()
+	for range 4 {
+		r.clock.Advance(3 * time.Second)
+		r.engine.RetryDue(t.Context())
+	}
+	if n := r.engine.GaveUp.Load(); n != 0 {
+		t.Errorf("%d unlocks given up as unconfirmed on a store read error", n)
+	}
+	log := r.logs.String()
+	if strings.Contains(log, "relay did not confirm the unlock") || !strings.Contains(log, "unlock never acknowledged: its session not read") {
+		t.Errorf("log:\n%s", log)
+	}
+	for _, c := range r.pub.take() {
+		if c.Op != wire.OpUnlock || c.CmdID != u.CmdID { // the unlock's retries
+			t.Errorf("command %+v sent on a store read error", c)
+		}
 	}
 }

@@ -368,3 +368,105 @@ func TestEngineRelayOffDuringExtension(t *testing.T) {
 	r.eng.HandleAck(r.ctx, dev, r.encode(&wire.Ack{CmdID: ext[0].CmdID, Seq: ext[0].Seq, Result: wire.ResultError, Relay: wire.RelayOff, Reason: "session_ended"}))
 	r.wantEnded(u, fablab.EndRelayOff, off, true)
 }
+
+// Two states of the same seq (the unlock's) handed over swapped: the relay
+// went on for the session, then off by itself, and the "off" is handled
+// first, while the unlock waits for its ack. The "on" handled after it is
+// older (by its since; on a tie "off" wins): the session ends when the ack
+// lands, where it stayed open until its end.
+func TestEngineEqualSeqStatesSwapped(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		on   time.Time // the "on" state's since
+		off  time.Time
+	}{
+		{"off later", t0, t0.Add(10 * time.Minute)},
+		{"same second", t0.Add(10 * time.Minute), t0.Add(10 * time.Minute)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			u := r.tap(wire.OpUnlock)
+			r.clock.Set(c.off.Add(time.Second))
+			r.state(wire.RelayOff, "", u.Seq, c.off)
+			r.state(wire.RelayOn, u.SessionID, u.Seq, c.on)
+			r.ack(u, wire.ResultOK, wire.RelayOn)
+			r.wantEnded(u, fablab.EndRelayOff, c.off, true)
+			r.wantRelayKnown(wire.RelayOff)
+			if cmds := r.pub.take(); len(cmds) != 0 {
+				t.Fatalf("commands %+v after a session the relay ended", cmds)
+			}
+		})
+	}
+}
+
+// A session the device granted alone, adopted by the server, ended (staff,
+// or a tap-out) before the state naming the server's id is handled: the
+// relay runs this very session, so it is locked, whether the adoption's ack
+// was handled (the newer report) or not yet (the state names the device's
+// own id of this session). The lock was skipped, leaving the relay on.
+func TestEngineEndAdoptedSessionLocks(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		t.Run(map[bool]string{true: "adoption acked", false: "adoption pending"}[acked], func(t *testing.T) {
+			r := newRig(t)
+			local := wire.OfflineSessionPrefix + "m-1"
+			r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: "m-1", TS: t0.Unix(), UID: uidAda, Offline: true,
+				Result: wire.TapGranted, SessionID: local, Until: t0.Add(time.Hour).Unix()}))
+			adopt := r.pub.take()[0]
+			r.state(wire.RelayOn, local, 0, t0)
+			if acked {
+				r.ack(adopt, wire.ResultOK, wire.RelayOn)
+			}
+			r.clock.Advance(time.Minute)
+			id, err := fablab.ParseID(adopt.SessionID)
+			r.must(err)
+			if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+				t.Fatal(err)
+			}
+			if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
+				t.Fatalf("commands %+v, want the lock of the ended session", cmds)
+			}
+		})
+	}
+}
+
+// Every command that answers a tap names it (tap_id), so that the device
+// clears that tap only; a command that answers none (staff ending a session
+// from the web, the lock sent again after it was not applied) names none
+// or its own first tap, never a tap the device may be waiting on since.
+func TestEngineCommandsNameTheTapTheyAnswer(t *testing.T) {
+	r := newRig(t)
+	tap := func(msgID, uid string) wire.Command {
+		t.Helper()
+		r.eng.HandleTap(r.ctx, dev, r.encode(&wire.Tap{MsgID: msgID, TS: r.clock.Now().Unix(), UID: uid}))
+		cmds := r.pub.take()
+		if len(cmds) != 1 {
+			t.Fatalf("commands %+v, want one answer to %s", cmds, msgID)
+		}
+		return cmds[0]
+	}
+	if c := tap("t-deny", "0499AABBCCDDEE"); c.Op != wire.OpDeny || c.TapID != "t-deny" {
+		t.Fatalf("deny %+v, want tap_id t-deny", c)
+	}
+	u := tap("t-in", uidAda)
+	if u.Op != wire.OpUnlock || u.TapID != "t-in" {
+		t.Fatalf("unlock %+v, want tap_id t-in", u)
+	}
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	r.clock.Advance(time.Minute)
+	lock := tap("t-out", uidAda)
+	if lock.Op != wire.OpLock || lock.Reason != fablab.EndTapOut || lock.TapID != "t-out" {
+		t.Fatalf("tap-out lock %+v, want tap_id t-out", lock)
+	}
+	r.ack(lock, wire.ResultOK, wire.RelayOff)
+
+	u = tap("t-in-2", uidAda)
+	r.ack(u, wire.ResultOK, wire.RelayOn)
+	id, err := fablab.ParseID(u.SessionID)
+	r.must(err)
+	if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+		t.Fatal(err)
+	}
+	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].TapID != "" {
+		t.Fatalf("commands %+v, want a lock naming no tap", cmds)
+	}
+}

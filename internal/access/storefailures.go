@@ -41,6 +41,6 @@ func (e *Engine) openSessionOfDevice(ctx context.Context, dev string) (*fablab.S
 // in memory and the store failing, it cannot be sent, and that is logged.)
 func (e *Engine) serverError(ctx context.Context, dev, lang, msgID string, now time.Time, what string, err error) {
 	e.cfg.Log.Error("tap answered server_error: "+what, "device", dev, "msg_id", msgID, "err", err)
-	e.deny(ctx, dev, lang, wire.ReasonServerError, "", nil, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev,
+	e.denyTap(ctx, dev, lang, wire.ReasonServerError, "", nil, msgID, fablab.AuditEvent{At: now, Kind: fablab.AuditTap, Action: "denied", DeviceID: dev,
 		Reason: wire.ReasonServerError, Detail: map[string]any{"msg_id": msgID}})
 }

@@ -68,6 +68,10 @@ type Command struct {
 	Until     int64  `json:"until,omitempty"`      // unlock: power off at; required by unlock
 	Reason    string `json:"reason,omitempty"`     // deny/warn (required), lock: a Reason* or End* code
 	Message   string `json:"message,omitempty"`    // short text for the member's display, ≤ 200 bytes
+	// TapID is the msg_id of the tap the command answers (unlock, deny, a
+	// tap-out's lock); empty for a command that answers no tap. A device
+	// clears the tap it waits on only for a command that names it.
+	TapID string `json:"tap_id,omitempty"`
 }
 
 // Ack is a device's answer to a command ({p}/dev/{dev}/ack, QoS 1).
@@ -239,6 +243,9 @@ func (p *Command) validate() error {
 	}
 	if p.Reason == "" && (p.Op == OpDeny || p.Op == OpWarn) {
 		return invalid(what, "%s needs a reason code", p.Op)
+	}
+	if err := checkID(what, "tap_id", p.TapID, false); err != nil {
+		return err
 	}
 	return checkText(what, "message", p.Message, MaxMessageLen)
 }
