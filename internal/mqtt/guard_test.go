@@ -466,7 +466,7 @@ func TestGuardListenerOutlivesAcceptErrors(t *testing.T) {
 	var mu sync.Mutex
 	var drops []string
 	l := &guardListener{Listener: &flakyListener{Listener: tcp, fails: 3}, timeout: time.Minute, max: 10, maxAddr: 10,
-		byAddr: map[string]int{}, onDrop: func(_, _, reason string) { mu.Lock(); drops = append(drops, reason); mu.Unlock() }}
+		maxPending: 10, maxPendingAddr: 10, byAddr: map[string]int{}, pendingByAddr: map[string]int{}, onDrop: func(_, _, reason string) { mu.Lock(); drops = append(drops, reason); mu.Unlock() }}
 	defer l.Close()
 	client := rawDial(t, tcp.Addr().String(), "") // the kernel completes it before Accept
 	defer client.Close()
