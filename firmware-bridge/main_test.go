@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
+
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
 	"github.com/fabgate/fabgate/internal/fablab"
@@ -92,7 +94,7 @@ func TestRunSimAgainstServer(t *testing.T) {
 	if _, err := store.CreateDevice(ctx, fablab.Device{ID: "printer-1", MachineID: m.ID, SecretHash: hash}); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", logs.String())
@@ -206,22 +208,4 @@ func (c *shiftedClock) shift(d time.Duration) {
 	c.mu.Lock()
 	c.by += d
 	c.mu.Unlock()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (the logs).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
+
 	"github.com/fabgate/fabgate/firmware-bridge/bridge"
 	"github.com/fabgate/fabgate/firmware-bridge/bridge/bridgetest"
 	"github.com/fabgate/fabgate/firmware-bridge/reader"
@@ -53,7 +55,7 @@ type devRig struct {
 	server   *mqtt.Client
 	inbox    map[wire.Kind]chan []byte
 	stateDir string
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	log      *slog.Logger
 	seq      uint64 // the last seq the test sent
 
@@ -67,7 +69,7 @@ func newDevRig(t *testing.T) *devRig {
 	t.Helper()
 	r := &devRig{
 		t: t, clock: bridgetest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)),
-		logs: &syncBuffer{}, stateDir: filepath.Join(t.TempDir(), devLaser), inbox: map[wire.Kind]chan []byte{},
+		logs: &logbuf.Buffer{}, stateDir: filepath.Join(t.TempDir(), devLaser), inbox: map[wire.Kind]chan []byte{},
 	}
 	r.log = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {

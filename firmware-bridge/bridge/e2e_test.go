@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 
 	"github.com/fabgate/fabgate/firmware-bridge/bridge"
 	"github.com/fabgate/fabgate/firmware-bridge/bridge/bridgetest"
@@ -56,7 +57,7 @@ type rig struct {
 	laser  fablab.Machine
 	ada    fablab.Member
 	secret string
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	log    *slog.Logger
 
 	stateDir string
@@ -81,27 +82,10 @@ func (c *countingRelay) Set(ctx context.Context, on bool, lease time.Duration) e
 	return c.Sim.Set(ctx, on, lease)
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
-	r := &rig{t: t, clock: bridgetest.NewClock(time.Now().Truncate(time.Second)), logs: &syncBuffer{}, stateDir: t.TempDir()}
+	r := &rig{t: t, clock: bridgetest.NewClock(time.Now().Truncate(time.Second)), logs: &logbuf.Buffer{}, stateDir: t.TempDir()}
 	r.log = slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 )
 
 // The state rules of every MQTT relay, without a broker.
@@ -104,7 +106,7 @@ func TestCoreEventsNeverBlock(t *testing.T) {
 }
 
 func TestCoreDropLogsOncePerKind(t *testing.T) {
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	c := newMQTTCore("relay: test", slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), time.Second)
 	for range 3 {
 		c.drop("tasmota_sensor", "tele/x/SENSOR", []byte("{"), errors.New("bad"))

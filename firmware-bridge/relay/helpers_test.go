@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 
 	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/mqtt/mqtttest"
@@ -57,28 +57,10 @@ func fmtStatus(st shellySwitchStatus) string {
 	return strings.TrimSpace(b.String()) + "}"
 }
 
-// syncBuffer collects log output; it is shown when the test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testLog returns a logger whose output is printed if the test fails.
 func testLog(t testing.TB) *slog.Logger {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", buf.String())

@@ -1,14 +1,14 @@
 package relay
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 )
 
 // indicatorClock replaces time.After: every wait is recorded as a step,
@@ -28,31 +28,13 @@ func (c indicatorClock) after(d time.Duration) <-chan time.Time {
 	return fire
 }
 
-// indicatorLog is a log the indicator's goroutine writes and a test reads.
-type indicatorLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *indicatorLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *indicatorLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // startIndicator opens an indicator on a fake line; steps receives what
 // is done to the line and each wait, in order.
-func startIndicator(t *testing.T, activeLow, hold bool) (*Indicator, *fakeGPIOLine, <-chan string, *indicatorLog) {
+func startIndicator(t *testing.T, activeLow, hold bool) (*Indicator, *fakeGPIOLine, <-chan string, *logbuf.Buffer) {
 	t.Helper()
 	steps := make(chan string, 64)
 	line := &fakeGPIOLine{steps: steps}
-	log := &indicatorLog{}
+	log := &logbuf.Buffer{}
 	cfg := IndicatorConfig{Chip: "gpiochip0", Line: "27", ActiveLow: activeLow, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	ind, err := newIndicator(cfg, line, indicatorClock{steps: steps, hold: hold}.after)
 	if err != nil {

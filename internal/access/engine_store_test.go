@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
+
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/fabgate/fabgate/internal/access"
@@ -61,31 +63,13 @@ func (r *recorder) take() []wire.Command {
 	return out
 }
 
-// syncBuffer collects the engine's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type storeRig struct {
 	t      *testing.T
 	store  *bolt.Store
 	closed bool
 	engine *access.Engine
 	pub    *recorder
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	clock  *bolttest.Clock
 	laser  fablab.Machine
 	ada    fablab.Member
@@ -95,7 +79,7 @@ type storeRig struct {
 // with a laser driven by device laser-1 and Ada holding badge laserUIDAda.
 func newStoreRig(t *testing.T) *storeRig {
 	t.Helper()
-	r := &storeRig{t: t, pub: &recorder{}, logs: &syncBuffer{}, clock: bolttest.NewClock(t0)}
+	r := &storeRig{t: t, pub: &recorder{}, logs: &logbuf.Buffer{}, clock: bolttest.NewClock(t0)}
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "fabgate.db"), bolt.Options{Now: r.clock.Now})
 	if err != nil {
 		t.Fatal(err)

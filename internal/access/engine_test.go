@@ -2,7 +2,6 @@ package access_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,45 +26,19 @@ const (
 	uidAda = "04A2B3C4D5E601"
 )
 
-// sent records the commands the engine publishes.
-type sent struct {
-	mu   sync.Mutex
-	cmds []wire.Command
-}
-
-func (s *sent) Publish(_ context.Context, _ string, payload []byte, _ bool) error {
-	c, err := wire.DecodeCommand(payload)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	s.cmds = append(s.cmds, c)
-	s.mu.Unlock()
-	return nil
-}
-
-// take returns the commands published since the last take.
-func (s *sent) take() []wire.Command {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.cmds
-	s.cmds = nil
-	return out
-}
-
 type rig struct {
 	t       *testing.T
 	ctx     context.Context
 	clock   *bolttest.Clock
 	store   *bolt.Store
-	pub     *sent
+	pub     *recorder
 	eng     *access.Engine
 	machine fablab.Machine
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{t: t, ctx: context.Background(), clock: bolttest.NewClock(t0), pub: &sent{}}
+	r := &rig{t: t, ctx: context.Background(), clock: bolttest.NewClock(t0), pub: &recorder{}}
 	r.store = bolttest.Open(t, r.clock.Now)
 	var err error
 	r.machine, err = r.store.CreateMachine(r.ctx, fablab.Machine{Name: "Printer", Kind: fablab.Kind3DPrinter, DeviceID: dev, Rules: fablab.DefaultBookingRules()})
@@ -332,14 +305,7 @@ func TestEngineStaleHeartbeatDoesNotSpareTheLock(t *testing.T) {
 	r.state(wire.RelayOn, adopt.SessionID, adopt.Seq, t0)
 	r.eng.HandleHeartbeat(r.ctx, dev, r.encode(&wire.Heartbeat{TS: t0.Unix(), Relay: wire.RelayOn, SessionID: local}))
 	r.clock.Advance(time.Minute)
-	id, err := fablab.ParseID(adopt.SessionID)
-	r.must(err)
-	if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
-		t.Fatal(err)
-	}
-	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
-		t.Fatalf("commands %+v, want the lock of the ended session", cmds)
-	}
+	r.endByStaffWantsLock(adopt)
 }
 
 // The relay goes off by itself while the grace extension the sweep decided
@@ -417,14 +383,7 @@ func TestEngineEndAdoptedSessionLocks(t *testing.T) {
 				r.ack(adopt, wire.ResultOK, wire.RelayOn)
 			}
 			r.clock.Advance(time.Minute)
-			id, err := fablab.ParseID(adopt.SessionID)
-			r.must(err)
-			if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
-				t.Fatal(err)
-			}
-			if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
-				t.Fatalf("commands %+v, want the lock of the ended session", cmds)
-			}
+			r.endByStaffWantsLock(adopt)
 		})
 	}
 }
@@ -468,5 +427,19 @@ func TestEngineCommandsNameTheTapTheyAnswer(t *testing.T) {
 	}
 	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].TapID != "" {
 		t.Fatalf("commands %+v, want a lock naming no tap", cmds)
+	}
+}
+
+// endByStaffWantsLock ends the adopted session as staff would from the web
+// and checks that its lock, and nothing else, is sent.
+func (r *rig) endByStaffWantsLock(adopt wire.Command) {
+	r.t.Helper()
+	id, err := fablab.ParseID(adopt.SessionID)
+	r.must(err)
+	if _, err := r.eng.EndSession(r.ctx, id, fablab.EndStaff, 0); err != nil {
+		r.t.Fatal(err)
+	}
+	if cmds := r.pub.take(); len(cmds) != 1 || cmds[0].Op != wire.OpLock || cmds[0].SessionID != adopt.SessionID {
+		r.t.Fatalf("commands %+v, want the lock of the ended session", cmds)
 	}
 }

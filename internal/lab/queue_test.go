@@ -5,12 +5,14 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 )
 
 // A device whose queue is full loses its messages (a tap among them goes
 // unanswered): each run of drops is logged once, and counted.
 func TestDeviceQueueDropsAreLogged(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	q := deviceQueues{queues: map[string]chan func(){}, dropping: map[string]bool{}, log: slog.New(slog.NewTextHandler(logs, nil))}
 	defer q.close()
 

@@ -1,13 +1,13 @@
 package lab
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 )
 
 // soon fires a few milliseconds after each run: the test waits for runs to
@@ -16,28 +16,11 @@ type soon struct{}
 
 func (soon) Next(t time.Time) time.Time { return t.Add(5 * time.Millisecond) }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSchedulerLogsPanicsAndGoesOn: a job that panics is logged at error
 // level with the panic and its stack (it was discarded), and the scheduler
 // keeps running it and the other jobs.
 func TestSchedulerLogsPanicsAndGoesOn(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	c := newScheduler(time.UTC, slog.New(slog.NewTextHandler(logs, nil)))
 	var panicky, other atomic.Int64
 	c.Schedule(soon{}, jobFunc(func() {

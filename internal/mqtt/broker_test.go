@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
+
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -106,7 +108,7 @@ func (failingDevices) VerifyDevice(context.Context, string, string) (bool, error
 
 // newTestHook returns a hook as StartBroker builds it, and a mochi server
 // whose clients it consults.
-func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server, *syncBuffer) {
+func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server, *logbuf.Buffer) {
 	t.Helper()
 	pol, err := newPolicy(testPrefix, testServerUser)
 	if err != nil {

@@ -12,13 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
+
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
 // Abusive clients, spoken in raw MQTT 3.1.1 over TCP.
 
 // startGuardedBroker starts the embedded broker with cfg's limits.
-func startGuardedBroker(t *testing.T, devices DeviceAuth, edit func(*BrokerConfig)) (*Broker, *syncBuffer) {
+func startGuardedBroker(t *testing.T, devices DeviceAuth, edit func(*BrokerConfig)) (*Broker, *logbuf.Buffer) {
 	t.Helper()
 	log, buf := testLog(t)
 	cfg := BrokerConfig{

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/logbuf"
 )
 
 const (
@@ -59,29 +60,11 @@ func hashedDevices(t testing.TB) testDevices {
 	return devicesHash
 }
 
-// syncBuffer collects log output; it is shown when the test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testLog returns a logger whose output is printed if the test fails (the
 // clients and broker may log after the test returns, so it cannot be t.Log).
-func testLog(t testing.TB) (*slog.Logger, *syncBuffer) {
+func testLog(t testing.TB) (*slog.Logger, *logbuf.Buffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &logbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log:\n%s", buf.String())
