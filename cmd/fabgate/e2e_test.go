@@ -60,14 +60,20 @@ func startServer(t *testing.T, args ...string) *server {
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--http", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0", "--log-level", "warn"}, args...), strings.NewReader(""), out, io.Discard, envOf(nil))
 	}()
-	s := &server{stop: cancel, done: done}
+	return awaitServer(t, &server{stop: cancel, done: done}, out.addr)
+}
+
+// awaitServer waits for s to listen (its URL arrives on url) and has the
+// test stop it at the end.
+func awaitServer(t *testing.T, s *server, url <-chan string) *server {
+	t.Helper()
 	select {
-	case s.url = <-out.addr:
-	case err := <-done:
-		cancel()
+	case s.url = <-url:
+	case err := <-s.done:
+		s.stop()
 		t.Fatalf("serve stopped before listening: %v", err)
 	case <-time.After(60 * time.Second):
-		cancel()
+		s.stop()
 		t.Fatal("serve did not start within 60 s")
 	}
 	t.Cleanup(func() { s.shutdown(t) })

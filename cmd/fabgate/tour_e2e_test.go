@@ -745,21 +745,9 @@ func startServerAt(t *testing.T, clock labClock, args ...string) *server {
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, io.Discard, io.Discard, serveOptions{clock: clock, ready: func(a string) { addr <- a }})
+		done <- serve(ctx, cfg, io.Discard, io.Discard, serveOptions{clock: clock, ready: func(a string) { addr <- "http://" + a }})
 	}()
-	s := &server{stop: cancel, done: done}
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve stopped before listening: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("serve did not start within 60 s")
-	}
-	t.Cleanup(func() { s.shutdown(t) })
-	return s
+	return awaitServer(t, &server{stop: cancel, done: done}, addr)
 }
 
 // The tour's `date -d 'next tuesday 14:00'`, as GNU date reads it: the first
