@@ -32,6 +32,8 @@ type Config struct {
 	SecureCookies  bool     `json:"secure_cookies"`  // mark cookies Secure behind a TLS-terminating proxy
 	MetricsListen  string   `json:"metrics_listen"`  // serve /metrics on this address instead
 	MetricsToken   string   `json:"metrics_token"`   // bearer token for /metrics
+	PublicURL      string   `json:"public_url"`      // the address people open, for links in mail, feeds and labels
+	SMTPURL        string   `json:"smtp_url"`        // where mail goes: smtp://, smtps:// or outbox:
 
 	MQTTListen   string `json:"mqtt_listen"`   // embedded broker address ("" with mqtt_url set: none)
 	MQTTURL      string `json:"mqtt_url"`      // external broker (tcp:// or ssl://); disables the embedded one
@@ -116,6 +118,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("metrics_listen: %q is not host:port (e.g. 127.0.0.1:9180)", c.MetricsListen))
 		}
 	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("public_url: %q must be the server's address as people open it, such as https://fablab.example.org", c.PublicURL))
+		}
+	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, errors.New("metrics_token: use at least 16 characters (e.g. the output of openssl rand -hex 16)"))
 	}
@@ -164,6 +172,8 @@ var settings = []setting{
 	{"secure-cookies", "mark session cookies Secure (behind a TLS-terminating proxy)", func(c *Config) any { return &c.SecureCookies }},
 	{"metrics-listen", "serve /metrics on this address of its own instead of the HTTP address", func(c *Config) any { return &c.MetricsListen }},
 	{"metrics-token", "bearer token a scraper must send to read /metrics (prefer the variable or file to the flag)", func(c *Config) any { return &c.MetricsToken }},
+	{"public-url", "the server's address as people open it, for links in mail, calendar feeds and machine labels (default http://<http address>)", func(c *Config) any { return &c.PublicURL }},
+	{"smtp-url", "where mail goes: smtp://user:pass@host:587 (STARTTLS), smtps://…:465, or outbox: (kept for staff to read; the default)", func(c *Config) any { return &c.SMTPURL }},
 	{"mqtt-listen", "embedded MQTT broker address (default 127.0.0.1:1883)", func(c *Config) any { return &c.MQTTListen }},
 	{"mqtt-url", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)", func(c *Config) any { return &c.MQTTURL }},
 	{"mqtt-username", "server's user on the external broker (default fabgate-server)", func(c *Config) any { return &c.MQTTUsername }},

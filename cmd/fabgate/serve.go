@@ -115,8 +115,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	if running.Broker != nil { // Mosquitto: the operator rewrites its password file and reloads it
 		connections = running.Broker
 	}
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL == "" {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		publicURL = scheme + "://" + ln.Addr().String()
+	}
 	api, err := httpapi.New(httpapi.Config{
-		Store: store, Log: log, Now: now, Registry: reg, Version: version,
+		PublicURL: publicURL,
+		Store:     store, Log: log, Now: now, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",

@@ -31,6 +31,9 @@ type Config struct {
 	Now      fablab.Clock
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
 	Version  string
+	// PublicURL is the server's address as people open it (no trailing
+	// slash), for links in mail, calendar feeds and machine labels.
+	PublicURL string
 	// TokenTTL is how long a login lasts (default 12 h).
 	TokenTTL time.Duration
 	// Password hashing parameters (default auth.OWASPParams).
@@ -72,14 +75,16 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	store    *bolt.Store
-	log      *slog.Logger
-	now      fablab.Clock
-	version  string
-	ttl      time.Duration
-	pw       auth.Params
-	throttle *auth.Throttle
-	engine   *gin.Engine
+	store   *bolt.Store
+	log     *slog.Logger
+	now     fablab.Clock
+	version string
+	// publicURL: see Config.PublicURL.
+	publicURL string
+	ttl       time.Duration
+	pw        auth.Params
+	throttle  *auth.Throttle
+	engine    *gin.Engine
 	// secureCookies: see Config.SecureCookies.
 	secureCookies bool
 	access        AccessEngine
@@ -124,7 +129,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.ReadTimeout = 15 * time.Second
 	}
 	s := &Server{
-		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
+		publicURL: cfg.PublicURL,
+		store:     cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, connections: cfg.Connections, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),
