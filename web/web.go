@@ -7,7 +7,7 @@ import (
 	"io/fs"
 )
 
-//go:embed templates static
+//go:embed templates static i18n
 var files embed.FS
 
 // Templates returns the HTML templates (templates/*.html).
@@ -22,6 +22,15 @@ func Templates() fs.FS {
 // Static returns the static files (CSS, JavaScript, vendored libraries).
 func Static() fs.FS {
 	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Messages returns the message files of the pages (i18n/<area>.<lang>.toml).
+func Messages() fs.FS {
+	sub, err := fs.Sub(files, "i18n")
 	if err != nil {
 		panic(err)
 	}

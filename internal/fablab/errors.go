@@ -47,6 +47,24 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// Field names the request field the error is about (its JSON name), so
+	// that a form shows the message next to that field; "" for the whole request.
+	Field string
+}
+
+// On returns e naming field as the request field it is about.
+func (e *Error) On(field string) *Error {
+	e.Field = field
+	return e
+}
+
+// ErrorField returns the request field err is about, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EINTERNAL {
+		return e.Field
+	}
+	return ""
 }
 
 // Error writes the code, the message and any wrapped error.

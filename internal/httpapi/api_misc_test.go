@@ -57,8 +57,8 @@ func TestAPIMetrics(t *testing.T) {
 func TestAPILandingPage(t *testing.T) {
 	h := newAPIHarness(t)
 	for _, tc := range []struct{ lang, want string }{
-		{"", "Réservation"},
-		{"en-GB,en;q=0.8", "Machine booking"},
+		{"", "Réservez les machines"},
+		{"en-GB,en;q=0.8", "badge in at the machine"},
 	} {
 		rq := apiReq{method: "GET", path: "/"}
 		if tc.lang != "" {

@@ -43,6 +43,8 @@ type Problem struct {
 	Status int    `json:"status"`
 	Detail string `json:"detail"`
 	Code   string `json:"code"`
+	// Field is the JSON name of the request field at fault, when there is one.
+	Field string `json:"field,omitempty"`
 }
 
 // fail writes err as application/problem+json and aborts the request.
@@ -62,6 +64,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		Status: status,
 		Detail: fablab.ErrorMessage(err),
 		Code:   code,
+		Field:  fablab.ErrorField(err),
 	}
 	body, _ := json.Marshal(p)
 	c.Abort()

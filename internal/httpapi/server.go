@@ -160,9 +160,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recover, s.observe, securityHeaders)
-	e.NoRoute(func(c *gin.Context) {
-		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no such page or endpoint: %s", c.Request.URL.Path))
-	})
+	e.NoRoute(s.notFound)
 	e.NoMethod(func(c *gin.Context) {
 		s.fail(c, fablab.Errorf("method_not_allowed", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -229,7 +227,7 @@ func bearerIs(header, want string) bool {
 }
 
 func (s *Server) routes(e *gin.Engine) {
-	e.GET("/", s.landing)
+	s.pageRoutes(e)
 	e.StaticFS("/static", http.FS(filesOnly{web.Static()}))
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", s.scrape)
