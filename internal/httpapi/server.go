@@ -233,6 +233,7 @@ func (s *Server) routes(e *gin.Engine) {
 	e.StaticFS("/static", http.FS(filesOnly{web.Static()}))
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", s.scrape)
+	e.GET("/feed/:token", s.calendarFeed) // the token is the credential: no login
 
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openapi)
@@ -245,6 +246,9 @@ func (s *Server) routes(e *gin.Engine) {
 
 	anyone.POST("/auth/logout", s.logout)
 	anyone.GET("/me", s.me)
+	anyone.GET("/me/calendar-feed", s.getCalendarFeed)
+	anyone.POST("/me/calendar-feed", s.createCalendarFeed)
+	anyone.DELETE("/me/calendar-feed", s.revokeCalendarFeed)
 
 	anyone.GET("/machines", s.listMachines)
 	staff.POST("/machines", s.createMachine)
