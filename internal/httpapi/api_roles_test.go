@@ -59,7 +59,8 @@ var apiRouteTable = map[string]apiRouteCase{
 		}
 		return rq
 	}},
-	"GET /api/v1/me":               {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me" })},
+	"GET /api/v1/me": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me" })},
+
 	"GET /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me/calendar-feed" })},
 	"POST /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusCreated, func(*testing.T, *apiHarness, *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/me/calendar-feed"}

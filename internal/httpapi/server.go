@@ -351,8 +351,9 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // securityHeaders sets the headers every response carries. Only the static
-// files may be cached: every other answer may carry a token (a login, a
-// reset link, a device secret) or private data.
+// files may be cached (and a calendar feed, by its owner's phone only: it
+// sets its own Cache-Control): every other answer may carry a token (a
+// login, a reset link, a device secret) or private data.
 func securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
