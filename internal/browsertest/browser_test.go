@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -200,5 +202,32 @@ func TestTabLanguageTimeZoneAndPhone(t *testing.T) {
 	en.Eval(`navigator.language`, &lang)
 	if cookie != "" || lang != "en-US" {
 		t.Errorf("second tab sees cookie %q and language %q", cookie, lang)
+	}
+}
+
+// TestOwnBrowser starts a browser for one test, as Start does in a package
+// without Main, and checks that it stops with the test: t.TempDir's removal
+// of the profile directory, which runs after, fails the test if Chromium
+// still writes there.
+func TestOwnBrowser(t *testing.T) {
+	t.Parallel()
+	d := Find(os.Getenv)
+	if d.Action != Run {
+		Start(t) // skips or fails as any browser test does
+	}
+	srv, _ := pageServer(t)
+	var b *Browser
+	t.Run("use", func(t *testing.T) {
+		b = startOwn(t, d.Path)
+		t.Logf("Chromium started in %v", b.StartupTime)
+		tab := b.NewTab(t, TabOptions{BaseURL: srv.URL})
+		tab.Go("/good")
+		tab.WaitText("h1", "Good page")
+	})
+	if b.pid == 0 {
+		t.Fatal("no browser process id")
+	}
+	if err := syscall.Kill(b.pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the browser process %d is still there after its test ended (kill 0: %v)", b.pid, err)
 	}
 }

@@ -47,6 +47,8 @@ type Browser struct {
 	close  func()
 	output *lockedBuffer // the browser's stdout and stderr, shown when it fails
 
+	pid int // the browser process, 0 if unknown
+
 	// StartupTime is how long the browser took to start and answer.
 	StartupTime time.Duration
 }
@@ -98,12 +100,7 @@ func Start(t testing.TB) *Browser {
 	shared.Lock()
 	defer shared.Unlock()
 	if !shared.enabled {
-		b, err := launch(d.Path, t.TempDir())
-		if err != nil {
-			t.Fatalf("browsertest: %v", err)
-		}
-		t.Cleanup(b.close)
-		return b
+		return startOwn(t, d.Path)
 	}
 	if shared.b != nil && shared.b.ctx.Err() == nil {
 		return shared.b
@@ -124,6 +121,18 @@ func Start(t testing.TB) *Browser {
 	}
 	b.shared = true
 	shared.b = b
+	return b
+}
+
+// startOwn starts a browser for t alone, stopped when t ends.
+func startOwn(t testing.TB, path string) *Browser {
+	t.Helper()
+	dir := t.TempDir() // removed after the browser's stop, registered later
+	b, err := launch(path, dir)
+	if err != nil {
+		t.Fatalf("browsertest: %v", err)
+	}
+	t.Cleanup(b.close)
 	return b
 }
 
@@ -204,6 +213,9 @@ func launch(path, dataDir string) (*Browser, error) {
 		return nil, fmt.Errorf("start %s: %w\n%s", path, err, out.String())
 	}
 	b.StartupTime = time.Since(began)
+	if c := chromedp.FromContext(ctx); c != nil && c.Browser != nil && c.Browser.Process() != nil {
+		b.pid = c.Browser.Process().Pid
+	}
 	return b, nil
 }
 

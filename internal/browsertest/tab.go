@@ -58,10 +58,11 @@ type TabOptions struct {
 
 // Tab is one browser tab, bound to the test that opened it.
 type Tab struct {
-	t      testing.TB
-	ctx    context.Context
-	opts   TabOptions
-	closed atomic.Bool // set when t ends; later calls must not wait on a dead tab
+	t           testing.TB
+	ctx         context.Context
+	opts        TabOptions
+	closed      atomic.Bool // set when t ends; later calls must not wait on a dead tab
+	shotFailure atomic.Bool // a failed step took its screenshot already
 
 	mu       sync.Mutex
 	jsErrors []string // console errors, uncaught exceptions, browser log errors
@@ -102,8 +103,8 @@ func (b *Browser) NewTab(t testing.TB, opts TabOptions) *Tab {
 	})
 	t.Cleanup(func() {
 		// Registered last, so it runs while the tab is still open.
-		if t.Failed() {
-			if p, err := tab.screenshot("at-failure"); err == nil {
+		if t.Failed() && !tab.shotFailure.Load() {
+			if p, err := tab.screenshot("at-failure", failureShotTimeout); err == nil {
 				t.Logf("browsertest: screenshot of the failed test's tab: %s", p)
 			}
 		}
@@ -272,7 +273,8 @@ func do[T any](tab *Tab, what string, a chromedp.Action[T]) T {
 func (tab *Tab) fail(what string, err error) {
 	tab.t.Helper()
 	msg := fmt.Sprintf("browsertest: %s: %v\n  page: %s", what, err, tab.URL())
-	if p, serr := tab.screenshot("failed"); serr == nil {
+	if p, serr := tab.screenshot("failed", failureShotTimeout); serr == nil {
+		tab.shotFailure.Store(true)
 		msg += "\n  screenshot: " + p
 	}
 	tab.mu.Lock()
@@ -416,18 +418,22 @@ func (tab *Tab) Eval(js string, out any) {
 // <artifacts>/screenshots/<TestName>/<NN>-<name>.png and returns its path.
 func (tab *Tab) Screenshot(name string) string {
 	tab.t.Helper()
-	p, err := tab.screenshot(name)
+	p, err := tab.screenshot(name, tab.opts.Timeout)
 	if err != nil {
 		tab.fail("screenshot "+name, err)
 	}
 	return p
 }
 
-func (tab *Tab) screenshot(name string) (string, error) {
+// failureShotTimeout bounds the screenshot taken when a test fails: the
+// failure may be a browser that no longer answers.
+const failureShotTimeout = 10 * time.Second
+
+func (tab *Tab) screenshot(name string, timeout time.Duration) (string, error) {
 	if tab.closed.Load() {
 		return "", errors.New("the tab is closed")
 	}
-	ctx, cancel := context.WithTimeout(tab.ctx, tab.opts.Timeout)
+	ctx, cancel := context.WithTimeout(tab.ctx, timeout)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
