@@ -37,16 +37,16 @@ const (
 )
 
 // pageServer serves the test pages (and no /favicon.ico, which the browser
-// asks for by itself: its 404 must not count as a page error) and records the Accept-Language of the
-// last request.
-func pageServer(t *testing.T) (*httptest.Server, func() string) {
+// asks for by itself: its 404 must not count as a page error) and returns
+// a func giving the headers of the last page request.
+func pageServer(t *testing.T) (*httptest.Server, func() http.Header) {
 	var mu sync.Mutex
-	var acceptLanguage string
+	var last http.Header
 	mux := http.NewServeMux()
 	page := func(body, ctype string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			mu.Lock()
-			acceptLanguage = r.Header.Get("Accept-Language")
+			last = r.Header.Clone()
 			mu.Unlock()
 			w.Header().Set("Content-Type", ctype)
 			fmt.Fprint(w, body)
@@ -57,10 +57,10 @@ func pageServer(t *testing.T) (*httptest.Server, func() string) {
 	mux.HandleFunc("/bad", page(badPage, "text/html; charset=utf-8"))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv, func() string {
+	return srv, func() http.Header {
 		mu.Lock()
 		defer mu.Unlock()
-		return acceptLanguage
+		return last
 	}
 }
 
@@ -170,11 +170,11 @@ func TestChecksFailOnABadPage(t *testing.T) {
 
 func TestTabLanguageTimeZoneAndPhone(t *testing.T) {
 	t.Parallel()
-	srv, acceptLanguage := pageServer(t)
+	srv, lastHeader := pageServer(t)
 	b := Start(t)
 	tab := b.NewTab(t, TabOptions{BaseURL: srv.URL, Lang: "fr", TimeZone: "America/New_York", Viewport: Phone})
 	tab.Go("/good")
-	if got := acceptLanguage(); !strings.HasPrefix(got, "fr-FR") {
+	if got := lastHeader().Get("Accept-Language"); !strings.HasPrefix(got, "fr-FR") {
 		t.Errorf("Accept-Language = %q, want fr-FR first", got)
 	}
 	var env struct {
@@ -230,4 +230,38 @@ func TestOwnBrowser(t *testing.T) {
 	if err := syscall.Kill(b.pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the browser process %d is still there after its test ended (kill 0: %v)", b.pid, err)
 	}
+}
+
+func TestTabKeyboardCookiesAndCounts(t *testing.T) {
+	t.Parallel()
+	srv, lastHeader := pageServer(t)
+	tab := Start(t).NewTab(t, TabOptions{BaseURL: srv.URL})
+	tab.SetCookies(&http.Cookie{Name: "fabgate_session", Value: "s3cret", Path: "/", HttpOnly: true})
+	tab.Go("/good")
+	if got := lastHeader().Get("Cookie"); got != "fabgate_session=s3cret" {
+		t.Errorf("the server got Cookie %q", got)
+	}
+	var visible string
+	tab.Eval(`document.cookie`, &visible)
+	if visible != "" {
+		t.Errorf("an HttpOnly cookie is visible to the page: %q", visible)
+	}
+
+	if n := tab.Count("select option"); n != 2 {
+		t.Errorf("Count = %d, want 2", n)
+	}
+	tab.Click("#name")
+	if got := tab.Focused(); got != "input#name" {
+		t.Errorf("focus after the click: %q", got)
+	}
+	tab.Press("\t")
+	if got := tab.Focused(); got != "select#kind" {
+		t.Errorf("focus after Tab: %q", got)
+	}
+	tab.Fill("#name", "Bo")
+	tab.Click("#greet")
+	tab.WaitText("#out", "Hello Bo")
+	tab.Eval(`document.getElementById("out").remove()`, nil)
+	tab.WaitGone("#out")
+	tab.NoJSErrors(t)
 }

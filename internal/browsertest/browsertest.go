@@ -5,6 +5,22 @@
 // navigate, click, fill, wait, screenshot and run the axe-core accessibility
 // rules.
 //
+// A page test reads like what a user does:
+//
+//	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: srv.URL, Lang: "fr"})
+//	tab.Go("/machines")
+//	tab.Click("#book-laser")
+//	tab.Fill("#start", "2026-03-03T14:00")
+//	tab.Click("button[type=submit]")
+//	tab.WaitText("#bookings", "Laser")
+//	tab.Screenshot("booked")
+//	tab.CheckAccessibility(t, "machines")
+//	tab.NoJSErrors(t)
+//
+// Every helper fails the test, with a screenshot, when its step does not
+// succeed within TabOptions.Timeout. A tab belongs to the test that opened
+// it: call its helpers from that test's goroutine.
+//
 // Screenshots and accessibility reports go under
 // artifacts/screenshots/<TestName>/ at the module root (or
 // $FABGATE_ARTIFACTS/screenshots/...), numbered in the order they were taken.

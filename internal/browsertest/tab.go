@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -486,4 +488,58 @@ func abbrev(s string) string {
 		return s[:77] + "..."
 	}
 	return s
+}
+
+// SetCookies gives the tab cookies for TabOptions.BaseURL, for example the
+// session cookies of a login made over the API, so that a test starts
+// signed in without going through the login page.
+func (tab *Tab) SetCookies(cookies ...*http.Cookie) {
+	tab.t.Helper()
+	if tab.opts.BaseURL == "" {
+		tab.t.Fatal("browsertest: SetCookies needs TabOptions.BaseURL")
+	}
+	do(tab, "set cookies", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, c := range cookies {
+			p := network.SetCookieParams{Name: c.Name, Value: c.Value, URL: tab.opts.BaseURL, Path: c.Path}
+			if c.HttpOnly {
+				p.HTTPOnly = new(true)
+			}
+			if _, err := cdp.Call(ctx, tg, network.SetCookie, p); err != nil {
+				return fmt.Errorf("cookie %s: %w", c.Name, err)
+			}
+		}
+		return nil
+	}))
+}
+
+// WaitGone waits until no element matches sel, for example a dialog that
+// closes or a row that a deletion removed.
+func (tab *Tab) WaitGone(sel string) {
+	tab.t.Helper()
+	do(tab, "wait for "+sel+" to go", chromedp.WaitNotPresent(chromedp.CSS(sel)))
+}
+
+// Count returns how many elements match sel now, without waiting.
+func (tab *Tab) Count(sel string) int {
+	tab.t.Helper()
+	return do(tab, "count "+sel, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%s).length", jsString(sel))))
+}
+
+// Press sends key strokes to the focused element, for the keyboard tests:
+// "\t" is Tab and "\r" is Enter (see chromedp's kb package for the others).
+func (tab *Tab) Press(keys string) {
+	tab.t.Helper()
+	do(tab, fmt.Sprintf("press %q", keys), chromedp.KeyEvent(keys))
+}
+
+// Focused describes the focused element as tag#id.class, or "body" when
+// nothing has the focus.
+func (tab *Tab) Focused() string {
+	tab.t.Helper()
+	return do(tab, "read the focus", chromedp.Evaluate[string](`(() => {
+		const el = document.activeElement;
+		if (!el) return "";
+		return el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+			(typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\s+/).join(".") : "");
+	})()`))
 }
