@@ -28,7 +28,7 @@ while read -r spec files; do
     echo "vendor.txt: \"$spec $files\" must be <package>@<exact version x.y.z> <file>…"; exit 1
   fi
   mkdir -p "$tmp/pack" "$tmp/x"
-  (cd "$tmp/pack" && npm pack --silent "$spec" >/dev/null)
+  (cd "$tmp/pack" && npm pack --silent "$spec" >/dev/null </dev/null) # stdin is vendor.txt
   tgz=$(ls "$tmp"/pack/*.tgz)
   tar -xzf "$tgz" -C "$tmp/x"
   dir="$tmp/out/$out/$pkg"

@@ -59,7 +59,6 @@ const StartTimeout = 60 * time.Second
 type Browser struct {
 	ctx    context.Context // the browser's first chromedp context; tabs derive from it
 	path   string
-	shared bool // started by Main: outlives the tests, closed by Main
 	close  func()
 	output *lockedBuffer // the browser's stdout and stderr, shown when it fails
 
@@ -77,7 +76,7 @@ var shared struct {
 	sync.Mutex
 	enabled bool
 	b       *Browser
-	dir     string
+	dirs    []string // profile directories, removed by Main
 }
 
 // Main runs the tests of a package with one browser shared by all of them,
@@ -93,8 +92,8 @@ func Main(m *testing.M) {
 		shared.b.close()
 		shared.b = nil
 	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
+	for _, dir := range shared.dirs {
+		_ = os.RemoveAll(dir)
 	}
 	shared.Unlock()
 	os.Exit(code)
@@ -124,18 +123,16 @@ func Start(t testing.TB) *Browser {
 	if shared.b != nil { // it died (crash, OOM kill): start a new one
 		shared.b.close()
 	}
-	if shared.dir == "" {
-		dir, err := os.MkdirTemp("", "fabgate-chromium-")
-		if err != nil {
-			t.Fatalf("browsertest: %v", err)
-		}
-		shared.dir = dir
-	}
-	b, err := launch(d.Path, shared.dir)
+	// A fresh profile each time: a crashed browser may have left its lock.
+	dir, err := os.MkdirTemp("", "fabgate-chromium-")
 	if err != nil {
 		t.Fatalf("browsertest: %v", err)
 	}
-	b.shared = true
+	shared.dirs = append(shared.dirs, dir)
+	b, err := launch(d.Path, dir)
+	if err != nil {
+		t.Fatalf("browsertest: %v", err)
+	}
 	shared.b = b
 	return b
 }
