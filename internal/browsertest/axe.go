@@ -43,7 +43,11 @@ func (tab *Tab) CheckAccessibility(t testing.TB, pageName string) []AxeViolation
 	}
 	// Evaluated through the DevTools protocol, the script is not subject to
 	// the page's Content-Security-Policy, and the page never links it.
-	do(tab, "inject axe-core", chromedp.Evaluate[chromedp.Void](src+"\n;0"))
+	// Compiling the 650 kB script is most of the check's cost: a page
+	// checked again (after a click, say) keeps the copy it has.
+	if !do(tab, "look for axe-core", chromedp.Evaluate[bool](`typeof window.axe === "object"`)) {
+		do(tab, "inject axe-core", chromedp.Evaluate[chromedp.Void](src+"\n;0"))
+	}
 	tags, _ := json.Marshal(axeTags)
 	raw := do(tab, "run axe-core", chromedp.Evaluate[[]byte](
 		`axe.run(document, {runOnly: {type: "tag", values: `+string(tags)+`}}).then(r => JSON.stringify(r))`,
