@@ -70,12 +70,14 @@ func ArtifactsDir() (string, error) {
 }
 
 // steps numbers the files a test writes, across all its tabs, so that the
-// screenshots of a test sort in the order they were taken. It holds one
-// small entry per test that took a screenshot.
+// screenshots of a test sort in the order they were taken. It is keyed by
+// the test's name, not its testing.TB, so that a wrapper of t (as a test
+// of a check's failure uses) counts with t; with -count=2 the second run
+// goes on counting after the first.
 var steps = struct {
 	sync.Mutex
-	n map[testing.TB]int
-}{n: map[testing.TB]int{}}
+	n map[string]int
+}{n: map[string]int{}}
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -91,7 +93,9 @@ func safeName(s string) string {
 // nextArtifact returns a new numbered path for t:
 // <artifacts>/screenshots/<TestName>/<NN>-<name><ext>. The first call of a
 // test empties the test's directory, so that files of an earlier run with
-// more steps do not linger among the new ones.
+// more steps do not linger among the new ones. Test packages run in
+// parallel processes, so two browser tests of the module must not share a
+// name.
 func nextArtifact(t testing.TB, name, ext string) (string, error) {
 	base, err := ArtifactsDir()
 	if err != nil {
@@ -104,13 +108,11 @@ func nextArtifact(t testing.TB, name, ext string) (string, error) {
 	dir := filepath.Join(append([]string{base, "screenshots"}, parts...)...)
 
 	steps.Lock()
-	n, seen := steps.n[t]
+	n, seen := steps.n[t.Name()]
 	n++
-	steps.n[t] = n
+	steps.n[t.Name()] = n
 	steps.Unlock()
 	if !seen {
-		// The entry is kept after t ends: the tabs' last screenshots are
-		// taken by cleanups that may run after any cleanup registered here.
 		if err := removeFiles(dir); err != nil {
 			return "", err
 		}
