@@ -163,6 +163,13 @@ func TestChecksFailOnABadPage(t *testing.T) {
 		t.Errorf("NoHorizontalOverflow did not name the wide div: %q", got)
 	}
 
+	phone := Start(t).NewTab(t, TabOptions{BaseURL: srv.URL, Viewport: Phone})
+	phone.Go("/bad")
+	phone.NoHorizontalOverflow(rec)
+	if got := rec.take(); !strings.Contains(got, "px wide on a 375 px phone: it needs <meta name=\"viewport\"") {
+		t.Errorf("NoHorizontalOverflow did not see the missing viewport tag: %q", got)
+	}
+
 	if status := tab.GoStatus("/nothing-here"); status != http.StatusNotFound {
 		t.Errorf("GoStatus of a missing page = %d", status)
 	}

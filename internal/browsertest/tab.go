@@ -450,7 +450,8 @@ func (tab *Tab) screenshot(name string, timeout time.Duration) (string, error) {
 
 // NoHorizontalOverflow fails t if the page is wider than the viewport, the
 // usual sign of a layout that breaks on a phone, naming the elements that
-// stick out.
+// stick out. On a phone tab it also fails if the page has no viewport meta
+// tag, which makes a phone lay it out for a desktop screen.
 func (tab *Tab) NoHorizontalOverflow(t testing.TB) {
 	t.Helper()
 	var r struct {
@@ -469,6 +470,10 @@ func (tab *Tab) NoHorizontalOverflow(t testing.TB) {
 		}
 		return {ScrollWidth: document.documentElement.scrollWidth, InnerWidth: w, Culprits: out};
 	})()`, &r)
+	if vp := tab.opts.Viewport; vp.Mobile && int64(r.InnerWidth) > vp.Width {
+		t.Errorf(`browsertest: %s is laid out %d px wide on a %d px phone: it needs <meta name="viewport" content="width=device-width, initial-scale=1">`,
+			tab.URL(), r.InnerWidth, vp.Width)
+	}
 	if r.ScrollWidth > r.InnerWidth {
 		t.Errorf("browsertest: %s is %d px wide in a %d px viewport; too wide: %s",
 			tab.URL(), r.ScrollWidth, r.InnerWidth, strings.Join(r.Culprits, ", "))
