@@ -184,10 +184,16 @@ func (tab *Tab) listen(ev any) {
 	default:
 		return
 	}
+	if len(msg) > maxErrorLen { // a blocked data: URI is quoted whole
+		msg = msg[:maxErrorLen] + "…"
+	}
 	tab.mu.Lock()
 	tab.jsErrors = append(tab.jsErrors, msg)
 	tab.mu.Unlock()
 }
+
+// maxErrorLen bounds one recorded error's text.
+const maxErrorLen = 600
 
 // automaticFavicon reports whether e is the failure of the request the
 // browser makes for /favicon.ico on its own: a page did not ask for it, so
