@@ -6,10 +6,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	netmail "net/mail"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -122,7 +122,7 @@ func DefaultFrom(publicURL string) string {
 	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
 	}
-	if strings.Contains(host, ":") { // an IPv6 literal
+	if net.ParseIP(host) != nil { // an address literal (RFC 5321)
 		host = "[" + host + "]"
 	}
 	return "fabgate@" + host
