@@ -458,6 +458,8 @@ func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
 		HashDeviceSecret: mqtt.MosquittoPasswordHash,
 		Connections:      l.Broker,
 		SimulateTaps:     simulate,
+		PublicURL:        apiPublicURL,
+		Mail:             h.startMail(t),
 	})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
