@@ -14,6 +14,7 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/mail/mailtest"
 )
 
 var paris = func() *time.Location {
@@ -119,7 +120,7 @@ func parseICS(t *testing.T, data []byte) (*goical.Calendar, goical.Event) {
 // text in the member's language and lab time, and the .ics.
 func TestBookingMailsOverSMTP(t *testing.T) {
 	l := newTestLab(t)
-	srv := startSMTP(t, modeStartTLS)
+	srv := mailtest.Start(t, mailtest.StartTLS)
 	u, err := ParseURL(srv.URL("smtp", "from=lab@fablab.test"))
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +143,12 @@ func TestBookingMailsOverSMTP(t *testing.T) {
 	start, end := time.Date(2026, 12, 2, 14, 30, 0, 0, paris), time.Date(2026, 12, 2, 16, 0, 0, 0, paris)
 	fr := l.book(t, l.fr, start, end)
 	n.BookingConfirmed(context.Background(), fr)
-	got := srv.wait(t, 1)[0]
+	got := srv.Wait(t, 1)[0]
 	if got.To[0] != "alice@fablab.test" {
 		t.Errorf("sent to %v", got.To)
 	}
-	h, ps := parts(t, got.Data)
-	if s := decodeHeader(t, h.Get("Subject")); s != "Réservation confirmée : Laser, mercredi 2 décembre 2026 à 14:30" {
+	h, ps := mailtest.Parts(t, got.Data)
+	if s := mailtest.DecodeHeader(t, h.Get("Subject")); s != "Réservation confirmée : Laser, mercredi 2 décembre 2026 à 14:30" {
 		t.Errorf("Subject = %q", s)
 	}
 	if len(ps) != 3 {
@@ -175,9 +176,9 @@ func TestBookingMailsOverSMTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.BookingCancelled(context.Background(), en)
-	got = srv.wait(t, 2)[1]
-	h, ps = parts(t, got.Data)
-	if s := decodeHeader(t, h.Get("Subject")); s != "Booking cancelled: Laser, Wednesday 2 December 2026, 16:30" {
+	got = srv.Wait(t, 2)[1]
+	h, ps = mailtest.Parts(t, got.Data)
+	if s := mailtest.DecodeHeader(t, h.Get("Subject")); s != "Booking cancelled: Laser, Wednesday 2 December 2026, 16:30" {
 		t.Errorf("Subject = %q", s)
 	}
 	text = strings.ReplaceAll(string(ps[0].Body), "\r\n", "\n")

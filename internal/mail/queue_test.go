@@ -13,10 +13,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fabgate/fabgate/internal/logbuf"
+	"github.com/fabgate/fabgate/internal/mail/mailtest"
 )
 
 // smtpQueue is a queue sending to srv, retrying quickly.
-func smtpQueue(t *testing.T, srv *smtpServer, cfg QueueConfig) *Queue {
+func smtpQueue(t *testing.T, srv *mailtest.Server, cfg QueueConfig) *Queue {
 	t.Helper()
 	u, err := ParseURL(srv.URL("smtp", "from=lab@fablab.test"))
 	if err != nil {
@@ -50,18 +51,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // third try; one that always refuses makes the queue give up, log it and
 // count it.
 func TestQueueRetries(t *testing.T) {
-	srv := startSMTP(t, modeStartTLS)
+	srv := mailtest.Start(t, mailtest.StartTLS)
 	logs := &logbuf.Buffer{}
 	reg := prometheus.NewRegistry()
 	q := smtpQueue(t, srv, QueueConfig{Tries: 3, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil)), Registry: reg})
 
-	srv.refuse(2)
+	srv.Refuse(2)
 	m := testMessage()
 	if !q.Enqueue(m) {
 		t.Fatal("enqueue refused")
 	}
-	got := srv.wait(t, 1)
-	if s := decodeHeader(t, got[0].Header.Get("Subject")); s != m.Subject {
+	got := srv.Wait(t, 1)
+	if s := mailtest.DecodeHeader(t, got[0].Header.Get("Subject")); s != m.Subject {
 		t.Errorf("delivered %q", s)
 	}
 	if r := counterValue(q.retried); r != 2 {
@@ -69,7 +70,7 @@ func TestQueueRetries(t *testing.T) {
 	}
 	waitFor(t, "the sent count", func() bool { return counterValue(q.sent) == 1 })
 
-	srv.refuse(3)
+	srv.Refuse(3)
 	m.Subject = "never delivered"
 	q.Enqueue(m)
 	waitFor(t, "the failure to be counted", func() bool { return counterValue(q.failed) == 1 })
@@ -91,8 +92,8 @@ func TestQueueRetries(t *testing.T) {
 
 // TestQueueBounded: past its size a queue refuses, and counts it.
 func TestQueueBounded(t *testing.T) {
-	srv := startSMTP(t, modePlain)
-	srv.refuse(1000)
+	srv := mailtest.Start(t, mailtest.Plain)
+	srv.Refuse(1000)
 	logs := &logbuf.Buffer{}
 	// One try that waits for nothing: the first message is being refused
 	// while the next two fill the queue.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/mail/mailtest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -79,19 +81,19 @@ func testMessage() Message {
 func TestSMTPSend(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		mode    smtpMode
+		mode    mailtest.Mode
 		scheme  string
 		query   string
 		wantTLS bool
 	}{
-		{"STARTTLS offered and taken", modeStartTLS, "smtp", "", true},
-		{"STARTTLS required", modeStartTLS, "smtp", "tls=starttls", true},
-		{"local relay without TLS", modePlain, "smtp", "tls=none", false},
-		{"no STARTTLS offered, opportunistic", modePlain, "smtp", "", false},
-		{"implicit TLS", modeImplicit, "smtps", "", true},
+		{"STARTTLS offered and taken", mailtest.StartTLS, "smtp", "", true},
+		{"STARTTLS required", mailtest.StartTLS, "smtp", "tls=starttls", true},
+		{"local relay without TLS", mailtest.Plain, "smtp", "tls=none", false},
+		{"no STARTTLS offered, opportunistic", mailtest.Plain, "smtp", "", false},
+		{"implicit TLS", mailtest.Implicit, "smtps", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startSMTP(t, tc.mode)
+			srv := mailtest.Start(t, tc.mode)
 			u, err := ParseURL(srv.URL(tc.scheme, tc.query+"&from=lab@fablab.test"))
 			if err != nil {
 				t.Fatal(err)
@@ -103,21 +105,21 @@ func TestSMTPSend(t *testing.T) {
 			if err := s.Send(context.Background(), testMessage()); err != nil {
 				t.Fatalf("send: %v", err)
 			}
-			got := srv.wait(t, 1)[0]
+			got := srv.Wait(t, 1)[0]
 			if got.From != "lab@fablab.test" || len(got.To) != 1 || got.To[0] != "alice@fablab.test" {
 				t.Errorf("envelope from %q to %v", got.From, got.To)
 			}
-			if got.TLS != tc.wantTLS || got.User != testUser {
-				t.Errorf("session TLS %v user %q, want TLS %v user %q", got.TLS, got.User, tc.wantTLS, testUser)
+			if got.TLS != tc.wantTLS || got.User != mailtest.User {
+				t.Errorf("session TLS %v user %q, want TLS %v user %q", got.TLS, got.User, tc.wantTLS, mailtest.User)
 			}
-			h, ps := parts(t, got.Data)
-			if s := decodeHeader(t, h.Get("Subject")); s != "Réservation confirmée : Laser" {
+			h, ps := mailtest.Parts(t, got.Data)
+			if s := mailtest.DecodeHeader(t, h.Get("Subject")); s != "Réservation confirmée : Laser" {
 				t.Errorf("Subject = %q", s)
 			}
-			if from := decodeHeader(t, h.Get("From")); from != `"FabLab Parc Tech" <lab@fablab.test>` {
+			if from := mailtest.DecodeHeader(t, h.Get("From")); from != `"FabLab Parc Tech" <lab@fablab.test>` {
 				t.Errorf("From = %q", from)
 			}
-			if to := decodeHeader(t, h.Get("To")); to != `"Alice Maker" <alice@fablab.test>` {
+			if to := mailtest.DecodeHeader(t, h.Get("To")); to != `"Alice Maker" <alice@fablab.test>` {
 				t.Errorf("To = %q", to)
 			}
 			if d, err := h.Date(); err != nil || !d.Equal(testMessage().Date) {
@@ -143,11 +145,11 @@ func TestSMTPSend(t *testing.T) {
 
 // TestSMTPRefusals: what must not be sent is not.
 func TestSMTPRefusals(t *testing.T) {
-	plain := startSMTP(t, modePlain)
-	tlsSrv := startSMTP(t, modeStartTLS)
+	plain := mailtest.Start(t, mailtest.Plain)
+	tlsSrv := mailtest.Start(t, mailtest.StartTLS)
 	for _, tc := range []struct {
 		name string
-		srv  *smtpServer
+		srv  *mailtest.Server
 		url  string
 		tls  *tls.Config
 		want string

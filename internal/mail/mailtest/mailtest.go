@@ -1,4 +1,7 @@
-package mail
+// Package mailtest runs a real SMTP server (go-smtp) on a random local
+// port for tests, and reads back what it Received: envelope, headers and
+// decoded MIME parts.
+package mailtest
 
 import (
 	"bytes"
@@ -27,16 +30,14 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// The tests of this package send to a real SMTP server (go-smtp) started
-// on a random local port, and read back what it received.
-
+// The credentials the server accepts (AUTH PLAIN).
 const (
-	testUser     = "fabgate"
-	testPassword = "s3cret pass"
+	User     = "fabgate"
+	Password = "s3cret pass"
 )
 
-// received is one message as the SMTP server got it.
-type received struct {
+// Received is one message as the SMTP server got it.
+type Received struct {
 	From   string
 	To     []string
 	Data   []byte
@@ -45,8 +46,8 @@ type received struct {
 	Header netmail.Header
 }
 
-// smtpServer is a real SMTP server for tests.
-type smtpServer struct {
+// Server is a real SMTP server for tests.
+type Server struct {
 	srv  *smtp.Server
 	Host string
 	Port int
@@ -54,27 +55,27 @@ type smtpServer struct {
 	Roots *x509.CertPool
 
 	mu       sync.Mutex
-	msgs     []received
+	msgs     []Received
 	failNext int // DATA commands to refuse with 451 before accepting
 	arrived  chan struct{}
 }
 
-// smtpMode is how the test server speaks TLS.
-type smtpMode int
+// Mode is how the test server speaks TLS.
+type Mode int
 
 const (
-	modeStartTLS smtpMode = iota // offers STARTTLS
-	modePlain                    // no TLS at all
-	modeImplicit                 // TLS from the first byte (smtps)
+	StartTLS Mode = iota // offers STARTTLS
+	Plain                // no TLS at all
+	Implicit             // TLS from the first byte (smtps)
 )
 
-// startSMTP starts a server requiring AUTH PLAIN with testUser and testPassword.
-func startSMTP(t *testing.T, mode smtpMode) *smtpServer {
+// Start starts a server requiring AUTH PLAIN with User and Password.
+func Start(t testing.TB, mode Mode) *Server {
 	t.Helper()
-	cert, roots := testCert(t)
-	s := &smtpServer{Roots: roots, arrived: make(chan struct{}, 100)}
+	cert, roots := cert(t)
+	s := &Server{Roots: roots, arrived: make(chan struct{}, 100)}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{srv: s, conn: c}, nil
+		return &session{srv: s, conn: c}, nil
 	}))
 	s.srv.Domain = "localhost"
 	s.srv.ReadTimeout, s.srv.WriteTimeout = 30*time.Second, 30*time.Second
@@ -85,11 +86,11 @@ func startSMTP(t *testing.T, mode smtpMode) *smtpServer {
 		t.Fatal(err)
 	}
 	switch mode {
-	case modeStartTLS:
+	case StartTLS:
 		s.srv.TLSConfig = tlsCfg
-	case modePlain:
+	case Plain:
 		s.srv.AllowInsecureAuth = true
-	case modeImplicit:
+	case Implicit:
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -101,31 +102,31 @@ func startSMTP(t *testing.T, mode smtpMode) *smtpServer {
 }
 
 // URL is the smtp_url of the server, with its credentials.
-func (s *smtpServer) URL(scheme, query string) string {
-	u := scheme + "://" + testUser + ":" + strings.ReplaceAll(testPassword, " ", "%20") + "@" + s.Host + ":" + strconv.Itoa(s.Port)
+func (s *Server) URL(scheme, query string) string {
+	u := scheme + "://" + User + ":" + strings.ReplaceAll(Password, " ", "%20") + "@" + s.Host + ":" + strconv.Itoa(s.Port)
 	if query != "" {
 		u += "?" + query
 	}
 	return u
 }
 
-// refuse makes the next n DATA commands fail with a temporary error.
-func (s *smtpServer) refuse(n int) {
+// Refuse makes the next n DATA commands fail with a temporary error.
+func (s *Server) Refuse(n int) {
 	s.mu.Lock()
 	s.failNext = n
 	s.mu.Unlock()
 }
 
 // Messages returns what the server accepted so far.
-func (s *smtpServer) Messages() []received {
+func (s *Server) Messages() []Received {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]received(nil), s.msgs...)
+	return append([]Received(nil), s.msgs...)
 }
 
-// wait waits (up to a generous bound, for a loaded machine) until the
+// Wait waits (up to a generous bound, for a loaded machine) until the
 // server holds n messages, and returns them.
-func (s *smtpServer) wait(t *testing.T, n int) []received {
+func (s *Server) Wait(t testing.TB, n int) []Received {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -140,19 +141,19 @@ func (s *smtpServer) wait(t *testing.T, n int) []received {
 	}
 }
 
-type smtpSession struct {
-	srv  *smtpServer
+type session struct {
+	srv  *Server
 	conn *smtp.Conn
 	user string
 	from string
 	to   []string
 }
 
-func (s *smtpSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
 
-func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
+func (s *session) Auth(mech string) (sasl.Server, error) {
 	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if username != testUser || password != testPassword {
+		if username != User || password != Password {
 			return errors.New("invalid credentials")
 		}
 		s.user = username
@@ -160,7 +161,7 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.user == "" {
 		return smtp.ErrAuthRequired
 	}
@@ -168,12 +169,12 @@ func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s.to = append(s.to, to)
 	return nil
 }
 
-func (s *smtpSession) Data(r io.Reader) error {
+func (s *session) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -189,16 +190,16 @@ func (s *smtpSession) Data(r io.Reader) error {
 		return err
 	}
 	_, encrypted := s.conn.TLSConnectionState()
-	s.srv.msgs = append(s.srv.msgs, received{From: s.from, To: s.to, Data: data, TLS: encrypted, User: s.user, Header: msg.Header})
+	s.srv.msgs = append(s.srv.msgs, Received{From: s.from, To: s.to, Data: data, TLS: encrypted, User: s.user, Header: msg.Header})
 	s.srv.arrived <- struct{}{}
 	return nil
 }
 
-func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
-func (s *smtpSession) Logout() error { return nil }
+func (s *session) Reset()        { s.from, s.to = "", nil }
+func (s *session) Logout() error { return nil }
 
-// testCert makes a self-signed certificate for 127.0.0.1 and localhost.
-func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// cert makes a self-signed certificate for 127.0.0.1 and localhost.
+func cert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -224,8 +225,8 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
 
-// part is one leaf MIME part of a message, decoded.
-type part struct {
+// Part is one leaf MIME part of a message, decoded.
+type Part struct {
 	ContentType string // full header value
 	MediaType   string
 	Disposition string
@@ -233,14 +234,15 @@ type part struct {
 	Body        []byte
 }
 
-// parts walks a message's MIME tree and returns its leaves in order.
-func parts(t *testing.T, data []byte) (netmail.Header, []part) {
+// Parts walks a message's MIME tree and returns its header and its leaves
+// in order.
+func Parts(t testing.TB, data []byte) (netmail.Header, []Part) {
 	t.Helper()
 	msg, err := netmail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("read message: %v", err)
 	}
-	var out []part
+	var out []Part
 	var walk func(h map[string][]string, body io.Reader)
 	walk = func(h map[string][]string, body io.Reader) {
 		ct := first(h["Content-Type"])
@@ -274,7 +276,7 @@ func parts(t *testing.T, data []byte) (netmail.Header, []part) {
 		if err != nil {
 			t.Fatalf("decode part %s: %v", mt, err)
 		}
-		p := part{ContentType: ct, MediaType: mt, Body: raw}
+		p := Part{ContentType: ct, MediaType: mt, Body: raw}
 		if d := first(h["Content-Disposition"]); d != "" {
 			disp, dp, err := mime.ParseMediaType(d)
 			if err != nil {
@@ -295,8 +297,8 @@ func first(v []string) string {
 	return v[0]
 }
 
-// decodeHeader decodes RFC 2047 encoded words.
-func decodeHeader(t *testing.T, v string) string {
+// DecodeHeader decodes RFC 2047 encoded words.
+func DecodeHeader(t testing.TB, v string) string {
 	t.Helper()
 	s, err := new(mime.WordDecoder).DecodeHeader(v)
 	if err != nil {
@@ -304,6 +306,7 @@ func decodeHeader(t *testing.T, v string) string {
 	}
 	return s
 }
+
 // newBase64 decodes a base64 body broken into lines.
 func newBase64(raw []byte) io.Reader {
 	return base64.NewDecoder(base64.StdEncoding, bytes.NewReader(bytes.Map(func(r rune) rune {
