@@ -1,5 +1,5 @@
 // Package mailtest runs a real SMTP server (go-smtp) on a random local
-// port for tests, and reads back what it Received: envelope, headers and
+// port for tests, and reads back what it received: envelope, headers and
 // decoded MIME parts.
 package mailtest
 
