@@ -60,3 +60,87 @@ func (s *Store) MarkReminded(ctx context.Context, id fablab.ID, at time.Time) (b
 	})
 	return first, err
 }
+
+// MarkNoShows marks as no_show each confirmed booking that started within
+// horizon before now and that fablab.NoShowDue finds unclaimed, which
+// releases its slot, and returns the bookings it marked. Checking and
+// marking happen in one write transaction, so a session opened meanwhile
+// is seen, and a booking is marked once.
+func (s *Store) MarkNoShows(ctx context.Context, now time.Time, horizon time.Duration) ([]fablab.Booking, error) {
+	var marked []fablab.Booking
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		marked = nil
+		type candidate struct {
+			b     fablab.Booking
+			rules fablab.BookingRules
+		}
+		var due []candidate
+		mc := tx.Bucket(bMachines).Cursor()
+		slots := tx.Bucket(bSlots).Cursor()
+		for mk, _ := mc.First(); mk != nil; mk, _ = mc.Next() {
+			m, err := getMachine(tx, btoi(mk))
+			if err != nil {
+				return err
+			}
+			if m.Rules.NoShowReleaseMinutes <= 0 {
+				continue
+			}
+			limit := cat(mk, tkey(now))
+			for k, v := slots.Seek(cat(mk, tkey(now.Add(-horizon)))); k != nil && bytes.Compare(k, limit) < 0; k, v = slots.Next() {
+				b, err := getBooking(tx, btoi(v[:8]))
+				if err != nil {
+					return err
+				}
+				due = append(due, candidate{b, m.Rules})
+			}
+		}
+		for _, c := range due {
+			b := c.b
+			from := b.Start.Add(-time.Duration(c.rules.CheckInMinutes) * time.Minute)
+			to := b.Start.Add(time.Duration(c.rules.NoShowReleaseMinutes)*time.Minute + time.Second)
+			sessions, err := machineSessionsIn(tx, b.MachineID, from, to)
+			if err != nil {
+				return err
+			}
+			if !fablab.NoShowDue(&b, c.rules, sessions, now) {
+				continue
+			}
+			b.State = fablab.BookingNoShow
+			if err := tx.Bucket(bSlots).Delete(cat(itob(b.MachineID), tkey(b.Start))); err != nil {
+				return err
+			}
+			if err := putJSON(tx.Bucket(bBookings), itob(b.ID), b); err != nil {
+				return err
+			}
+			marked = append(marked, b)
+		}
+		return nil
+	})
+	return marked, err
+}
+
+// machineSessionsIn returns a machine's sessions, ended or open, that
+// started in [from, to).
+func machineSessionsIn(tx *bbolt.Tx, machine fablab.ID, from, to time.Time) ([]fablab.Session, error) {
+	var out []fablab.Session
+	if v := tx.Bucket(bSessionsOpen).Get(itob(machine)); v != nil {
+		sess, err := getSession(tx, btoi(v))
+		if err != nil {
+			return nil, err
+		}
+		if startedIn(&sess, from, to) {
+			out = append(out, sess)
+		}
+	}
+	prefix := itob(machine)
+	limit := cat(prefix, tkey(to))
+	c := tx.Bucket(bSessionsMach).Cursor()
+	for k, _ := c.Seek(cat(prefix, tkey(from))); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+		sess, err := getSession(tx, btoi(k[16:24]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}

@@ -23,6 +23,10 @@ type Store interface {
 	// sent, and reports false when it was already recorded (or the booking
 	// is no longer confirmed).
 	MarkReminded(ctx context.Context, id fablab.ID, at time.Time) (bool, error)
+	// MarkNoShows marks as no_show (releasing their slots) the confirmed
+	// bookings that started within horizon before now and were not
+	// claimed in time (fablab.NoShowDue), and returns them.
+	MarkNoShows(ctx context.Context, now time.Time, horizon time.Duration) ([]fablab.Booking, error)
 }
 
 // Enqueuer takes messages to send later (a Queue).
@@ -243,7 +247,27 @@ func (n *Notifier) RemindDue(ctx context.Context) (int, error) {
 	return sent, nil
 }
 
-// Run calls RemindDue every period until ctx ends, logging its errors.
+// noShowHorizon bounds how far back ReleaseNoShows looks: a booking the
+// server was down through for longer stays confirmed (its member is not
+// blamed for the server's outage).
+const noShowHorizon = 24 * time.Hour
+
+// ReleaseNoShows marks as no_show the confirmed bookings nobody claimed
+// within their machine's no_show_release_minutes (no session started by
+// the member on the machine from the check-in window to then), which frees
+// their slots for others, mails each member the notice, and returns how
+// many it marked. (The no-show fee is charged elsewhere.)
+func (n *Notifier) ReleaseNoShows(ctx context.Context) (int, error) {
+	marked, err := n.cfg.Store.MarkNoShows(ctx, n.cfg.Now(), noShowHorizon)
+	for _, b := range marked {
+		n.cfg.Log.Info("booking marked no-show", "booking", b.ID, "machine", b.MachineID, "member", b.MemberID)
+		n.NotifyNoShow(ctx, b)
+	}
+	return len(marked), err
+}
+
+// Run calls RemindDue and ReleaseNoShows every period until ctx ends,
+// logging their errors. (These booking jobs live with the mail they send.)
 func (n *Notifier) Run(ctx context.Context, period time.Duration) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -254,6 +278,9 @@ func (n *Notifier) Run(ctx context.Context, period time.Duration) {
 		case <-t.C:
 			if _, err := n.RemindDue(ctx); err != nil && ctx.Err() == nil {
 				n.cfg.Log.Error("booking reminders", "err", err)
+			}
+			if _, err := n.ReleaseNoShows(ctx); err != nil && ctx.Err() == nil {
+				n.cfg.Log.Error("booking no-shows", "err", err)
 			}
 		}
 	}

@@ -369,3 +369,69 @@ func outboxQueue(t *testing.T, out *Outbox) *Queue {
 	t.Cleanup(func() { q.Close(context.Background()) })
 	return q
 }
+
+// TestReleaseNoShows: a booking nobody claimed within the machine's
+// release time becomes a no-show, frees its slot and mails its member,
+// once; a booking claimed by a session (open or ended) stays.
+func TestReleaseNoShows(t *testing.T) {
+	l := newTestLab(t)
+	ctx := context.Background()
+	at := func(hh, mm int) time.Time { return time.Date(2026, 12, 2, hh, mm, 0, 0, paris) }
+	missed := l.book(t, l.fr, at(14, 30), at(15, 0))
+	claimed := l.book(t, l.en, at(15, 30), at(16, 0))
+	out := NewOutbox(0)
+	q := outboxQueue(t, out)
+	run := func(now time.Time) int {
+		t.Helper()
+		l.clock.Set(now)
+		n, err := l.notifier(t, q, out).ReleaseNoShows(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The laser releases after 15 minutes (the default rules).
+	if n := run(at(14, 44)); n != 0 {
+		t.Fatalf("%d no-shows 14 minutes after the start", n)
+	}
+	if n := run(at(14, 45)); n != 1 {
+		t.Fatalf("%d no-shows 15 minutes after the start, want 1", n)
+	}
+	if n := run(at(14, 46)); n != 0 {
+		t.Fatalf("marked again: %d", n)
+	}
+	if b, _ := l.store.Booking(ctx, missed.ID); b.State != fablab.BookingNoShow {
+		t.Errorf("missed booking is %s", b.State)
+	}
+	if occ, err := l.store.Occupied(ctx, l.laser.ID, at(14, 30), at(15, 0)); err != nil || len(occ) != 0 {
+		t.Errorf("the no-show still holds its slot: %v %v", occ, err)
+	}
+
+	// Bob taps in at 15:32 and out at 15:40: his booking is claimed.
+	sess, err := l.store.OpenSession(ctx, fablab.Session{MachineID: l.laser.ID, MemberID: l.en.ID, BookingID: claimed.ID, DeviceID: "laser-1",
+		Started: at(15, 32), Until: at(16, 0), Billable: true}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := run(at(15, 38)); n != 0 {
+		t.Fatalf("a booking with an open session marked: %d", n)
+	}
+	if _, err := l.store.CloseSession(ctx, sess.ID, at(15, 40), fablab.EndTapOut, 0, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	l.restart(t)
+	if n := run(at(15, 50)); n != 0 {
+		t.Fatalf("a booking with an ended session marked: %d", n)
+	}
+	if b, _ := l.store.Booking(ctx, claimed.ID); b.State != fablab.BookingConfirmed {
+		t.Errorf("claimed booking is %s", b.State)
+	}
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := out.Messages()
+	if len(msgs) != 1 || msgs[0].To != "alice@fablab.test" || msgs[0].Subject != "Réservation non honorée : Laser, mercredi 2 décembre 2026 à 14:30" ||
+		!strings.Contains(msgs[0].Text, "dans les 15 minutes") {
+		t.Fatalf("mail sent: %+v", msgs)
+	}
+}
