@@ -254,6 +254,25 @@ func TestAPIOutbox(t *testing.T) {
 		}
 	}
 
+	// Staff do not see the reset link of an admin's account; admins do.
+	h.do(t, "POST", "/api/v1/auth/forgot-password", "", map[string]string{"email": h.admin.Email})
+	h.mailTo(t, h.admin.Email, 1)
+	for _, tc := range []struct {
+		who   *apiAccount
+		count int
+	}{{h.staff, 1}, {h.admin, 2}} {
+		var msgs []outboxMessage
+		h.do(t, "GET", "/api/v1/outbox", tc.who.Token, nil).decode(t, &msgs)
+		if len(msgs) != tc.count {
+			t.Errorf("%s sees %d messages, want %d: %+v", tc.who.Email, len(msgs), tc.count, msgs)
+		}
+		for _, m := range msgs {
+			if m.To == h.admin.Email && tc.who != h.admin {
+				t.Errorf("%s reads the admin's reset link", tc.who.Email)
+			}
+		}
+	}
+
 	// A server whose mail goes out by SMTP has no outbox.
 	q, err := mail.NewQueue(mail.NewOutbox(0), mail.QueueConfig{})
 	if err != nil {

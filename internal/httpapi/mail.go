@@ -128,7 +128,10 @@ type outboxMessage struct {
 	Attachments []string  `json:"attachments"`
 }
 
-// outbox lists the mail kept in the server (outbox:), newest first.
+// outbox lists the mail kept in the server (outbox:), newest first. It
+// holds reset links: staff see the mail of makers and their own, admins
+// all of it (as staff manage makers only, and a reset link to an admin's
+// account would make staff admins).
 func (s *Server) outbox(c *gin.Context) {
 	var msgs []mail.Message
 	ok := false
@@ -139,8 +142,12 @@ func (s *Server) outbox(c *gin.Context) {
 		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "there is no outbox: mail goes out through the SMTP server set in smtp_url (set smtp_url to outbox: to keep mail here)"))
 		return
 	}
+	me := member(c)
 	out := make([]outboxMessage, 0, len(msgs))
 	for _, m := range msgs {
+		if me.Role != fablab.RoleAdmin && m.MemberRole != fablab.RoleMaker && m.MemberID != me.ID {
+			continue
+		}
 		names := make([]string, 0, len(m.Attachments))
 		for _, a := range m.Attachments {
 			names = append(names, a.Name)

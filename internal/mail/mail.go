@@ -14,6 +14,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/fablab"
 )
 
 // Message is one mail to one person: a plain text body with an HTML
@@ -27,6 +29,11 @@ type Message struct {
 	Text        string       `json:"text"`
 	HTML        string       `json:"-"`
 	Attachments []Attachment `json:"attachments"`
+	// MemberID and MemberRole are the recipient's account and its role when
+	// the message was written: the outbox shows staff only the mail of
+	// the accounts they manage, since it holds reset links.
+	MemberID   fablab.ID   `json:"-"`
+	MemberRole fablab.Role `json:"-"`
 }
 
 // Attachment is a file attached to a message.

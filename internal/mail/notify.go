@@ -207,7 +207,7 @@ func (n *Notifier) send(kind string, m fablab.Member, st fablab.Settings, v View
 	}
 	return n.cfg.Queue.Enqueue(Message{
 		FromName: st.Name, To: m.Email, ToName: m.Name, Subject: subject, Date: n.cfg.Now().UTC(),
-		Text: text, HTML: html, Attachments: att,
+		Text: text, HTML: html, Attachments: att, MemberID: m.ID, MemberRole: m.Role,
 	})
 }
 
