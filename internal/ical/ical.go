@@ -150,4 +150,3 @@ func text(s string) string {
 }
 
 func utc(t time.Time) string { return t.UTC().Format("20060102T150405Z") }
-
