@@ -63,60 +63,73 @@ func (s *Store) MarkReminded(ctx context.Context, id fablab.ID, at time.Time) (b
 
 // MarkNoShows marks as no_show each confirmed booking that started within
 // horizon before now and that fablab.NoShowDue finds unclaimed, which
-// releases its slot, and returns the bookings it marked. Checking and
-// marking happen in one write transaction, so a session opened meanwhile
-// is seen, and a booking is marked once.
+// releases its slot, and returns the bookings it marked. It looks in a
+// read transaction first, as most minutes have none; the bookings found
+// are checked again and marked in one write transaction, so a session
+// opened meanwhile is seen, and a booking is marked once.
 func (s *Store) MarkNoShows(ctx context.Context, now time.Time, horizon time.Duration) ([]fablab.Booking, error) {
-	var marked []fablab.Booking
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
-		marked = nil
-		type candidate struct {
-			b     fablab.Booking
-			rules fablab.BookingRules
+	var due []fablab.Booking
+	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
+		due, err = noShowsDue(tx, now, horizon)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return nil, err
+	}
+	err = s.update(ctx, func(tx *bbolt.Tx) (err error) {
+		if due, err = noShowsDue(tx, now, horizon); err != nil {
+			return err
 		}
-		var due []candidate
-		mc := tx.Bucket(bMachines).Cursor()
-		slots := tx.Bucket(bSlots).Cursor()
-		for mk, _ := mc.First(); mk != nil; mk, _ = mc.Next() {
-			m, err := getMachine(tx, btoi(mk))
-			if err != nil {
-				return err
-			}
-			if m.Rules.NoShowReleaseMinutes <= 0 {
-				continue
-			}
-			limit := cat(mk, tkey(now))
-			for k, v := slots.Seek(cat(mk, tkey(now.Add(-horizon)))); k != nil && bytes.Compare(k, limit) < 0; k, v = slots.Next() {
-				b, err := getBooking(tx, btoi(v[:8]))
-				if err != nil {
-					return err
-				}
-				due = append(due, candidate{b, m.Rules})
-			}
-		}
-		for _, c := range due {
-			b := c.b
-			from := b.Start.Add(-time.Duration(c.rules.CheckInMinutes) * time.Minute)
-			to := b.Start.Add(time.Duration(c.rules.NoShowReleaseMinutes)*time.Minute + time.Second)
-			sessions, err := machineSessionsIn(tx, b.MachineID, from, to)
-			if err != nil {
-				return err
-			}
-			if !fablab.NoShowDue(&b, c.rules, sessions, now) {
-				continue
-			}
+		for i := range due {
+			b := &due[i]
 			b.State = fablab.BookingNoShow
 			if err := tx.Bucket(bSlots).Delete(cat(itob(b.MachineID), tkey(b.Start))); err != nil {
 				return err
 			}
-			if err := putJSON(tx.Bucket(bBookings), itob(b.ID), b); err != nil {
+			if err := putJSON(tx.Bucket(bBookings), itob(b.ID), *b); err != nil {
 				return err
 			}
-			marked = append(marked, b)
 		}
 		return nil
 	})
-	return marked, err
+	if err != nil {
+		return nil, err
+	}
+	return due, nil
+}
+
+// noShowsDue returns the occupying bookings that started within horizon
+// before now and that fablab.NoShowDue finds unclaimed.
+func noShowsDue(tx *bbolt.Tx, now time.Time, horizon time.Duration) ([]fablab.Booking, error) {
+	var due []fablab.Booking
+	mc := tx.Bucket(bMachines).Cursor()
+	slots := tx.Bucket(bSlots).Cursor()
+	for mk, _ := mc.First(); mk != nil; mk, _ = mc.Next() {
+		m, err := getMachine(tx, btoi(mk))
+		if err != nil {
+			return nil, err
+		}
+		if m.Rules.NoShowReleaseMinutes <= 0 {
+			continue
+		}
+		limit := cat(mk, tkey(now))
+		for k, v := slots.Seek(cat(mk, tkey(now.Add(-horizon)))); k != nil && bytes.Compare(k, limit) < 0; k, v = slots.Next() {
+			b, err := getBooking(tx, btoi(v[:8]))
+			if err != nil {
+				return nil, err
+			}
+			from := b.Start.Add(-time.Duration(m.Rules.CheckInMinutes) * time.Minute)
+			to := b.Start.Add(time.Duration(m.Rules.NoShowReleaseMinutes)*time.Minute + time.Second)
+			sessions, err := machineSessionsIn(tx, b.MachineID, from, to)
+			if err != nil {
+				return nil, err
+			}
+			if fablab.NoShowDue(&b, m.Rules, sessions, now) {
+				due = append(due, b)
+			}
+		}
+	}
+	return due, nil
 }
 
 // machineSessionsIn returns a machine's sessions, ended or open, that
