@@ -70,7 +70,7 @@ func tokenIn(t testing.TB, m mail.Message) string {
 }
 
 // TestAPIInvitation: a member created without a password is mailed a link
-// that sets it; one created with a password is not mailed.
+// that sets it; one created with a password, or suspended, is not mailed.
 func TestAPIInvitation(t *testing.T) {
 	h := newAPIHarness(t)
 	r := h.do(t, "POST", "/api/v1/members", h.staff.Token, map[string]any{"email": "new@fablab.test", "name": "New Maker", "group": "student", "language": "en"})
@@ -99,13 +99,17 @@ func TestAPIInvitation(t *testing.T) {
 	if r.status != http.StatusCreated {
 		t.Fatalf("create member: %d %s", r.status, r.body)
 	}
+	r = h.do(t, "POST", "/api/v1/members", h.staff.Token, map[string]any{"email": "suspended@fablab.test", "name": "Suspended", "group": "student", "status": fablab.StatusSuspended})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create member: %d %s", r.status, r.body)
+	}
 	// Mail goes in order: once a later message is there, an invitation
 	// would have been too.
 	h.do(t, "POST", "/api/v1/members", h.staff.Token, map[string]any{"email": "fence@fablab.test", "name": "Fence", "group": "student"})
 	h.mailTo(t, "fence@fablab.test", 1)
 	for _, m := range h.outbox.Messages() {
-		if m.To == "pw@fablab.test" {
-			t.Errorf("a member created with a password was mailed %q", m.Subject)
+		if m.To == "pw@fablab.test" || m.To == "suspended@fablab.test" {
+			t.Errorf("%s was mailed %q", m.To, m.Subject)
 		}
 	}
 }
