@@ -20,7 +20,7 @@
 //	badges/           hash (hex) → JSON fablab.Badge
 //	badges_member/    member id | hash → nil
 //	machines/         id → JSON fablab.Machine
-//	bookings/         id → JSON fablab.Booking
+//	bookings/         id → JSON fablab.Booking (reminded_at: its reminder was queued, never sent twice)
 //	bookings_machine/ machine id | start | booking id → nil        (every state)
 //	bookings_member/  member id | start | booking id → nil         (every state)
 //	slots/            machine id | start → booking id | end         (occupying bookings only:

@@ -52,6 +52,11 @@ var apiRouteTable = map[string]apiRouteCase{
 		}
 		return apiReq{method: "POST", path: "/api/v1/auth/reset-password", body: map[string]string{"token": token, "password": h.bob.Password}}
 	}},
+	"POST /api/v1/auth/forgot-password": {"", http.StatusAccepted, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		// An address of its own each time: the requests per account are throttled.
+		return apiReq{method: "POST", path: "/api/v1/auth/forgot-password", body: map[string]string{"email": fmt.Sprintf("someone-%d@fablab.test", h.uniq())}}
+	}},
+	"GET /api/v1/outbox": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/outbox" })},
 	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
 		if as != nil { // a session of its own, so that the harness's token survives

@@ -462,6 +462,8 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"Availability", availabilityResponse{}, response},
 		{"Booking", fablab.Booking{}, response},
 		{"BookingCreate", bookingRequest{}, request},
+		{"ForgotPasswordRequest", forgotPasswordRequest{}, request},
+		{"OutboxMessage", outboxMessage{}, response},
 		{"Member", fablab.Member{}, response},
 		{"MemberCreate", memberRequest{}, request},
 		{"MemberPatch", memberRequest{}, request},
