@@ -104,8 +104,10 @@ func TestFreeSlots(t *testing.T) {
 			want: []Slot{sl(2, mon(9, 0), mon(21, 0)), sl(1, mon(15, 0), mon(21, 0)), sl(1, tue(9, 0), tue(21, 0))},
 		},
 		{
-			name:     "a closure day is skipped",
-			settings: func(s *fablab.Settings) { s.Closures = []fablab.Closure{{From: fablab.DateOf(tue(0, 0)), To: fablab.DateOf(tue(0, 0)), Reason: "inventory"}} },
+			name: "a closure day is skipped",
+			settings: func(s *fablab.Settings) {
+				s.Closures = []fablab.Closure{{From: fablab.DateOf(tue(0, 0)), To: fablab.DateOf(tue(0, 0)), Reason: "inventory"}}
+			},
 			machines: []MachineCalendar{{Machine: slotMachine(1, nil), Occupied: busyMonday}},
 			want:     []Slot{sl(1, mon(15, 0), mon(21, 0)), sl(1, wed(9, 0), wed(21, 0)), sl(1, local(2026, 6, 11, 9, 0), local(2026, 6, 11, 21, 0))},
 		},
@@ -290,8 +292,10 @@ func TestFreeSlotsAgreeWithCheck(t *testing.T) {
 			from:     local(2026, 3, 23, 0, 0), minutes: 45, now: local(2026, 3, 22, 23, 0),
 		},
 		{
-			name:     "autumn DST week, open around the clock, hourly slots, a quota",
-			settings: func(s *fablab.Settings) { s.OpeningHours.Sunday, s.OpeningHours.Saturday = rng(0, 24*60), rng(0, 24*60) },
+			name: "autumn DST week, open around the clock, hourly slots, a quota",
+			settings: func(s *fablab.Settings) {
+				s.OpeningHours.Sunday, s.OpeningHours.Saturday = rng(0, 24*60), rng(0, 24*60)
+			},
 			m: slotMachine(1, func(m *fablab.Machine) {
 				m.Rules.SlotMinutes, m.Rules.MinMinutes, m.Rules.WeeklyQuotaMinutes = 60, 60, 600
 				m.Maintenance = []fablab.MaintenanceBlock{maintenance(utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 0))}
