@@ -34,15 +34,15 @@ import (
 // two touching ranges of one day) are merged into one interval. The result is
 // sorted, never nil, and its instants are in the lab's location.
 func OpenIntervals(s *fablab.Settings, from, to time.Time) []fablab.Interval {
-	out := []fablab.Interval{}
 	if !from.Before(to) {
-		return out
+		return []fablab.Interval{}
 	}
 	loc := s.Location()
 	// One day of margin on each side costs nothing and keeps zones whose DST
 	// change happens around midnight right.
 	first := fablab.DateOf(from.In(loc)).AddDays(-1)
 	last := fablab.DateOf(to.In(loc)).AddDays(1)
+	out := make([]fablab.Interval, 0, 2*int(to.Sub(from)/(24*time.Hour))+6)
 	for d := first; !last.Before(d); d = d.AddDays(1) {
 		if s.ClosedOn(d) {
 			continue
@@ -158,7 +158,8 @@ func merge(ivs []fablab.Interval) []fablab.Interval {
 
 // subtract returns a minus b; both must be sorted and merged (as merge returns).
 func subtract(a, b []fablab.Interval) []fablab.Interval {
-	out := []fablab.Interval{}
+	// Each interval of b splits at most one interval of a in two.
+	out := make([]fablab.Interval, 0, len(a)+len(b))
 	j := 0
 	for _, iv := range a {
 		cur := iv.Start
