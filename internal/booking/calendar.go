@@ -21,6 +21,7 @@
 package booking
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -43,12 +44,13 @@ func OpenIntervals(s *fablab.Settings, from, to time.Time) []fablab.Interval {
 	first := fablab.DateOf(from.In(loc)).AddDays(-1)
 	last := fablab.DateOf(to.In(loc)).AddDays(1)
 	out := make([]fablab.Interval, 0, 2*int(to.Sub(from)/(24*time.Hour))+6)
+	wc := wallClock{loc: loc}
 	for d := first; !last.Before(d); d = d.AddDays(1) {
 		if s.ClosedOn(d) {
 			continue
 		}
 		for _, r := range s.OpeningHours.Day(d.Weekday()) {
-			iv := fablab.Interval{Start: wallInstant(d, r.Open, loc), End: wallInstant(d, r.Close, loc)}
+			iv := fablab.Interval{Start: wc.at(d, r.Open), End: wc.at(d, r.Close)}
 			if iv, ok := clip(iv, from, to); ok {
 				out = append(out, iv)
 			}
@@ -112,6 +114,41 @@ func wallInstant(d fablab.Date, c fablab.ClockTime, loc *time.Location) time.Tim
 	alt := t.Add(-time.Duration(prevOff-off) * time.Second).In(loc)
 	if alt.Before(start) && fablab.DateOf(alt) == d && minuteOfDay(alt) == int(c) {
 		return alt
+	}
+	return t
+}
+
+// wallClock is wallInstant for many days in a row, as calendars ask it:
+// within one zone period (a span of one UTC offset) a wall time is plain
+// arithmetic, and wallInstant, with its zone lookups, is needed only near a
+// change. Arithmetic is trusted from 3 hours after the period began, more
+// than any offset change, so that no wall time there was skipped, nor can
+// it have occurred before the change too; up to the period's end it is the
+// first occurrence, since the wall clock only repeats after the end.
+type wallClock struct {
+	loc      *time.Location
+	known    bool
+	off      int64 // seconds east of UTC in the period
+	from, to int64 // Unix seconds where arithmetic is trusted: [from, to)
+}
+
+// at returns wallInstant(d, c, w.loc).
+func (w *wallClock) at(d fablab.Date, c fablab.ClockTime) time.Time {
+	if w.known {
+		u := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() + int64(c)*60 - w.off
+		if u >= w.from && u < w.to {
+			return time.Unix(u, 0).In(w.loc)
+		}
+	}
+	t := wallInstant(d, c, w.loc)
+	_, off := t.Zone()
+	start, end := t.ZoneBounds()
+	w.known, w.off, w.from, w.to = true, int64(off), math.MinInt64, math.MaxInt64
+	if !start.IsZero() {
+		w.from = start.Unix() + 3*60*60
+	}
+	if !end.IsZero() {
+		w.to = end.Unix()
 	}
 	return t
 }
