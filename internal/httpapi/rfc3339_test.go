@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -50,6 +51,19 @@ func TestRFC3339WriterMatchesAppendFormat(t *testing.T) {
 	for _, u := range instants {
 		for _, loc := range locs {
 			check(u, loc)
+		}
+	}
+	// Every year 0–9999 and a little beyond (written as time.RFC3339 does),
+	// leap days, the turns of centuries, and seconds before 1970.
+	rng := rand.New(rand.NewPCG(1, 2))
+	lo, hi := time.Date(-2, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), time.Date(10002, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	for i := 0; i < 20000; i++ {
+		check(time.Unix(lo+rng.Int64N(hi-lo), rng.Int64N(1e9)), locs[i%len(locs)])
+	}
+	for _, y := range []int{0, 1, 4, 100, 400, 1600, 1900, 1969, 1970, 2000, 2024, 2100, 9999} {
+		for _, d := range []time.Time{time.Date(y, 2, 28, 23, 59, 59, 0, time.UTC), time.Date(y, 2, 29, 0, 0, 0, 0, time.UTC), time.Date(y, 12, 31, 23, 59, 59, 999, time.UTC), time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC)} {
+			check(d, time.UTC)
+			check(d.Add(-time.Nanosecond), time.UTC)
 		}
 	}
 }
