@@ -209,14 +209,24 @@ func (r *availabilityResponse) appendJSON(buf []byte) []byte {
 
 // rfc3339Writer formats instants as time.RFC3339 does, byte for byte, but
 // looks a location's offset up once per zone period rather than once per
-// instant: that lookup is most of the cost of Time.AppendFormat, and the
-// instants of one document share a period or two.
+// instant, and writes a day's date once: the offset lookup and the calendar
+// arithmetic are most of the cost of Time.AppendFormat, and the instants of
+// one document share a zone period or two and a few days.
 type rfc3339Writer struct {
 	loc        *time.Location // of the period known; nil: none yet
 	start, end time.Time      // the period (zero: unbounded on that side)
-	off        time.Duration
-	suffix     []byte // "Z" or "+01:00"
+	off        int64          // its offset, seconds east of UTC
+	suffix     []byte         // "Z" or "+01:00"
+	day        int64          // the wall-clock day of date (days since 1970-01-01)
+	date       []byte         // "2026-03-02T"; empty: none yet
 }
+
+// Wall-clock days whose date is written by the cached path: years 0001 to
+// 9999, where the date is always "YYYY-MM-DD".
+var (
+	firstCachedDay = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	lastCachedDay  = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix() / 86400
+)
 
 func (w *rfc3339Writer) appendQuoted(buf []byte, t time.Time) []byte {
 	buf = append(buf, '"')
@@ -227,16 +237,30 @@ func (w *rfc3339Writer) appendQuoted(buf []byte, t time.Time) []byte {
 func (w *rfc3339Writer) append(buf []byte, t time.Time) []byte {
 	if w.loc != t.Location() || !w.start.IsZero() && t.Before(w.start) || !w.end.IsZero() && !t.Before(w.end) {
 		_, off := t.Zone()
-		w.loc, w.off = t.Location(), time.Duration(off)*time.Second
+		w.loc, w.off = t.Location(), int64(off)
 		w.start, w.end = t.ZoneBounds()
 		// The offset as RFC 3339 writes it: the layout's own output at
 		// the zone period's offset.
 		w.suffix = t.AppendFormat(w.suffix[:0], "Z07:00")
 	}
-	// The wall time as a UTC instant formats without any lookup; its "Z"
-	// is then replaced by the real offset.
-	buf = t.UTC().Add(w.off).AppendFormat(buf, time.RFC3339)
-	return append(buf[:len(buf)-1], w.suffix...)
+	wall := t.Unix() + w.off // the wall clock's reading, as seconds since 1970
+	day, sec := wall/86400, wall%86400
+	if sec < 0 {
+		day, sec = day-1, sec+86400
+	}
+	if day < firstCachedDay || day > lastCachedDay {
+		// The wall time as a UTC instant formats without any lookup;
+		// its "Z" is then replaced by the real offset.
+		buf = time.Unix(wall, 0).UTC().AppendFormat(buf, time.RFC3339)
+		return append(buf[:len(buf)-1], w.suffix...)
+	}
+	if day != w.day || len(w.date) == 0 {
+		w.day, w.date = day, time.Unix(day*86400, 0).UTC().AppendFormat(w.date[:0], "2006-01-02T")
+	}
+	buf = append(buf, w.date...)
+	buf = append(buf, byte('0'+sec/36000), byte('0'+sec/3600%10), ':',
+		byte('0'+sec/600%6), byte('0'+sec/60%10), ':', byte('0'+sec%60/10), byte('0'+sec%10))
+	return append(buf, w.suffix...)
 }
 
 func (w *rfc3339Writer) appendIntervals(buf []byte, ivs []fablab.Interval) []byte {
