@@ -1,6 +1,7 @@
 package booking
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -78,7 +79,7 @@ func FreeSlots(s *fablab.Settings, q SlotQuery, machines []MachineCalendar, now 
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
-		return int(a.MachineID) - int(b.MachineID)
+		return cmp.Compare(a.MachineID, b.MachineID)
 	})
 	if len(slots) > q.Limit {
 		slots = slots[:q.Limit]
