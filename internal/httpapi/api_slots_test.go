@@ -108,6 +108,13 @@ func TestAPISlots(t *testing.T) {
 		t.Errorf("staff 30 days ahead (a Wednesday): %+v", got)
 	}
 
+	// The weekly quota (the CNC's is 120 minutes): alice has used this
+	// week's, bob has not.
+	h.seedBooking(t, h.cnc.ID, h.alice, apiAt(1, 10, 0), apiAt(1, 12, 0))
+	cncHour := url.Values{"kind": {fablab.KindCNC}, "minutes": {"60"}, "limit": {"1"}, "to": {apiAt(10, 0, 0).Format(time.RFC3339)}}
+	check("alice, quota used", slots(h.alice, cncHour), want{h.cnc, apiAt(7, 9, 0), apiAt(7, 21, 0), false})
+	check("bob, quota free", slots(h.bob, cncHour), want{h.cnc, apiAt(0, 9, 0), apiAt(0, 21, 0), false})
+
 	// An unknown kind is no machine.
 	if got := slots(h.alice, url.Values{"kind": {"loom"}, "minutes": {"60"}}); len(got) != 0 {
 		t.Errorf("unknown kind: %+v", got)
