@@ -170,6 +170,7 @@ type Store struct {
 	settingsCache *decodeCache[int, fablab.Settings]
 	machineCache  *decodeCache[fablab.ID, fablab.Machine]
 	memberCache   *decodeCache[fablab.ID, memberRecord]
+	tokenCache    *decodeCache[[32]byte, Token] // every authenticated request reads its token; logins at once are far fewer than members
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -195,6 +196,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return m, getJSONBytes(raw, &m)
 		}),
 		memberCache: newDecodeCache[fablab.ID](100_000, decodeMember),
+		tokenCache: newDecodeCache[[32]byte](10_000, func(raw []byte) (t Token, err error) {
+			return t, getJSONBytes(raw, &t)
+		}),
 	}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()

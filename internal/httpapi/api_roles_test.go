@@ -74,7 +74,9 @@ var apiRouteTable = map[string]apiRouteCase{
 		return apiReq{method: "DELETE", path: "/api/v1/me/calendar-feed"}
 	}},
 
-	"GET /api/v1/machines": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
+	"GET /api/v1/machines":        {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
+	"GET /api/v1/machines/status": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines/status" })},
+	"GET /api/v1/slots":           {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/slots?kind=laser-cutter&minutes=60" })},
 	"POST /api/v1/machines": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": fmt.Sprintf("Router %d", h.uniq()), "kind": "cnc"}}
 	}},
@@ -201,7 +203,7 @@ var apiRouteTable = map[string]apiRouteCase{
 	}},
 	"GET /api/v1/taps/unknown": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/taps/unknown" })},
 	"GET /api/v1/audit":        {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/audit" })},
-	"GET /api/v1/events":       {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
+	"GET /api/v1/events":       {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
 }
 
 // TestAPIRouteRoleTable calls every route under /api/v1 as anonymous, maker,

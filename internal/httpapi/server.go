@@ -262,6 +262,8 @@ func (s *Server) routes(e *gin.Engine) {
 	anyone.DELETE("/me/calendar-feed", s.revokeCalendarFeed)
 
 	anyone.GET("/machines", s.listMachines)
+	anyone.GET("/machines/status", s.machineStatus)
+	anyone.GET("/slots", s.slots)
 	staff.POST("/machines", s.createMachine)
 	anyone.GET("/machines/:id", s.getMachine)
 	staff.PATCH("/machines/:id", s.patchMachine)
@@ -308,7 +310,7 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.POST("/sessions/:id/end", s.endSession)
 	staff.GET("/taps/unknown", s.unknownTaps)
 	staff.GET("/audit", s.audit)
-	staff.GET("/events", s.events)
+	anyone.GET("/events", s.events)
 	staff.GET("/outbox", s.outbox)
 }
 
