@@ -428,6 +428,7 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 	if old, ok := h.clients.Get(cl.ID); ok && !old.Closed() && string(old.Properties.Username) != user {
 		return h.refuseConnect(cl, user, "client id in use by another user", nil)
 	}
+	h.awaitClosedSession(cl.ID)
 	if gc, ok := cl.Net.Conn.(*guardConn); ok {
 		gc.loggedIn()
 		gc.user.Store(&user)
@@ -439,6 +440,36 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 		}
 	}
 	return true
+}
+
+// closedSessionWait bounds how long a login waits for the closed
+// connection of the same client id to be cleared away.
+const closedSessionWait = 2 * time.Second
+
+// awaitClosedSession waits until a closed connection with client id id is
+// cleared from the broker (at most closedSessionWait). A device that
+// reconnects at once (a bridge restarting) would otherwise race the old
+// connection's clean-up in mochi 2.7.9: the old one, found closed but not
+// yet removed when the new one takes its place, removes the client id from
+// the broker after the new one is in, and every command to the device is
+// then dropped until it reconnects.
+func (h *aclHook) awaitClosedSession(id string) {
+	old, ok := h.clients.Get(id)
+	if !ok || !old.Closed() {
+		return
+	}
+	deadline := time.Now().Add(closedSessionWait)
+	for time.Now().Before(deadline) {
+		cur, ok := h.clients.Get(id)
+		if !ok || cur != old {
+			return
+		}
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // OnSessionEstablished cuts a device whose login was checked against a

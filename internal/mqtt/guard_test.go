@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -573,5 +574,28 @@ func TestRemoteIPCountsIPv6By64(t *testing.T) {
 		if got := remoteIP(fakeRemote{addr: ap}); got != tc.want {
 			t.Errorf("remoteIP(%s) = %s, want %s", tc.addr, got, tc.want)
 		}
+	}
+}
+
+// TestBrokerDeviceReconnectsAtOnce: a device that closes its connection and
+// logs in again straight away (a bridge restarting) still gets its
+// commands. The old connection's clean-up used to run after the new login
+// and remove the device's client from the broker, dropping every command
+// until the next reconnection.
+func TestBrokerDeviceReconnectsAtOnce(t *testing.T) {
+	b, _ := startGuardedBroker(t, hashedDevices(t), nil)
+	srv := dial(t, b.Addr(), testServerUser, testServerPass)
+	topic := devTopic(testPrefix, devA, "cmd")
+	for i := 0; i < 30; i++ {
+		a, err := dialErr(t, b.Addr(), devA, secretA)
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		in := newInbox()
+		subscribe(t, a, topic, in)
+		msg := fmt.Sprintf("round %d", i)
+		publish(t, srv, topic, msg, 1, false)
+		in.waitFor(t, topic, msg)
+		a.Close(nil)
 	}
 }
