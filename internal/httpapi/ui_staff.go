@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -85,18 +86,25 @@ type dashMachine struct {
 	BaseState string
 	Session   *fablab.Session
 	User      string // who uses it, when in use
+	// Kind and StateText are in the page's language.
+	Kind, StateText string
 }
 
 type dashBooking struct {
 	Booking fablab.Booking
 	Machine string
 	Member  string
+	// Start, End (lab times) and State in the page's language; the ISO
+	// forms for <time datetime>.
+	Start, End, State, StartISO, EndISO string
 }
 
 type dashSession struct {
 	Session fablab.Session
 	Machine string
 	Member  string
+	// Started, Until (lab times) and Confirm, in the page's language.
+	Started, Until, StartedISO, UntilISO, Confirm string
 }
 
 type dashDevice struct {
@@ -111,6 +119,8 @@ type dashTap struct {
 	Event   fablab.AuditEvent
 	Machine string
 	Member  string
+	// At and Reason in the page's language.
+	At, AtISO, Reason string
 }
 
 type dashUnknown struct {
@@ -139,12 +149,51 @@ type dashboardData struct {
 // bookings, open sessions, offline devices, refused taps and unknown
 // badges. The page then follows the live event stream.
 func (s *Server) dashboardPage(c *gin.Context) {
+	v, err := s.newView(c, "dashboard", "dashboard_title", nil)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
 	d, err := s.dashboard(c.Request.Context())
 	if err != nil {
 		s.pageFail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "dashboard", "dashboard_title", d)
+	d.texts(v)
+	v.Data = d
+	s.write(c, http.StatusOK, v)
+}
+
+// texts puts the dashboard's words and times in the page's language once,
+// so that the template only copies them (a day of a big lab is hundreds of
+// rows).
+func (d *dashboardData) texts(v *view) {
+	for i := range d.Machines {
+		m := &d.Machines[i]
+		m.Kind, m.StateText = v.Kind(m.Machine.Kind), v.TOr("state_"+m.State, m.State)
+	}
+	states := map[string]string{}
+	for i := range d.Bookings {
+		b := &d.Bookings[i]
+		st, ok := states[b.Booking.State]
+		if !ok {
+			st = v.TOr("staff_booking_"+b.Booking.State, b.Booking.State)
+			states[b.Booking.State] = st
+		}
+		b.Start, b.End, b.State = v.Time(b.Booking.Start), v.Time(b.Booking.End), st
+		b.StartISO, b.EndISO = v.ISO(b.Booking.Start), v.ISO(b.Booking.End)
+	}
+	for i := range d.Sessions {
+		ss := &d.Sessions[i]
+		ss.Started, ss.Until = v.Time(ss.Session.Started), v.Time(ss.Session.Until)
+		ss.StartedISO, ss.UntilISO = v.ISO(ss.Session.Started), v.ISO(ss.Session.Until)
+		ss.Confirm = v.T("dashboard_end_confirm", "Machine", ss.Machine, "Member", ss.Member)
+	}
+	for i := range d.Denied {
+		t := &d.Denied[i]
+		t.At, t.AtISO = v.Time(t.Event.At), v.ISO(t.Event.At)
+		t.Reason = v.TOr("staff_reason_"+t.Event.Reason, t.Event.Reason)
+	}
 }
 
 func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
@@ -209,12 +258,13 @@ func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
 			dm.State, dm.Session, dm.User = liveInUse, ss, n.member(ss.MemberID)
 		}
 		d.Machines = append(d.Machines, dm)
-
-		bs, err := s.store.Bookings(ctx, bolt.BookingFilter{MachineID: m.ID, From: dayStart, To: dayEnd, OnlyOccupying: true})
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range bs {
+	}
+	bs, err := s.store.OccupyingBookings(ctx, dayStart, dayEnd)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if m := n.machines[b.MachineID]; m.State != fablab.MachineRetired {
 			d.Bookings = append(d.Bookings, dashBooking{Booking: b, Machine: m.Name, Member: n.member(b.MemberID)})
 		}
 	}
@@ -276,6 +326,8 @@ type membersData struct {
 type memberRow struct {
 	Member       fablab.Member
 	Organisation string
+	// Role and Status in the page's language.
+	Role, Status string
 }
 
 // membersPage lists members one page at a time, by id, optionally those
@@ -316,7 +368,25 @@ func (s *Server) membersPage(c *gin.Context) {
 	}
 	d.Orgs = orgs
 	d.Roles = grantableRoles(member(c))
-	s.render(c, http.StatusOK, "members", "members_title", d)
+	v, err := s.newView(c, "members", "members_title", d)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	words := map[string]string{}
+	word := func(id string) string {
+		w, ok := words[id]
+		if !ok {
+			w = v.TOr(id, id[strings.LastIndexByte(id, '_')+1:])
+			words[id] = w
+		}
+		return w
+	}
+	for i := range d.Members {
+		r := &d.Members[i]
+		r.Role, r.Status = word("staff_role_"+string(r.Member.Role)), word("staff_status_"+r.Member.Status)
+	}
+	s.write(c, http.StatusOK, v)
 }
 
 // grantableRoles are the roles me may give: admins give any, staff only maker
@@ -484,6 +554,8 @@ type auditRow struct {
 	Actor   string
 	Member  string
 	Machine string
+	// When, Kind, Action and Reason in the page's language.
+	When, WhenISO, Kind, Action, Reason string
 }
 
 // auditPage shows the audit log, newest first, filtered by lab days, kind,
@@ -584,5 +656,34 @@ func (s *Server) auditPage(c *gin.Context) {
 		}
 		d.Rows = rows
 	}
-	s.render(c, http.StatusOK, "audit", "audit_title", d)
+	v, err := s.newView(c, "audit", "audit_title", d)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	words := map[string]string{}
+	word := func(prefix, code string) string {
+		w, ok := words[prefix+code]
+		if !ok {
+			w = v.TOr(prefix+code, code)
+			words[prefix+code] = w
+		}
+		return w
+	}
+	for i := range d.Rows {
+		r := &d.Rows[i]
+		e := r.Event
+		r.When, r.WhenISO, r.Kind = v.DateTime(e.At), v.ISO(e.At), word("audit_kind_", e.Kind)
+		r.Action = e.Action
+		if e.Kind != fablab.AuditAPI {
+			r.Action = word("audit_action_", e.Action)
+		}
+		if e.Reason != "" {
+			// A tap's reason is a refusal; a session's, why it ended.
+			if r.Reason = word("staff_reason_", e.Reason); r.Reason == e.Reason {
+				r.Reason = word("staff_end_", e.Reason)
+			}
+		}
+	}
+	s.write(c, http.StatusOK, v)
 }
