@@ -87,7 +87,7 @@ func TestOccupyingBookings(t *testing.T) {
 	inside := mustBook(t, s, b.ID, m.ID, span(60, 120))
 	cancelled := mustBook(t, s, a.ID, m.ID, span(60, 90))
 	mustSetState(t, s, cancelled.ID, fablab.BookingCancelled)
-	mustBook(t, s, a.ID, m.ID, span(600, 660)) // after the range
+	mustBook(t, s, a.ID, m.ID, span(600, 660))  // after the range
 	mustBook(t, s, b.ID, m.ID, span(-200, -60)) // ended before it
 	got, err := s.OccupyingBookings(ctx, at(0), at(300))
 	if err != nil {

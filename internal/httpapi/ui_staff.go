@@ -142,7 +142,9 @@ type dashboardData struct {
 	// Devices are the devices bound to a machine, for the demo's tap form.
 	Devices  []dashDevice
 	Simulate bool
-	Reasons  []string
+	// Live: the server streams live events (the page follows them).
+	Live    bool
+	Reasons []string
 }
 
 // dashboardPage shows the lab now: every machine's live state, today's
@@ -207,7 +209,7 @@ func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
 	}
 	now := s.now()
 	loc := st.Location()
-	d := &dashboardData{Simulate: s.simulateTaps && s.access != nil, Reasons: denyReasons}
+	d := &dashboardData{Simulate: s.simulateTaps && s.access != nil, Live: s.hub != nil, Reasons: denyReasons}
 	day := fablab.DateOf(now.In(loc))
 	dayStart, dayEnd := day.In(loc), day.AddDays(1).In(loc)
 	d.Day = dayStart

@@ -245,7 +245,8 @@
   // ---- the stream ----
 
   var liveStatus = document.querySelector('[data-live-status]');
-  var es = FG.live(function (type, data) {
+  // Without a live stream on the server, the page shows the moment it was loaded.
+  var es = liveStatus && liveStatus.hasAttribute('data-live') && FG.live(function (type, data) {
     var d = data && data.data !== undefined ? data.data : data;
     if (type === 'session') { session(d); }
     if (type === 'device') { device(d); }
