@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"sort"
 	"strings"
@@ -145,6 +146,9 @@ type dashboardData struct {
 	// Live: the server streams live events (the page follows them).
 	Live    bool
 	Reasons []string
+	// Cards and BookingRows are the machine cards and the rows of
+	// today's bookings, written once in Go (see htmlRows).
+	Cards, BookingRows template.HTML
 }
 
 // dashboardPage shows the lab now: every machine's live state, today's
@@ -196,6 +200,7 @@ func (d *dashboardData) texts(v *view) {
 		t.At, t.AtISO = v.Time(t.Event.At), v.ISO(t.Event.At)
 		t.Reason = v.TOr("staff_reason_"+t.Event.Reason, t.Event.Reason)
 	}
+	d.Cards, d.BookingRows = d.machineCards(v), d.bookingRows(v)
 }
 
 func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
@@ -323,6 +328,8 @@ type membersData struct {
 	Groups  []fablab.TariffGroup
 	// Roles are the roles the viewer may give (admins only give staff and admin).
 	Roles []fablab.Role
+	// Rows are the table's rows, written once in Go (see htmlRows).
+	Rows template.HTML
 }
 
 type memberRow struct {
@@ -388,6 +395,8 @@ func (s *Server) membersPage(c *gin.Context) {
 		r := &d.Members[i]
 		r.Role, r.Status = word("staff_role_"+string(r.Member.Role)), word("staff_status_"+r.Member.Status)
 	}
+	d.Rows = d.memberRows(v)
+	v.Data = d
 	s.write(c, http.StatusOK, v)
 }
 
@@ -549,6 +558,8 @@ type auditData struct {
 	NextTo     string
 	NextBefore fablab.ID
 	Error      string // a filter that cannot be read (shown in words)
+	// Table is the rows, written once in Go (see htmlRows).
+	Table template.HTML
 }
 
 type auditRow struct {
@@ -687,5 +698,7 @@ func (s *Server) auditPage(c *gin.Context) {
 			}
 		}
 	}
+	d.Table = d.auditRows(v)
+	v.Data = d
 	s.write(c, http.StatusOK, v)
 }

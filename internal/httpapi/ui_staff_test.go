@@ -287,3 +287,29 @@ func TestAuditPage(t *testing.T) {
 		t.Errorf("a bad date: %d, want 400", status)
 	}
 }
+
+// TestStaffRowsEscape: the rows written in Go escape what members typed.
+func TestStaffRowsEscape(t *testing.T) {
+	h := newAPIHarness(t)
+	ctx := context.Background()
+	evil := `<img src=x onerror=alert(1)> "Eve" & co`
+	m, err := h.store.CreateMember(ctx, fablab.Member{Email: "eve@fablab.test", Name: evil, Group: "student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seedBooking(t, h.printer.ID, &apiAccount{Member: m}, apiAt(0, 10, 0), apiAt(0, 11, 0))
+	if err := h.store.Audit(ctx, fablab.AuditEvent{At: h.clock.Now(), Kind: fablab.AuditTap, Action: "denied", MemberID: m.ID, DeviceID: `<b>dev</b>`}); err != nil {
+		t.Fatal(err)
+	}
+	p := newPageClient(t, h)
+	p.login(h.staff)
+	for _, path := range []string{"/staff/members", "/staff", "/staff/audit"} {
+		_, _, body := p.get(path, "Accept-Language", "en")
+		if strings.Contains(body, "<img src=x") || strings.Contains(body, "<b>dev") {
+			t.Errorf("%s writes a member's or device's text unescaped", path)
+		}
+		if !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt; &#34;Eve&#34; &amp; co") {
+			t.Errorf("%s does not show the member's name", path)
+		}
+	}
+}
