@@ -152,6 +152,7 @@ func TestBrowserStaffDashboard(t *testing.T) {
 	tab.Click(`[data-session="` + sess.ID.String() + `"] [data-end-session]`)
 	tab.WaitGone(`[data-session="` + sess.ID.String() + `"]`)
 	tab.WaitText(printer, "Free")
+	tab.WaitText("[data-page-status]", "The session has ended")
 	tab.Screenshot("session-ended")
 	ended, err := h.store.Session(context.Background(), sess.ID)
 	if err != nil || ended.Open() || ended.EndReason != fablab.EndStaff || ended.EndedBy != h.staff.ID {
