@@ -216,6 +216,29 @@ func (s *Store) SearchMembers(ctx context.Context, q string, after fablab.ID, li
 	return out, err
 }
 
+// MemberNames returns the names of the members with the given ids, in one
+// read (ids of no member are left out): the names on a page's rows.
+func (s *Store) MemberNames(ctx context.Context, ids []fablab.ID) (map[fablab.ID]string, error) {
+	out := make(map[fablab.ID]string, len(ids))
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		for _, id := range ids {
+			if _, ok := out[id]; ok || id == 0 {
+				continue
+			}
+			r, err := s.readMember(tx, id)
+			if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[id] = r.Name
+		}
+		return nil
+	})
+	return out, err
+}
+
 // CountMembers returns the number of members.
 func (s *Store) CountMembers(ctx context.Context) (int, error) {
 	var n int

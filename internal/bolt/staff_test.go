@@ -117,3 +117,12 @@ func TestAuditFilterAction(t *testing.T) {
 		t.Fatalf("every denied event, newest first: %+v (%v)", evs, err)
 	}
 }
+
+func TestMemberNames(t *testing.T) {
+	s, _ := newStore(t)
+	a, b := mustMember(t, s, "Ada"), mustMember(t, s, "Bo")
+	got, err := s.MemberNames(context.Background(), []fablab.ID{a.ID, b.ID, a.ID, 999, 0})
+	if err != nil || len(got) != 2 || got[a.ID] != "Ada" || got[b.ID] != "Bo" {
+		t.Fatalf("names: %v (%v), want Ada and Bo alone", got, err)
+	}
+}

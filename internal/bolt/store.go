@@ -170,6 +170,8 @@ type Store struct {
 	settingsCache *decodeCache[int, fablab.Settings]
 	machineCache  *decodeCache[fablab.ID, fablab.Machine]
 	memberCache   *decodeCache[fablab.ID, memberRecord]
+	// bookingCache serves the day's bookings of the staff dashboard.
+	bookingCache *decodeCache[fablab.ID, fablab.Booking]
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -195,6 +197,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return m, getJSONBytes(raw, &m)
 		}),
 		memberCache: newDecodeCache[fablab.ID](100_000, decodeMember),
+		bookingCache: newDecodeCache[fablab.ID](20_000, func(raw []byte) (b fablab.Booking, err error) {
+			return b, getJSONBytes(raw, &b)
+		}),
 	}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()

@@ -75,6 +75,18 @@ func (n *names) member(id fablab.ID) string {
 	return m.Name
 }
 
+// preload reads the names of ids in one go.
+func (n *names) preload(ids []fablab.ID) error {
+	got, err := n.s.store.MemberNames(n.ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		n.members[id] = got[id] // "" for one that no longer exists
+	}
+	return nil
+}
+
 // machine is a machine's name, "" for none.
 func (n *names) machine(id fablab.ID) string { return n.machines[id].Name }
 
@@ -268,6 +280,13 @@ func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
 	}
 	bs, err := s.store.OccupyingBookings(ctx, dayStart, dayEnd)
 	if err != nil {
+		return nil, err
+	}
+	ids := make([]fablab.ID, len(bs))
+	for i, b := range bs {
+		ids[i] = b.MemberID
+	}
+	if err := n.preload(ids); err != nil {
 		return nil, err
 	}
 	for _, b := range bs {
