@@ -104,7 +104,8 @@ func (s *Store) CreateBooking(ctx context.Context, b fablab.Booking, check func(
 		if other, taken := slotConflict(tx, b.MachineID, b.Interval()); other != 0 {
 			loc := st.Location()
 			return fablab.Errorf(fablab.CodeBookingConflict, "%s is already booked from %s to %s; pick a free slot",
-				m.Name, taken.Start.In(loc).Format("2006-01-02 15:04"), taken.End.In(loc).Format("2006-01-02 15:04"))
+				m.Name, taken.Start.In(loc).Format("2006-01-02 15:04"), taken.End.In(loc).Format("2006-01-02 15:04")).
+				Say("problem_booking_conflict", "Machine", m.Name, "From", taken.Start.In(loc), "To", taken.End.In(loc))
 		}
 		bk := tx.Bucket(bBookings)
 		if b.ID, err = nextID(bk); err != nil {
@@ -338,6 +339,9 @@ func (s *Store) Calendar(ctx context.Context, machine fablab.ID, from, to time.T
 		if c.Settings, err = s.readSettings(tx); err != nil {
 			return err
 		}
+		// A busy machine's week holds tens of bookings: start with room
+		// for them rather than growing the slice one doubling at a time.
+		c.Occupied = make([]fablab.Interval, 0, 64)
 		occupiedIn(tx, machine, from, to, func(_ fablab.ID, iv fablab.Interval) { c.Occupied = append(c.Occupied, iv) })
 		return nil
 	})
