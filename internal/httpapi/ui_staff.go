@@ -33,12 +33,17 @@ var denyReasons = []string{
 	wire.ReasonNoMachine, wire.ReasonServerError,
 }
 
-// Machine states as the dashboard shows them: the stored ones, plus in use
-// (an open session) and offline (its device is not connected).
-const (
-	liveInUse   = "in_use"
-	liveOffline = "offline"
-)
+// baseStatus is the status st turns back to when the machine's session
+// ends: machineStatuses' rule without the session.
+func baseStatus(st machineStatus) string {
+	switch {
+	case st.MachineState == fablab.MachineMaintenance || st.MaintenanceUntil != nil:
+		return statusMaintenance
+	case st.DeviceID != "" && !st.DeviceOnline:
+		return statusOffline
+	}
+	return statusAvailable
+}
 
 // names looks members and machines up once per page.
 type names struct {
@@ -124,7 +129,6 @@ type dashDevice struct {
 	Device   fablab.Device
 	State    fablab.DeviceState
 	Machine  string
-	Known    bool // the access engine runs and knows the device's state
 	Disabled bool
 }
 
@@ -172,7 +176,7 @@ func (s *Server) dashboardPage(c *gin.Context) {
 		s.pageFail(c, err)
 		return
 	}
-	d, err := s.dashboard(c.Request.Context())
+	d, err := s.dashboard(c.Request.Context(), member(c))
 	if err != nil {
 		s.pageFail(c, err)
 		return
@@ -215,7 +219,7 @@ func (d *dashboardData) texts(v *view) {
 	d.Cards, d.BookingRows = d.machineCards(v), d.bookingRows(v)
 }
 
-func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
+func (s *Server) dashboard(ctx context.Context, me fablab.Member) (*dashboardData, error) {
 	n, err := s.names(ctx)
 	if err != nil {
 		return nil, err
@@ -251,12 +255,10 @@ func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
 	if err != nil {
 		return nil, err
 	}
-	offlineDev := map[string]bool{}
 	for _, dev := range devs {
 		st := states[dev.ID]
-		dd := dashDevice{Device: dev, State: st, Machine: n.machine(dev.MachineID), Known: states != nil, Disabled: dev.Disabled}
-		if states != nil && !st.Online {
-			offlineDev[dev.ID] = true
+		dd := dashDevice{Device: dev, State: st, Machine: n.machine(dev.MachineID), Disabled: dev.Disabled}
+		if !st.Online { // without the access side running, no device is reached
 			d.Offline = append(d.Offline, dd)
 		}
 		if dev.MachineID != 0 && !dev.Disabled {
@@ -265,16 +267,19 @@ func (s *Server) dashboard(ctx context.Context) (*dashboardData, error) {
 	}
 	sort.Slice(d.Devices, func(i, j int) bool { return d.Devices[i].Machine < d.Devices[j].Machine })
 
-	for _, m := range n.machines {
-		if m.State == fablab.MachineRetired {
+	// The live states follow the one rule of GET /machines/status.
+	statuses, err := s.machineStatuses(ctx, me)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range statuses {
+		m, ok := n.machines[st.MachineID]
+		if !ok || st.Status == statusRetired {
 			continue
 		}
-		dm := dashMachine{Machine: m, State: m.State, BaseState: m.State}
-		if m.State == fablab.MachineAvailable && m.DeviceID != "" && offlineDev[m.DeviceID] {
-			dm.State, dm.BaseState = liveOffline, liveOffline
-		}
-		if ss := onMachine[m.ID]; ss != nil {
-			dm.State, dm.Session, dm.User = liveInUse, ss, n.member(ss.MemberID)
+		dm := dashMachine{Machine: m, State: st.Status, BaseState: baseStatus(st)}
+		if ss := onMachine[m.ID]; ss != nil && st.Status == statusInUse {
+			dm.Session, dm.User = ss, n.member(ss.MemberID)
 		}
 		d.Machines = append(d.Machines, dm)
 	}
