@@ -61,6 +61,7 @@ func (s *Store) Audit(ctx context.Context, events ...fablab.AuditEvent) error {
 type AuditFilter struct {
 	From, To  time.Time
 	Kind      string
+	Action    string // e.g. "denied": the refused taps
 	MachineID fablab.ID
 	MemberID  fablab.ID
 	DeviceID  string
@@ -79,7 +80,7 @@ func (s *Store) AuditEvents(ctx context.Context, f AuditFilter) ([]fablab.AuditE
 			if err := getJSONBytes(v, &e); err != nil {
 				return err
 			}
-			if (f.Kind == "" || e.Kind == f.Kind) && (f.MachineID == 0 || e.MachineID == f.MachineID) &&
+			if (f.Kind == "" || e.Kind == f.Kind) && (f.Action == "" || e.Action == f.Action) && (f.MachineID == 0 || e.MachineID == f.MachineID) &&
 				(f.MemberID == 0 || e.MemberID == f.MemberID) && (f.DeviceID == "" || e.DeviceID == f.DeviceID) {
 				out = append(out, e)
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -184,6 +185,60 @@ func (s *Store) Members(ctx context.Context, after fablab.ID, limit int) (Page[f
 	return out, err
 }
 
+// SearchMembers lists, by id after the given id, up to limit members whose
+// name or email contains q (case-insensitive; every member when q is
+// blank). Next is set when more may match. It reads the members in id
+// order, which a lab's few thousand members allow.
+func (s *Store) SearchMembers(ctx context.Context, q string, after fablab.ID, limit int) (Page[fablab.Member], error) {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == "" {
+		return s.Members(ctx, after, limit)
+	}
+	out := Page[fablab.Member]{Items: []fablab.Member{}}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bMembers).Cursor()
+		for k, v := c.Seek(itob(after + 1)); k != nil; k, v = c.Next() {
+			r, err := s.memberCache.get(btoi(k), v)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(strings.ToLower(r.Name), q) && !strings.Contains(r.Email, q) {
+				continue
+			}
+			if len(out.Items) == limit {
+				out.Next = btoi(k) - 1
+				break
+			}
+			out.Items = append(out.Items, r.Member)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MemberNames returns the names of the members with the given ids, in one
+// read (ids of no member are left out): the names on a page's rows.
+func (s *Store) MemberNames(ctx context.Context, ids []fablab.ID) (map[fablab.ID]string, error) {
+	out := make(map[fablab.ID]string, len(ids))
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		for _, id := range ids {
+			if _, ok := out[id]; ok || id == 0 {
+				continue
+			}
+			r, err := s.readMember(tx, id)
+			if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[id] = r.Name
+		}
+		return nil
+	})
+	return out, err
+}
+
 // CountMembers returns the number of members.
 func (s *Store) CountMembers(ctx context.Context) (int, error) {
 	var n int
@@ -298,6 +353,19 @@ func (s *Store) GrantQualification(ctx context.Context, q fablab.Qualification) 
 		return putJSON(tx.Bucket(bQualifications), cat(itob(q.MemberID), itob(q.TrainingID)), q)
 	})
 	return q, err
+}
+
+// RevokeQualification removes a member's qualification. Errors: ENOTFOUND
+// (the member does not hold it).
+func (s *Store) RevokeQualification(ctx context.Context, member, training fablab.ID) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bQualifications)
+		key := cat(itob(member), itob(training))
+		if b.Get(key) == nil {
+			return fablab.Errorf(fablab.ENOTFOUND, "member %s holds no qualification for training %s", member, training)
+		}
+		return b.Delete(key)
+	})
 }
 
 func qualificationsOf(tx *bbolt.Tx, member fablab.ID) ([]fablab.Qualification, error) {

@@ -171,6 +171,8 @@ type Store struct {
 	machineCache  *decodeCache[fablab.ID, fablab.Machine]
 	memberCache   *decodeCache[fablab.ID, memberRecord]
 	tokenCache    *decodeCache[[32]byte, Token] // every authenticated request reads its token; logins at once are far fewer than members
+	// bookingCache serves the day's bookings of the staff dashboard.
+	bookingCache *decodeCache[fablab.ID, fablab.Booking]
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -198,6 +200,9 @@ func Open(path string, opts Options) (*Store, error) {
 		memberCache: newDecodeCache[fablab.ID](100_000, decodeMember),
 		tokenCache: newDecodeCache[[32]byte](10_000, func(raw []byte) (t Token, err error) {
 			return t, getJSONBytes(raw, &t)
+		}),
+		bookingCache: newDecodeCache[fablab.ID](20_000, func(raw []byte) (b fablab.Booking, err error) {
+			return b, getJSONBytes(raw, &b)
 		}),
 	}
 	if err := db.Update(s.migrate); err != nil {

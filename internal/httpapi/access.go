@@ -373,7 +373,7 @@ func (s *Server) unknownTaps(c *gin.Context) {
 }
 
 func (s *Server) audit(c *gin.Context) {
-	f := bolt.AuditFilter{Kind: c.Query("kind"), DeviceID: c.Query("device_id")}
+	f := bolt.AuditFilter{Kind: c.Query("kind"), Action: c.Query("action"), DeviceID: c.Query("device_id")}
 	var err error
 	if f.MachineID, err = queryID(c, "machine_id"); err != nil {
 		s.fail(c, err)

@@ -137,6 +137,16 @@ var apiRouteTable = map[string]apiRouteCase{
 		return apiReq{method: "POST", path: "/api/v1/members/" + h.bob.ID.String() + "/qualifications",
 			body: map[string]any{"training_id": h.training.ID.String(), "expires_at": apiAt(365, 0, 0).Format(time.RFC3339)}}
 	}},
+	"DELETE /api/v1/members/:id/qualifications/:training_id": {fablab.RoleStaff, http.StatusNoContent, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		tr, err := h.store.CreateTraining(t.Context(), fablab.Training{Name: fmt.Sprintf("Revoked %d", h.uniq())})
+		if err == nil {
+			_, err = h.store.GrantQualification(t.Context(), fablab.Qualification{MemberID: h.bob.ID, TrainingID: tr.ID, GrantedBy: h.admin.ID})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return apiReq{method: "DELETE", path: "/api/v1/members/" + h.bob.ID.String() + "/qualifications/" + tr.ID.String()}
+	}},
 
 	"GET /api/v1/trainings": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/trainings" })},
 	"POST /api/v1/trainings": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {

@@ -61,7 +61,12 @@ func (s *Server) listMembers(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, err := s.store.Members(c.Request.Context(), after, limit)
+	q := c.Query("q")
+	if len(q) > 200 {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "q is limited to 200 characters").On("q"))
+		return
+	}
+	p, err := s.store.SearchMembers(c.Request.Context(), q, after, limit)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -293,6 +298,32 @@ func (s *Server) grantQualification(c *gin.Context) {
 	s.accessChanged()
 	s.log.Info("qualification granted", "member", id, "training", t.ID, "by", member(c).ID)
 	c.JSON(http.StatusCreated, q)
+}
+
+// revokeQualification takes a qualification away (a training to redo, a
+// mistake): the member's badge stops opening the machines needing it.
+func (s *Server) revokeQualification(c *gin.Context) {
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	training, err := pathID(c, "training_id")
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.authorizeOn(c, id); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.store.RevokeQualification(c.Request.Context(), id, training); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.accessChanged()
+	s.log.Info("qualification revoked", "member", id, "training", training, "by", member(c).ID)
+	c.Status(http.StatusNoContent)
 }
 
 func (s *Server) listQualifications(c *gin.Context) {

@@ -286,6 +286,7 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.POST("/members/:id/password-reset", s.createPasswordReset)
 	anyone.GET("/members/:id/qualifications", s.listQualifications)
 	staff.POST("/members/:id/qualifications", s.grantQualification)
+	staff.DELETE("/members/:id/qualifications/:training_id", s.revokeQualification)
 
 	anyone.GET("/trainings", s.listTrainings)
 	staff.POST("/trainings", s.createTraining)
