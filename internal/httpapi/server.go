@@ -34,6 +34,11 @@ type Config struct {
 	// PublicURL is the server's address as people open it (no trailing
 	// slash), for links in mail, calendar feeds and machine labels.
 	PublicURL string
+	// BridgeBrokerURL is the broker address a bridge at a machine connects
+	// to (tcp://host:1883 or ssl://host:8883), and MQTTPrefix the topic
+	// prefix, both for the configuration the devices page shows once at
+	// registration ("" prefix: the default).
+	BridgeBrokerURL, MQTTPrefix string
 	// TokenTTL is how long a login lasts (default 12 h).
 	TokenTTL time.Duration
 	// Password hashing parameters (default auth.OWASPParams).
@@ -81,10 +86,12 @@ type Server struct {
 	version string
 	// publicURL: see Config.PublicURL.
 	publicURL string
-	ttl       time.Duration
-	pw        auth.Params
-	throttle  *auth.Throttle
-	engine    *gin.Engine
+	// bridgeBroker and mqttPrefix: see Config.BridgeBrokerURL.
+	bridgeBroker, mqttPrefix string
+	ttl                      time.Duration
+	pw                       auth.Params
+	throttle                 *auth.Throttle
+	engine                   *gin.Engine
 	// secureCookies: see Config.SecureCookies.
 	secureCookies bool
 	access        AccessEngine
@@ -129,8 +136,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.ReadTimeout = 15 * time.Second
 	}
 	s := &Server{
-		publicURL: cfg.PublicURL,
-		store:     cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
+		publicURL: cfg.PublicURL, bridgeBroker: cfg.BridgeBrokerURL, mqttPrefix: cfg.MQTTPrefix,
+		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, connections: cfg.Connections, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),
