@@ -7,11 +7,13 @@
 //     name="rules.slot_minutes" data-type="int"  → {"rules": {"slot_minutes": 30}}
 //     <div data-list="closures"> rows [data-row] with controls named by
 //       data-field="from" → {"closures": [{"from": …}, …]} (a row whose
-//       controls are all empty is left out; data-list-keep sends [] too)
+//       controls are all empty is left out; an empty list is sent as [])
 //       <template data-row-template> is the row [data-add-row] adds;
 //       [data-remove-row] removes its row.
 //     name="required_trainings" type=checkbox data-type="set" → always a list
 //     data-if-empty='{"unbind":true}' on a control: sent instead of it when empty
+//     data-keep-empty on a control: an empty value is sent as ""
+//     <fieldset data-object="prices">: sent as {} even when all its controls are empty
 //
 // Every change still goes through the JSON API with the session cookie and
 // the CSRF header (FabGate.api), and a refusal is shown next to the field the
@@ -25,7 +27,7 @@
     var type = el.dataset.type || '';
     if (type === 'bool') { return el.checked; }
     var v = el.value.trim();
-    if (v === '') { return undefined; }
+    if (v === '') { return el.hasAttribute('data-keep-empty') ? '' : undefined; }
     switch (type) {
       case 'int': return parseInt(v, 10);
       case 'float': return parseFloat(v.replace(',', '.'));
@@ -48,7 +50,7 @@
   function rowValue(row) {
     var out = {}, any = false;
     row.querySelectorAll('[data-field]').forEach(function (el) {
-      if (el.disabled) { return; }
+      if (el.matches(':disabled')) { return; }
       var v = convert(el);
       if (v !== undefined && !(el.dataset.type === 'bool' && v === false)) { any = true; }
       if (v !== undefined) { out[el.dataset.field] = v; }
@@ -59,8 +61,15 @@
   // collect builds the request body of form.
   FG.collectNested = function (form) {
     var out = {};
+    // An object whose every control is empty is still sent (as {}): no
+    // price for any tariff group is a choice too.
+    form.querySelectorAll('[data-object]').forEach(function (el) {
+      if (!el.matches(':disabled')) { put(out, el.dataset.object, {}); }
+    });
     Array.prototype.forEach.call(form.elements, function (el) {
-      if (!el.name || el.disabled || el.type === 'submit' || el.type === 'button') { return; }
+      // :disabled also covers the controls of a disabled fieldset (fields
+      // shown read-only to staff), which el.disabled does not.
+      if (!el.name || el.matches(':disabled') || el.type === 'submit' || el.type === 'button') { return; }
       if (el.closest('[data-row]')) { return; }
       if (el.type === 'checkbox' && el.dataset.type === 'set') {
         var list = out[el.name] || (out[el.name] = []);
@@ -151,6 +160,11 @@
       r.remove();
       var addBtn = focusTo && document.querySelector('[data-add-row="' + focusTo.id + '"]');
       if (addBtn) { addBtn.focus(); }
+      return;
+    }
+    if (ev.target.closest('[data-print]')) {
+      ev.preventDefault();
+      window.print();
       return;
     }
     var copy = ev.target.closest('[data-copy]');
