@@ -146,9 +146,7 @@ func TestMachineLabelQR(t *testing.T) {
 	}
 	pub := httptest.NewServer(s.Handler())
 	t.Cleanup(pub.Close)
-	ph := *h
-	ph.srv, ph.client = pub, pub.Client()
-	p := newPageClient(t, &ph)
+	p := newPageClient(t, &apiHarness{srv: pub, client: pub.Client()})
 	p.login(h.staff)
 	id := h.printer.ID.String()
 	want := "https://fablab.example.org/machines/" + id
@@ -347,4 +345,3 @@ func TestAdminFormProblemsNameTheirField(t *testing.T) {
 		t.Errorf("a refused change was saved: %+v", st)
 	}
 }
-
