@@ -21,7 +21,7 @@ import (
 // shows those fields read-only to staff).
 
 // machineAdminPages registers the machine settings pages on g, a group
-// already restricted to staff and admins.
+// already restricted to staff and admins, and the outbox page.
 func (s *Server) machineAdminPages(g *gin.RouterGroup) {
 	g.GET("/staff/machines", s.staffMachinesPage)
 	g.GET("/staff/machines/new", s.machineNewPage)
@@ -29,6 +29,7 @@ func (s *Server) machineAdminPages(g *gin.RouterGroup) {
 	g.GET("/staff/machines/:id", s.machineEditPage)
 	g.GET("/staff/machines/:id/label", s.machineLabelPage)
 	g.GET("/staff/machines/:id/qr.png", s.machineQR)
+	s.outboxPages(g)
 }
 
 // staffMachineRow is one machine of the staff list.

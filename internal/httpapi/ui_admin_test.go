@@ -19,7 +19,7 @@ import (
 func adminPagePaths(h *apiHarness) (staffPaths, adminPaths []string) {
 	id := h.laser.ID.String()
 	return []string{"/staff/machines", "/staff/machines/new", "/staff/machines/" + id,
-			"/staff/machines/" + id + "/label", "/staff/machines/labels"},
+			"/staff/machines/" + id + "/label", "/staff/machines/labels", "/staff/outbox"},
 		[]string{"/admin/devices", "/admin/settings"}
 }
 
