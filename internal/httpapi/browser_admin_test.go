@@ -1,0 +1,347 @@
+package httpapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fabgate/fabgate/internal/browsertest"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// browserLogin logs a in through the login page, which then goes to next.
+func browserLogin(t *testing.T, tab *browsertest.Tab, a *apiAccount, next string) {
+	t.Helper()
+	tab.Go("/login?next=" + next)
+	tab.Fill("#email", a.Email)
+	tab.Fill("#password", a.Password)
+	tab.Click("form button[type=submit]")
+	tab.WaitVisible(`body[data-me="` + a.ID.String() + `"]`)
+}
+
+// acceptConfirms answers yes to the page's confirmation questions, as the
+// user would.
+func acceptConfirms(tab *browsertest.Tab) {
+	tab.Eval(`window.confirm = () => true; true`, nil)
+}
+
+// noJSErrorsBut fails t on the tab's JavaScript errors, except the
+// browser's report of the API refusals the test asked for: "status" is the
+// refused answer's status and path its address's path.
+func noJSErrorsBut(t *testing.T, tab *browsertest.Tab, refusals ...string) {
+	t.Helper()
+	for _, e := range tab.JSErrors() {
+		expected := false
+		for i := 0; i+1 < len(refusals); i += 2 {
+			if strings.Contains(e, "the server responded with a status of "+refusals[i]) && strings.Contains(e, refusals[i+1]+")") {
+				expected = true
+			}
+		}
+		if !expected {
+			t.Errorf("JavaScript error on %s: %s", tab.URL(), e)
+		}
+	}
+}
+
+// eventually polls cond until it holds, for a change a page makes and then
+// reloads itself after: the test cannot wait on a page being replaced.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(browsertest.ActionTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after %s", what, browsertest.ActionTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// clickAndReload clicks sel, whose action reloads the page, and waits
+// until the new page has loaded: a mark left on the old page is gone.
+// Probes while the page is being replaced may fail; they are retried.
+func clickAndReload(t *testing.T, tab *browsertest.Tab, sel string) {
+	t.Helper()
+	tab.Eval(`window.fabgateOldPage = true; true`, nil)
+	tab.Click(sel)
+	eventually(t, "the page reloaded after "+sel, func() bool {
+		ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
+		defer cancel()
+		fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fabgateOldPage === undefined && document.readyState === "complete"`))
+		return err == nil && fresh
+	})
+}
+
+// checkPage takes the screenshot and the accessibility check of a page.
+func checkPage(t *testing.T, tab *browsertest.Tab, name string) {
+	t.Helper()
+	tab.Screenshot(name)
+	tab.CheckAccessibility(t, name)
+}
+
+// TestBrowserAdminDevices: an admin registers a device bound to a machine
+// and sees its secret and bridge configuration once; after a reload they
+// are gone; a new secret is shown once again; disabling shows on the list.
+func TestBrowserAdminDevices(t *testing.T) {
+	t.Parallel()
+	h := newAPIAccessHarness(t, false)
+	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserLogin(t, tab, h.admin, "/admin/devices")
+	tab.WaitText("main h1", "Devices")
+	checkPage(t, tab, "devices-empty")
+
+	tab.Fill("#dev-id", "Mill 7") // refused: the problem shows next to the id, what was typed stays
+	tab.Click(`form[data-admin-api="POST /api/v1/devices"] button[type=submit]`)
+	tab.WaitText("#dev-id-error", "device id must be")
+	var typed string
+	tab.Eval(`document.querySelector("#dev-id").value`, &typed)
+	if typed != "Mill 7" {
+		t.Errorf("the refused id became %q", typed)
+	}
+
+	tab.Fill("#dev-id", "mill-7")
+	tab.Fill("#dev-machine", h.printer.ID.String())
+	tab.Click(`form[data-admin-api="POST /api/v1/devices"] button[type=submit]`)
+	tab.WaitVisible("#secret-panel")
+	secret := tab.Text("#secret-value")
+	config := tab.Text("#bridge-config")
+	if len(secret) < 20 {
+		t.Fatalf("the secret shown is %q", secret)
+	}
+	for _, want := range []string{`"id": "mill-7"`, `"secret": "` + secret + `"`, `"broker"`, `"badge_key"`, `"allowlist_key"`, `"allowlist_key_id"`, `"relay"`, `"reader"`} {
+		if !strings.Contains(config, want) {
+			t.Errorf("bridge configuration lacks %s:\n%s", want, config)
+		}
+	}
+	checkPage(t, tab, "devices-secret")
+	d, err := h.store.Device(context.Background(), "mill-7")
+	if err != nil || d.MachineID != h.printer.ID {
+		t.Fatalf("registered device: %+v, %v; want it bound to the printer", d, err)
+	}
+
+	tab.Go("/admin/devices")
+	tab.WaitVisible(`tr[data-device="mill-7"]`)
+	if n := tab.Count("#secret-panel:not([hidden])"); n != 0 {
+		t.Error("the secret panel is shown again after a reload")
+	}
+	var html string
+	tab.Eval(`document.documentElement.outerHTML`, &html)
+	if strings.Contains(html, secret) {
+		t.Fatal("the secret is on the page after a reload")
+	}
+	tab.WaitText(`tr[data-device="mill-7"]`, "Printer")
+	checkPage(t, tab, "devices-list")
+
+	acceptConfirms(tab)
+	tab.Click(`form[data-admin-api="POST /api/v1/devices/mill-7/secret"] button[type=submit]`)
+	tab.WaitVisible("#secret-panel")
+	if again := tab.Text("#secret-value"); again == secret || len(again) < 20 {
+		t.Errorf("the new secret is %q (the old one was %q)", again, secret)
+	}
+
+	clickAndReload(t, tab, `button[data-api="POST /api/v1/devices/mill-7/disable"]`)
+	if d, _ := h.store.Device(context.Background(), "mill-7"); !d.Disabled {
+		t.Error("the device is not disabled")
+	}
+	tab.WaitVisible(`button[data-api="POST /api/v1/devices/mill-7/enable"]`)
+	tab.WaitText(`tr[data-device="mill-7"]`, "Disabled")
+
+	// Unbind through the row's machine choice.
+	tab.Fill("#bind-mill-7", "")
+	clickAndReload(t, tab, `form[data-admin-api="PATCH /api/v1/devices/mill-7"] button[type=submit]`)
+	if d, _ := h.store.Device(context.Background(), "mill-7"); d.MachineID != 0 {
+		t.Errorf("the device still drives machine %s", d.MachineID)
+	}
+	tab.WaitText(`tr[data-device="mill-7"] td[data-label="Machine"]`, "None")
+	noJSErrorsBut(t, tab, "400", "/api/v1/devices")
+}
+
+// TestBrowserSettings: an admin gives Sunday two opening ranges and sees
+// them saved; a refused form shows the problem next to its field and keeps
+// what was typed; a closure is added.
+func TestBrowserSettings(t *testing.T) {
+	t.Parallel()
+	h := newAPIHarness(t)
+	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: "fr"})
+	browserLogin(t, tab, h.admin, "/admin/settings")
+	tab.WaitText("main h1", "Réglages du lab")
+	checkPage(t, tab, "settings")
+
+	tab.Click(`[data-add-row="day-sunday"]`)
+	tab.Fill(`#day-sunday li[data-row]:nth-child(1) input[data-field="open"]`, "10:00")
+	tab.Fill(`#day-sunday li[data-row]:nth-child(1) input[data-field="close"]`, "13:00")
+	tab.Click(`[data-add-row="day-sunday"]`)
+	tab.Fill(`#day-sunday li[data-row]:nth-child(2) input[data-field="open"]`, "14:00")
+	tab.Fill(`#day-sunday li[data-row]:nth-child(2) input[data-field="close"]`, "18:30")
+	tab.Click(`#hours button[type=submit]`)
+	tab.WaitText(`#hours [data-form-status]`, "Enregistré")
+	st, err := h.store.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sunday := st.OpeningHours.Day(time.Sunday)
+	if len(sunday) != 2 || sunday[0].Open.String() != "10:00" || sunday[1].Close.String() != "18:30" {
+		t.Fatalf("Sunday saved as %v", sunday)
+	}
+	if len(st.OpeningHours.Day(time.Monday)) != 1 {
+		t.Errorf("Monday changed: %v", st.OpeningHours.Day(time.Monday))
+	}
+
+	// Friday closing before it opens: refused next to Friday, kept as typed.
+	tab.Fill(`#day-friday li[data-row]:nth-child(1) input[data-field="close"]`, "08:00")
+	tab.Click(`#hours button[type=submit]`)
+	tab.WaitText(`[data-error-for="opening_hours.friday"]`, "must close after it opens")
+	var kept string
+	tab.Eval(`document.querySelector('#day-friday li[data-row] input[data-field="close"]').value`, &kept)
+	if kept != "08:00" {
+		t.Errorf("the refused closing time became %q", kept)
+	}
+	checkPage(t, tab, "settings-refused")
+
+	tab.Fill("#s-tz", "Mars/Olympus")
+	tab.Click(`#general button[type=submit]`)
+	tab.WaitText("#s-tz-error", "IANA")
+	var invalid string
+	tab.Eval(`document.querySelector("#s-tz").getAttribute("aria-invalid")`, &invalid)
+	if invalid != "true" {
+		t.Error("the refused time zone is not marked invalid")
+	}
+
+	tab.Click(`[data-add-row="closure-list"]`)
+	tab.Fill(`#closure-list li[data-row]:nth-child(1) input[data-field="from"]`, "2026-12-24")
+	tab.Fill(`#closure-list li[data-row]:nth-child(1) input[data-field="to"]`, "2027-01-01")
+	tab.Fill(`#closure-list li[data-row]:nth-child(1) input[data-field="reason"]`, "Fêtes")
+	tab.Click(`#closures button[type=submit]`)
+	tab.WaitText(`#closures [data-form-status]`, "Enregistré")
+
+	tab.Go("/admin/settings")
+	tab.WaitVisible(`#day-sunday li[data-row]:nth-child(2)`)
+	var values []string
+	tab.Eval(`[...document.querySelectorAll('#day-sunday input, #closure-list [data-rows] input')].map(e => e.value)`, &values)
+	if strings.Join(values, " ") != "10:00 13:00 14:00 18:30 2026-12-24 2027-01-01 Fêtes" {
+		t.Errorf("after a reload the page shows %v", values)
+	}
+	st, _ = h.store.Settings(context.Background())
+	if len(st.Closures) != 1 || st.Closures[0].Reason != "Fêtes" {
+		t.Errorf("closures saved as %+v", st.Closures)
+	}
+	noJSErrorsBut(t, tab, "400", "/api/v1/settings")
+
+	phone := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone})
+	browserLogin(t, phone, h.admin, "/admin/settings")
+	phone.WaitVisible("#hours")
+	phone.Screenshot("settings-phone")
+	phone.NoHorizontalOverflow(t)
+}
+
+// TestBrowserMachineEdit: an admin changes a machine's rule and price; staff
+// change a rule with the prices shown read-only, and add a maintenance
+// block; a new machine is created.
+func TestBrowserMachineEdit(t *testing.T) {
+	t.Parallel()
+	h := newAPIHarness(t)
+	id := h.laser.ID.String()
+	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserLogin(t, tab, h.admin, "/staff/machines")
+	tab.WaitText("main table", "Laser")
+	checkPage(t, tab, "machines-list")
+
+	tab.Go("/staff/machines/" + id)
+	tab.Fill("#rules-ahead", "14")
+	tab.Fill("#price-student", "7.5")
+	tab.Fill("#price-sme", "")
+	tab.Click(`form[data-admin-api="PATCH /api/v1/machines/` + id + `"] button[type=submit]`)
+	tab.WaitText("form [data-form-status]", "Saved")
+	m, err := h.store.Machine(context.Background(), h.laser.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Rules.MaxAheadDays != 14 || m.Prices["student"] != 750 || len(m.Prices) != 1 {
+		t.Fatalf("saved rules %+v, prices %v; want 14 days ahead and 7.50 for students only", m.Rules, m.Prices)
+	}
+	checkPage(t, tab, "machine-edit-admin")
+
+	// A refused rule shows next to its field.
+	tab.Fill("#rules-slot", "7")
+	tab.Click(`form[data-admin-api="PATCH /api/v1/machines/` + id + `"] button[type=submit]`)
+	tab.WaitText("#rules-slot-error", "slot_minutes must divide a day")
+
+	staff := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: "fr"})
+	browserLogin(t, staff, h.staff, "/staff/machines/"+id)
+	var disabled bool
+	staff.Eval(`document.querySelector("#price-student").matches(":disabled")`, &disabled)
+	if !disabled {
+		t.Error("staff may edit the price on the page")
+	}
+	staff.Fill("#rules-ahead", "21")
+	staff.Click(`[data-add-row="maint-list"]`)
+	staff.Fill(`#maint-list li[data-row]:nth-child(1) input[data-field="start"]`, "2026-03-10T09:00")
+	staff.Fill(`#maint-list li[data-row]:nth-child(1) input[data-field="end"]`, "2026-03-10T12:00")
+	staff.Fill(`#maint-list li[data-row]:nth-child(1) input[data-field="reason"]`, "Nettoyage")
+	staff.Click(`form.card:first-of-type button[type=submit]`)
+	staff.WaitText("form [data-form-status]", "Enregistré")
+	staff.Click(`form:has(#maint-list) button[type=submit]`)
+	staff.WaitText(`form:has(#maint-list) [data-form-status]`, "Enregistré")
+	checkPage(t, staff, "machine-edit-staff")
+	m, _ = h.store.Machine(context.Background(), h.laser.ID)
+	if m.Rules.MaxAheadDays != 21 || m.Prices["student"] != 750 {
+		t.Errorf("after staff's save: %d days ahead, prices %v", m.Rules.MaxAheadDays, m.Prices)
+	}
+	want := fablab.MaintenanceBlock{Start: apiAt(8, 9, 0).UTC(), End: apiAt(8, 12, 0).UTC(), Reason: "Nettoyage"}
+	if len(m.Maintenance) != 1 || !m.Maintenance[0].Start.Equal(want.Start) || !m.Maintenance[0].End.Equal(want.End) || m.Maintenance[0].Reason != want.Reason {
+		t.Errorf("maintenance saved as %+v, want %+v (lab time)", m.Maintenance, want)
+	}
+	staff.NoJSErrors(t)
+
+	tab.Go("/staff/machines/new")
+	tab.Fill("#m-name", "Band saw")
+	tab.Fill("#m-kind", "band-saw")
+	tab.Click(`#m-t-` + h.training.ID.String())
+	tab.Click(`form[data-admin-api="POST /api/v1/machines"] button[type=submit]`)
+	var saw *fablab.Machine
+	eventually(t, "band saw created", func() bool {
+		ms, _ := h.store.Machines(context.Background(), 0, 100)
+		for i := range ms.Items {
+			if ms.Items[i].Name == "Band saw" {
+				saw = &ms.Items[i]
+			}
+		}
+		return saw != nil
+	})
+	if saw.Kind != "band-saw" || len(saw.RequiredTrainings) != 1 || saw.Rules.MaxAheadDays != 28 {
+		t.Errorf("new machine: %+v", saw)
+	}
+	// The page goes on to the new machine's settings.
+	eventually(t, "the new machine's page", func() bool { return strings.HasSuffix(tab.URL(), "/staff/machines/"+saw.ID.String()) })
+	tab.WaitText("form h2", "Band saw")
+	checkPage(t, tab, "machine-new-saved")
+	noJSErrorsBut(t, tab, "400", "/api/v1/machines/"+id)
+}
+
+// TestBrowserMachineLabel: staff open a machine's label and its QR code
+// image loads; the page prints the address in words too.
+func TestBrowserMachineLabel(t *testing.T) {
+	t.Parallel()
+	h := newAPIHarness(t)
+	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserLogin(t, tab, h.staff, "/staff/machines/"+h.printer.ID.String()+"/label")
+	tab.WaitText(".label-url", h.srv.URL+"/machines/"+h.printer.ID.String())
+	var width int
+	tab.Eval(`new Promise(ok => { const i = document.querySelector(".label-qr"); i.complete ? ok(i.naturalWidth) : i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0); })`, &width)
+	if width < 300 {
+		t.Errorf("the QR code image is %d px wide: it did not load", width)
+	}
+	checkPage(t, tab, "label")
+	tab.Go("/staff/machines/labels")
+	tab.WaitText("main", "CNC")
+	if n := tab.Count(".label-card"); n != 3 {
+		t.Errorf("%d labels on the print-all page, want 3", n)
+	}
+	checkPage(t, tab, "labels")
+	tab.Go("/staff/outbox")
+	tab.WaitVisible(`[data-outbox][aria-busy="false"]`)
+	checkPage(t, tab, "outbox")
+	noJSErrorsBut(t, tab, "404", "/api/v1/outbox") // no outbox on a server without mail
+}
