@@ -20,6 +20,19 @@ func browserLogin(t *testing.T, tab *browsertest.Tab, a *apiAccount, next string
 	tab.Fill("#password", a.Password)
 	tab.Click("form button[type=submit]")
 	tab.WaitVisible(`body[data-me="` + a.ID.String() + `"]`)
+	waitLoaded(t, tab) // the page's deferred scripts have run
+}
+
+// waitLoaded waits until the tab's page has loaded whole, scripts included.
+// Probes while a page is being replaced may fail; they are retried.
+func waitLoaded(t *testing.T, tab *browsertest.Tab) {
+	t.Helper()
+	eventually(t, "the page loaded", func() bool {
+		ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
+		defer cancel()
+		done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fabgateOldPage === undefined && document.readyState === "complete"`))
+		return err == nil && done
+	})
 }
 
 // acceptConfirms answers yes to the page's confirmation questions, as the
@@ -66,12 +79,7 @@ func clickAndReload(t *testing.T, tab *browsertest.Tab, sel string) {
 	t.Helper()
 	tab.Eval(`window.fabgateOldPage = true; true`, nil)
 	tab.Click(sel)
-	eventually(t, "the page reloaded after "+sel, func() bool {
-		ctx, cancel := context.WithTimeout(tab.Context(), 5*time.Second)
-		defer cancel()
-		fresh, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fabgateOldPage === undefined && document.readyState === "complete"`))
-		return err == nil && fresh
-	})
+	waitLoaded(t, tab)
 }
 
 // checkPage takes the screenshot and the accessibility check of a page.
