@@ -118,7 +118,7 @@ func TestBrowserAdminDevices(t *testing.T) {
 	if len(secret) < 20 {
 		t.Fatalf("the secret shown is %q", secret)
 	}
-	for _, want := range []string{`"id": "mill-7"`, `"secret": "` + secret + `"`, `"broker"`, `"badge_key"`, `"allowlist_key"`, `"allowlist_key_id"`, `"relay"`, `"reader"`} {
+	for _, want := range []string{`"id": "mill-7"`, `"secret": "` + secret + `"`, `"url": "tcp://127.0.0.1:1883"`, `"badge_key"`, `"allowlist_key"`, `"allowlist_key_id"`, `"relay"`, `"reader"`} {
 		if !strings.Contains(config, want) {
 			t.Errorf("bridge configuration lacks %s:\n%s", want, config)
 		}

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -55,9 +57,26 @@ func (s *Server) devicesPage(c *gin.Context) {
 		prefix = "fabgate/v1"
 	}
 	s.render(c, http.StatusOK, "devices", "adm_devices_title", gin.H{
-		"Rows": rows, "Machines": machines, "Broker": s.bridgeBroker, "Prefix": prefix,
+		"Rows": rows, "Machines": machines, "Broker": s.bridgeBrokerURL(c), "Prefix": prefix,
 		"Kinds": []string{fablab.DeviceBridge, fablab.DeviceShellyGen1, fablab.DeviceShellyGen2, fablab.DeviceTasmota},
 	})
+}
+
+// bridgeBrokerURL is the broker a bridge connects to, for the configuration
+// shown at registration: the one the server was given, else the embedded
+// broker's default port on the host the admin reached this server by.
+func (s *Server) bridgeBrokerURL(c *gin.Context) string {
+	if s.bridgeBroker != "" {
+		return s.bridgeBroker
+	}
+	host := c.Request.Host
+	if u, err := url.Parse(s.publicURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return "tcp://" + net.JoinHostPort(strings.Trim(host, "[]"), "1883")
 }
 
 // settingsDay is one weekday's opening ranges on the settings page.

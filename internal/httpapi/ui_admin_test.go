@@ -261,7 +261,7 @@ func TestDevicesPageNeverShowsSecret(t *testing.T) {
 		for _, want := range []string{`data-device="laser-9"`, `href="/staff/machines/` + h.laser.ID.String() + `"`, "Laser",
 			`data-admin-api="POST /api/v1/devices/laser-9/secret"`, `data-api="POST /api/v1/devices/laser-9/enable"`,
 			`data-api="DELETE /api/v1/devices/laser-9"`, `data-admin-api="PATCH /api/v1/devices/laser-9"`,
-			`data-admin-api="POST /api/v1/devices"`, `id="secret-panel" hidden`, `data-prefix="fabgate/v1"`} {
+			`data-admin-api="POST /api/v1/devices"`, `id="secret-panel" hidden`, `data-prefix="fabgate/v1"`, `data-broker="tcp://127.0.0.1:1883"`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("devices page (%s) lacks %q", lang, want)
 			}
