@@ -164,6 +164,22 @@ func TestBrowserAdminDevices(t *testing.T) {
 	}
 	tab.WaitText(`tr[data-device="mill-7"] td[data-label="Machine"]`, "None")
 	noJSErrorsBut(t, tab, "400", "/api/v1/devices")
+
+	// At 375 px the device list and the machine list fit the screen.
+	phone := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone, Lang: "fr"})
+	browserLogin(t, phone, h.admin, "/admin/devices")
+	phone.WaitVisible(`tr[data-device="mill-7"]`)
+	phone.Screenshot("devices-phone")
+	phone.NoHorizontalOverflow(t)
+	phone.CheckAccessibility(t, "devices-phone")
+	phone.Go("/staff/machines")
+	phone.WaitText("main table", "Laser")
+	phone.Screenshot("machines-phone")
+	phone.NoHorizontalOverflow(t)
+	phone.Go("/staff/machines/" + h.laser.ID.String() + "/label")
+	phone.WaitVisible(".label-qr")
+	phone.NoHorizontalOverflow(t)
+	phone.NoJSErrors(t)
 }
 
 // TestBrowserSettings: an admin gives Sunday two opening ranges and sees
