@@ -251,6 +251,28 @@ func TestBrowserSettings(t *testing.T) {
 	if len(st.Closures) != 1 || st.Closures[0].Reason != "Fêtes" {
 		t.Errorf("closures saved as %+v", st.Closures)
 	}
+
+	// A tariff group added (one added by mistake removed again), one renamed.
+	tab.Click(`[data-add-row="group-list"]`)
+	tab.Fill(`#group-list li[data-row]:last-child input[data-field="id"]`, "oops")
+	tab.Click(`#group-list li[data-row]:last-child [data-remove-row]`)
+	tab.Click(`[data-add-row="group-list"]`)
+	tab.Fill(`#group-list li[data-row]:last-child input[data-field="id"]`, "makerspace")
+	tab.Fill(`#group-list li[data-row]:last-child input[data-field="name"]`, "Makerspace")
+	tab.Fill(`#group-list li[data-row]:first-child input[data-field="name"]`, "Étudiants")
+	tab.Click(`#tariffs button[type=submit]`)
+	tab.WaitText(`#tariffs [data-form-status]`, "Enregistré")
+	groups, err := h.store.TariffGroups(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, g := range groups {
+		ids = append(ids, g.ID)
+	}
+	if got := strings.Join(ids, " "); got != "student academic sme association non-member staff makerspace" || groups[0].Name != "Étudiants" {
+		t.Errorf("tariff groups saved as %s (%+v)", got, groups)
+	}
 	noJSErrorsBut(t, tab, "400", "/api/v1/settings")
 
 	phone := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone})
