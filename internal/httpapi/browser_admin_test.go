@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/fabgate/fabgate/internal/browsertest"
+	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -128,6 +129,23 @@ func TestBrowserAdminDevices(t *testing.T) {
 	if err != nil || d.MachineID != h.printer.ID {
 		t.Fatalf("registered device: %+v, %v; want it bound to the printer", d, err)
 	}
+
+	// The bridge, configured with what the page showed, logs in: the list
+	// shows it online as it happens.
+	tab.Go("/admin/devices")
+	tab.WaitText(`tr[data-device="mill-7"] [data-online]`, "Offline")
+	eventually(t, "the page listens to the live events", func() bool {
+		var open bool
+		tab.Eval(`!!(FabGate.adminLive && FabGate.adminLive.readyState === EventSource.OPEN)`, &open)
+		return open
+	})
+	dev, err := devicesim.Start(context.Background(), devicesim.Config{Broker: h.lab.URL, ID: "mill-7", Secret: secret, Now: h.clock.Now})
+	if err != nil {
+		t.Fatalf("the device cannot log in with the secret the page showed: %v", err)
+	}
+	tab.WaitText(`tr[data-device="mill-7"] [data-online]`, "Online")
+	dev.Close()
+	tab.WaitText(`tr[data-device="mill-7"] [data-online]`, "Offline")
 
 	tab.Go("/admin/devices")
 	tab.WaitVisible(`tr[data-device="mill-7"]`)

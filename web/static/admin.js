@@ -190,6 +190,38 @@
     sel.addRange(range);
   }
 
+  // ---- devices: live connection and relay state ----
+
+  var devices = document.querySelector('[data-live-devices]');
+  if (devices && FG.live) {
+    var dm = devices.dataset;
+    // The stream sends {type, at, data}; data holds the device's news.
+    FG.adminLive = FG.live(function (type, ev) {
+      var data = ev && ev.data && typeof ev.data === 'object' ? ev.data : ev;
+      if (type !== 'device' || !data || !data.device_id) { return; }
+      var row = devices.querySelector('tr[data-device="' + CSS.escape(data.device_id) + '"]');
+      if (!row) { return; }
+      if (typeof data.online === 'boolean') {
+        var badge = row.querySelector('[data-online]');
+        badge.textContent = data.online ? dm.msgOnline : dm.msgOffline;
+        badge.className = 'badge ' + (data.online ? 'state-available' : 'state-offline');
+        badge.dataset.online = String(data.online);
+        if (data.online) {
+          var seen = row.querySelector('[data-last-seen]');
+          var now = ev.at ? new Date(ev.at) : new Date();
+          seen.textContent = '';
+          var time = document.createElement('time');
+          time.setAttribute('datetime', now.toISOString());
+          time.textContent = FG.formatLab(now);
+          seen.appendChild(time);
+        }
+      }
+      if (data.relay) {
+        row.querySelector('[data-relay]').textContent = data.relay === 'on' ? dm.msgRelayOn : data.relay === 'off' ? dm.msgRelayOff : data.relay;
+      }
+    });
+  }
+
   // ---- device credentials, shown once ----
 
   // bridgeConfig is the bridge configuration file of one device
