@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/fabgate/fabgate/internal/browsertest"
@@ -198,6 +200,13 @@ func TestBrowserAdminDevices(t *testing.T) {
 	phone.WaitVisible(".label-qr")
 	phone.NoHorizontalOverflow(t)
 	phone.NoJSErrors(t)
+
+	acceptConfirms(tab) // the page was reloaded since
+	clickAndReload(t, tab, `button[data-api="DELETE /api/v1/devices/mill-7"]`)
+	if _, err := h.store.Device(context.Background(), "mill-7"); fablab.ErrorCode(err) != fablab.ENOTFOUND {
+		t.Errorf("the deleted device: %v", err)
+	}
+	tab.WaitText("main table", "No devices registered yet.")
 }
 
 // TestBrowserSettings: an admin gives Sunday two opening ranges and sees
@@ -398,6 +407,23 @@ func TestBrowserMachineLabel(t *testing.T) {
 		t.Errorf("the QR code image is %d px wide: it did not load", width)
 	}
 	checkPage(t, tab, "label")
+	// Printed, the label is alone on its page: no navigation, no buttons.
+	do := func(media string) {
+		if _, err := chromedp.Run(tab.Context(), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: media})
+			return err
+		})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do("print")
+	var shown []string
+	tab.Eval(`["header.top", ".no-print", "main > h1", ".label-name", ".label-qr", ".label-url"].map(s => getComputedStyle(document.querySelector(s)).display)`, &shown)
+	if shown[0] != "none" || shown[1] != "none" || shown[2] != "none" || shown[3] == "none" || shown[4] == "none" || shown[5] == "none" {
+		t.Errorf("printed label: display of header, buttons, title, name, code, address = %v", shown)
+	}
+	tab.Screenshot("label-print")
+	do("")
 	tab.Go("/staff/machines/labels")
 	tab.WaitText("main", "CNC")
 	if n := tab.Count(".label-card"); n != 3 {
