@@ -17,10 +17,10 @@ func TestBrowserLanding(t *testing.T) {
 
 	tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
 	tab.Go("/")
-	if got := tab.Text("h1"); got != apiLabName {
-		t.Errorf("h1 = %q, want the lab's name %q", got, apiLabName)
+	if got := tab.Text("header .brand"); got != apiLabName {
+		t.Errorf("header names %q, want the lab's name %q", got, apiLabName)
 	}
-	tab.WaitText("main", "Machine booking and access control")
+	tab.WaitText("main", "badge in at the machine")
 	for _, m := range []string{"Laser", "Printer", "CNC"} {
 		tab.WaitText("main ul", m)
 	}
@@ -30,7 +30,7 @@ func TestBrowserLanding(t *testing.T) {
 
 	fr := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: "fr"})
 	fr.Go("/")
-	fr.WaitText("main", "Réservation et contrôle d'accès")
+	fr.WaitText("main", "badgez à la machine")
 	var lang string
 	fr.Eval(`document.documentElement.lang`, &lang)
 	if lang != "fr" {
