@@ -121,7 +121,7 @@ func TestBrowserAdminDevices(t *testing.T) {
 	if len(secret) < 20 {
 		t.Fatalf("the secret shown is %q", secret)
 	}
-	for _, want := range []string{`"id": "mill-7"`, `"secret": "` + secret + `"`, `"url": "tcp://127.0.0.1:1883"`, `"badge_key"`, `"allowlist_key"`, `"allowlist_key_id"`, `"relay"`, `"reader"`} {
+	for _, want := range []string{`"id": "mill-7"`, `"secret": "` + secret + `"`, `"url": "tcp://fablab.test:1883"`, `"badge_key"`, `"allowlist_key"`, `"allowlist_key_id"`, `"relay"`, `"reader"`} {
 		if !strings.Contains(config, want) {
 			t.Errorf("bridge configuration lacks %s:\n%s", want, config)
 		}
@@ -400,7 +400,7 @@ func TestBrowserMachineLabel(t *testing.T) {
 	h := newAPIHarness(t)
 	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
 	browserLogin(t, tab, h.staff, "/staff/machines/"+h.printer.ID.String()+"/label")
-	tab.WaitText(".label-url", h.srv.URL+"/machines/"+h.printer.ID.String())
+	tab.WaitText(".label-url", apiPublicURL+"/machines/"+h.printer.ID.String())
 	var width int
 	tab.Eval(`new Promise(ok => { const i = document.querySelector(".label-qr"); i.complete ? ok(i.naturalWidth) : i.onload = () => ok(i.naturalWidth); i.onerror = () => ok(0); })`, &width)
 	if width < 300 {
@@ -434,4 +434,36 @@ func TestBrowserMachineLabel(t *testing.T) {
 	tab.WaitVisible(`[data-outbox][aria-busy="false"]`)
 	checkPage(t, tab, "outbox")
 	noJSErrorsBut(t, tab, "404", "/api/v1/outbox") // no outbox on a server without mail
+}
+
+// TestBrowserOutbox: staff read the mail the server kept, here the
+// invitation of a member they created, in the page's language and the
+// lab's time.
+func TestBrowserOutbox(t *testing.T) {
+	t.Parallel()
+	h := newAPIHarness(t)
+	r := h.do(t, "POST", "/api/v1/members", h.staff.Token, map[string]any{"email": "newcomer@fablab.test", "name": "Nora Newcomer", "group": "student", "language": "en"})
+	if r.status != 201 {
+		t.Fatalf("create member: %d %s", r.status, r.body)
+	}
+	invitation, _ := h.mailTo(t, "newcomer@fablab.test", 1)
+
+	tab := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: "fr"})
+	browserLogin(t, tab, h.staff, "/staff/outbox")
+	tab.WaitVisible(`[data-outbox][aria-busy="false"]`)
+	tab.WaitText("[data-outbox]", invitation.Subject)
+	tab.WaitText("[data-outbox]", "Nora Newcomer <newcomer@fablab.test>")
+	tab.WaitText("[data-outbox] pre", apiPublicURL+"/reset?token=")
+	if n := tab.Count("[data-outbox] article"); n < 1 {
+		t.Errorf("%d messages shown", n)
+	}
+	checkPage(t, tab, "outbox-invitation")
+	tab.NoJSErrors(t)
+
+	// Makers have no outbox page.
+	maker := browsertest.Start(t).NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserLogin(t, maker, h.alice, "/machines")
+	if status := maker.GoStatus("/staff/outbox"); status != 403 {
+		t.Errorf("maker on the outbox page: %d", status)
+	}
 }

@@ -159,14 +159,20 @@ func TestMachineLabelQR(t *testing.T) {
 	checkQR(t, p, "/staff/machines/"+id+"/qr.png", want)
 
 	// Without a public address, the request's own.
-	q := newPageClient(t, h)
-	q.login(h.admin)
-	local := h.srv.URL + "/machines/" + h.laser.ID.String()
-	_, _, body = q.get("/staff/machines/labels", "Accept-Language", "fr")
-	if !strings.Contains(body, local) || !strings.Contains(body, "Scannez pour réserver") {
-		t.Errorf("labels page lacks %q", local)
+	bare, err := New(Config{Store: h.store, Now: h.clock.Now, Registry: prometheus.NewRegistry(), Password: apiCheapPassword})
+	if err != nil {
+		t.Fatal(err)
 	}
-	checkQR(t, q, "/staff/machines/"+h.laser.ID.String()+"/qr.png", local)
+	local := httptest.NewServer(bare.Handler())
+	t.Cleanup(local.Close)
+	q := newPageClient(t, &apiHarness{srv: local, client: local.Client()})
+	q.login(h.admin)
+	own := local.URL + "/machines/" + h.laser.ID.String()
+	_, _, body = q.get("/staff/machines/labels", "Accept-Language", "fr")
+	if !strings.Contains(body, own) || !strings.Contains(body, "Scannez pour réserver") {
+		t.Errorf("labels page lacks %q", own)
+	}
+	checkQR(t, q, "/staff/machines/"+h.laser.ID.String()+"/qr.png", own)
 
 	// Makers get no label.
 	m := newPageClient(t, h)
@@ -261,7 +267,7 @@ func TestDevicesPageNeverShowsSecret(t *testing.T) {
 		for _, want := range []string{`data-device="laser-9"`, `href="/staff/machines/` + h.laser.ID.String() + `"`, "Laser",
 			`data-admin-api="POST /api/v1/devices/laser-9/secret"`, `data-api="POST /api/v1/devices/laser-9/enable"`,
 			`data-api="DELETE /api/v1/devices/laser-9"`, `data-admin-api="PATCH /api/v1/devices/laser-9"`,
-			`data-admin-api="POST /api/v1/devices"`, `id="secret-panel" hidden`, `data-prefix="fabgate/v1"`, `data-broker="tcp://127.0.0.1:1883"`} {
+			`data-admin-api="POST /api/v1/devices"`, `id="secret-panel" hidden`, `data-prefix="fabgate/v1"`, `data-broker="tcp://fablab.test:1883"`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("devices page (%s) lacks %q", lang, want)
 			}
