@@ -243,7 +243,7 @@ func TestBrowserSettings(t *testing.T) {
 	// Friday closing before it opens: refused next to Friday, kept as typed.
 	tab.Fill(`#day-friday li[data-row]:nth-child(1) input[data-field="close"]`, "08:00")
 	tab.Click(`#hours button[type=submit]`)
-	tab.WaitText(`[data-error-for="opening_hours.friday"]`, "must close after it opens")
+	tab.WaitText(`[data-error-for="opening_hours.friday"]`, "doit fermer après son ouverture")
 	var kept string
 	tab.Eval(`document.querySelector('#day-friday li[data-row] input[data-field="close"]').value`, &kept)
 	if kept != "08:00" {

@@ -342,6 +342,19 @@ func TestAdminFormProblemsNameTheirField(t *testing.T) {
 			t.Errorf("%s %s %v: problem names field %q, want %q (%s)", c.method, c.path, c.body, p.Field, c.field, p.Detail)
 		}
 	}
+	// A French client reads them in French, next to the same field.
+	r := h.send(t, apiReq{method: "PATCH", path: "/api/v1/settings", token: h.admin.Token,
+		body:   map[string]any{"closures": []map[string]string{{"from": "2026-05-02", "to": "2026-05-01"}}},
+		header: http.Header{"Accept-Language": {"fr-FR"}}})
+	if p := r.problem(t); p.Field != "closures" || !strings.Contains(p.Detail, "finit avant de commencer") {
+		t.Errorf("French client: field %q, detail %q", p.Field, p.Detail)
+	}
+	r = h.send(t, apiReq{method: "PATCH", path: "/api/v1/machines/" + h.laser.ID.String(), token: h.admin.Token,
+		body:   map[string]any{"rules": map[string]any{"slot_minutes": 7}},
+		header: http.Header{"Accept-Language": {"fr-FR"}}})
+	if p := r.problem(t); p.Field != "rules.slot_minutes" || !strings.Contains(p.Detail, "reçu : 7") {
+		t.Errorf("French client: field %q, detail %q", p.Field, p.Detail)
+	}
 	// Nothing was saved.
 	st, err := h.store.Settings(t.Context())
 	if err != nil {
