@@ -68,7 +68,7 @@ func (o *OpeningHours) Validate() error {
 				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", strings.ToLower(w.String())).On("opening_hours." + strings.ToLower(w.String())).Say("problem_hours_range")
 			}
 			if r.Close <= r.Open {
-				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close).On("opening_hours." + strings.ToLower(w.String())).Say("problem_hours_order", "Open", r.Open.String(), "Close", r.Close.String())
+				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close).On("opening_hours."+strings.ToLower(w.String())).Say("problem_hours_order", "Open", r.Open.String(), "Close", r.Close.String())
 			}
 			if i > 0 && r.Open < rs[i-1].Close {
 				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", strings.ToLower(w.String())).On("opening_hours." + strings.ToLower(w.String())).Say("problem_hours_overlap")
