@@ -62,16 +62,19 @@ func (o *OpeningHours) day(w time.Weekday) *[]TimeRange {
 // Validate checks that each day's ranges are non-empty, in order and disjoint.
 func (o *OpeningHours) Validate() error {
 	for w := time.Sunday; w <= time.Saturday; w++ {
+		day := strings.ToLower(w.String())
+		field := "opening_hours." + day
 		rs := o.Day(w)
 		for i, r := range rs {
 			if r.Open < 0 || r.Close > 24*60 {
-				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", strings.ToLower(w.String())).On("opening_hours." + strings.ToLower(w.String())).Say("problem_hours_range")
+				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", day).On(field).Say("problem_hours_range")
 			}
 			if r.Close <= r.Open {
-				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close).On("opening_hours."+strings.ToLower(w.String())).Say("problem_hours_order", "Open", r.Open.String(), "Close", r.Close.String())
+				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", day, r.Open, r.Close).On(field).
+					Say("problem_hours_order", "Open", r.Open.String(), "Close", r.Close.String())
 			}
 			if i > 0 && r.Open < rs[i-1].Close {
-				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", strings.ToLower(w.String())).On("opening_hours." + strings.ToLower(w.String())).Say("problem_hours_overlap")
+				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", day).On(field).Say("problem_hours_overlap")
 			}
 		}
 	}
