@@ -7,7 +7,10 @@ import (
 	"io/fs"
 )
 
-//go:embed templates static i18n
+// all: keeps the partials (templates/_*.html), which go:embed leaves out of
+// a directory by default.
+//
+//go:embed all:templates static i18n
 var files embed.FS
 
 // Templates returns the HTML templates (templates/*.html).

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,7 +137,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",
-		Connections: connections,
+		Connections: connections, BridgeBrokerURL: bridgeBrokerURL(cfg, publicURL), MQTTPrefix: cfg.MQTTPrefix,
 	})
 	if err != nil {
 		return err
@@ -336,4 +337,25 @@ func mqttTLS(cfg Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("mqtt_cert/mqtt_key: %w", err)
 	}
 	return t, nil
+}
+
+// bridgeBrokerURL is the broker address a bridge at a machine connects to,
+// for the configuration shown when a device is registered: the external
+// broker, else the embedded one, reached on the public address's host when
+// it listens on every interface or on loopback (a bridge runs on another
+// computer).
+func bridgeBrokerURL(cfg Config, publicURL string) string {
+	if cfg.MQTTURL != "" {
+		return cfg.MQTTURL
+	}
+	host, port, err := net.SplitHostPort(cfg.MQTTListen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || host == "localhost" || (ip != nil && (ip.IsUnspecified() || ip.IsLoopback())) {
+		if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+			host = u.Hostname()
+		}
+	}
+	return "tcp://" + net.JoinHostPort(host, port)
 }

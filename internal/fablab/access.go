@@ -29,10 +29,10 @@ type Device struct {
 // Validate checks a device.
 func (d *Device) Validate() error {
 	if !ValidDeviceID(d.ID) {
-		return Errorf(EINVALID, "device id must be 1–32 of a-z, 0-9 and - (e.g. laser-1)")
+		return Errorf(EINVALID, "device id must be 1–32 of a-z, 0-9 and - (e.g. laser-1)").On("id").Say("problem_device_id")
 	}
 	if strings.HasPrefix(d.ID, "fabgate-") {
-		return Errorf(EINVALID, "device ids starting with fabgate- are reserved for the server's own MQTT users")
+		return Errorf(EINVALID, "device ids starting with fabgate- are reserved for the server's own MQTT users").On("id").Say("problem_device_reserved")
 	}
 	if d.Kind == "" {
 		d.Kind = DeviceBridge
@@ -40,7 +40,7 @@ func (d *Device) Validate() error {
 	switch d.Kind {
 	case DeviceBridge, DeviceShellyGen1, DeviceShellyGen2, DeviceTasmota:
 	default:
-		return Errorf(EINVALID, "kind must be bridge, shelly-gen1, shelly-gen2 or tasmota")
+		return Errorf(EINVALID, "kind must be bridge, shelly-gen1, shelly-gen2 or tasmota").On("kind").Say("problem_device_kind")
 	}
 	return nil
 }

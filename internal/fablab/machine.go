@@ -58,22 +58,22 @@ type Machine struct {
 func (m *Machine) Validate(groups []TariffGroup) error {
 	m.Name = strings.TrimSpace(m.Name)
 	if m.Name == "" || len(m.Name) > 200 {
-		return Errorf(EINVALID, "name must be 1–200 characters")
+		return Errorf(EINVALID, "name must be 1–200 characters").On("name").Say("problem_machine_name")
 	}
 	if !validSlug(m.Kind) {
-		return Errorf(EINVALID, "kind must be 1–32 of a-z, 0-9 and - (e.g. %s, %s, %s)", Kind3DPrinter, KindLaserCutter, KindCNC)
+		return Errorf(EINVALID, "kind must be 1–32 of a-z, 0-9 and - (e.g. %s, %s, %s)", Kind3DPrinter, KindLaserCutter, KindCNC).On("kind").Say("problem_machine_kind")
 	}
 	if len(m.Description) > 4000 {
-		return Errorf(EINVALID, "description is limited to 4000 characters")
+		return Errorf(EINVALID, "description is limited to 4000 characters").On("description").Say("problem_machine_description")
 	}
 	if m.DeviceID != "" && !ValidDeviceID(m.DeviceID) {
-		return Errorf(EINVALID, "device_id must be 1–32 of a-z, 0-9 and -")
+		return Errorf(EINVALID, "device_id must be 1–32 of a-z, 0-9 and -").On("device_id").Say("problem_machine_device")
 	}
 	if m.State == "" {
 		m.State = MachineAvailable
 	}
 	if m.State != MachineAvailable && m.State != MachineMaintenance && m.State != MachineRetired {
-		return Errorf(EINVALID, "state must be available, maintenance or retired")
+		return Errorf(EINVALID, "state must be available, maintenance or retired").On("state").Say("problem_machine_state")
 	}
 	if err := m.Rules.Validate(); err != nil {
 		return err
@@ -83,10 +83,10 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 	}
 	for g, p := range m.Prices {
 		if !hasGroup(groups, g) {
-			return Errorf(EINVALID, "prices: %q is not a tariff group (%s)", truncate(g, 40), groupList(groups))
+			return Errorf(EINVALID, "prices: %q is not a tariff group (%s)", truncate(g, 40), groupList(groups)).On("prices").Say("problem_price_group", "Group", truncate(g, 40), "Groups", groupList(groups))
 		}
 		if p < 0 || p > 100_000_00 {
-			return Errorf(EINVALID, "prices[%s] must be between 0 and 10000000 cents per hour", g)
+			return Errorf(EINVALID, "prices[%s] must be between 0 and 10000000 cents per hour", g).On("prices." + g).Say("problem_price_range")
 		}
 	}
 	if m.MinimumChargeCents < 0 || m.NoShowFeeCents < 0 || m.GraceMinutes < 0 || m.GraceMinutes > 240 || m.IdlePowerW < 0 {
@@ -101,7 +101,7 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 	seen := map[ID]bool{}
 	for _, t := range m.RequiredTrainings {
 		if seen[t] {
-			return Errorf(EINVALID, "required_trainings lists training %s twice", t)
+			return Errorf(EINVALID, "required_trainings lists training %s twice", t).On("required_trainings").Say("problem_training_twice")
 		}
 		seen[t] = true
 	}
@@ -109,14 +109,14 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 		m.Maintenance = []MaintenanceBlock{}
 	}
 	if len(m.Maintenance) > 100 {
-		return Errorf(EINVALID, "at most 100 maintenance blocks")
+		return Errorf(EINVALID, "at most 100 maintenance blocks").On("maintenance").Say("problem_maintenance_many")
 	}
 	for i, b := range m.Maintenance {
 		if !b.End.After(b.Start) {
-			return Errorf(EINVALID, "maintenance block must end after it starts")
+			return Errorf(EINVALID, "maintenance block must end after it starts").On("maintenance").Say("problem_maintenance_order")
 		}
 		if len(b.Reason) > 200 {
-			return Errorf(EINVALID, "a maintenance reason is limited to 200 characters")
+			return Errorf(EINVALID, "a maintenance reason is limited to 200 characters").On("maintenance").Say("problem_maintenance_reason")
 		}
 		m.Maintenance[i].Start, m.Maintenance[i].End = b.Start.UTC(), b.End.UTC() // instants are stored in UTC
 	}

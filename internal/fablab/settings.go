@@ -1,6 +1,7 @@
 package fablab
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -61,16 +62,19 @@ func (o *OpeningHours) day(w time.Weekday) *[]TimeRange {
 // Validate checks that each day's ranges are non-empty, in order and disjoint.
 func (o *OpeningHours) Validate() error {
 	for w := time.Sunday; w <= time.Saturday; w++ {
+		day := strings.ToLower(w.String())
+		field := "opening_hours." + day
 		rs := o.Day(w)
 		for i, r := range rs {
 			if r.Open < 0 || r.Close > 24*60 {
-				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", strings.ToLower(w.String()))
+				return Errorf(EINVALID, "opening hours of %s: times must be between 00:00 and 24:00", day).On(field).Say("problem_hours_range")
 			}
 			if r.Close <= r.Open {
-				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", strings.ToLower(w.String()), r.Open, r.Close)
+				return Errorf(EINVALID, "opening hours of %s: %s–%s must close after it opens", day, r.Open, r.Close).On(field).
+					Say("problem_hours_order", "Open", r.Open.String(), "Close", r.Close.String())
 			}
 			if i > 0 && r.Open < rs[i-1].Close {
-				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", strings.ToLower(w.String()))
+				return Errorf(EINVALID, "opening hours of %s: ranges must be in order and must not overlap", day).On(field).Say("problem_hours_overlap")
 			}
 		}
 	}
@@ -119,17 +123,17 @@ func DefaultBookingRules() BookingRules {
 func (r *BookingRules) Validate() error {
 	switch {
 	case r.SlotMinutes < 5 || r.SlotMinutes > 24*60 || (24*60)%r.SlotMinutes != 0:
-		return Errorf(EINVALID, "rules.slot_minutes must divide a day (5, 10, 15, 30, 60…), got %d", r.SlotMinutes)
+		return Errorf(EINVALID, "rules.slot_minutes must divide a day (5, 10, 15, 30, 60…), got %d", r.SlotMinutes).On("rules.slot_minutes").Say("problem_rules_slot", "Got", r.SlotMinutes)
 	case r.MinMinutes < r.SlotMinutes || r.MinMinutes%r.SlotMinutes != 0:
-		return Errorf(EINVALID, "rules.min_minutes must be a positive multiple of slot_minutes (%d), got %d", r.SlotMinutes, r.MinMinutes)
+		return Errorf(EINVALID, "rules.min_minutes must be a positive multiple of slot_minutes (%d), got %d", r.SlotMinutes, r.MinMinutes).On("rules.min_minutes").Say("problem_rules_min", "Slot", r.SlotMinutes, "Got", r.MinMinutes)
 	case r.MaxMinutes < r.MinMinutes || r.MaxMinutes > MaxBookingMinutes || r.MaxMinutes%r.SlotMinutes != 0:
-		return Errorf(EINVALID, "rules.max_minutes must be a multiple of slot_minutes between min_minutes (%d) and %d, got %d", r.MinMinutes, MaxBookingMinutes, r.MaxMinutes)
+		return Errorf(EINVALID, "rules.max_minutes must be a multiple of slot_minutes between min_minutes (%d) and %d, got %d", r.MinMinutes, MaxBookingMinutes, r.MaxMinutes).On("rules.max_minutes").Say("problem_rules_max", "Min", r.MinMinutes, "Max", MaxBookingMinutes, "Got", r.MaxMinutes)
 	case r.MaxAheadDays < 1 || r.MaxAheadDays > 366:
-		return Errorf(EINVALID, "rules.max_ahead_days must be between 1 and 366, got %d", r.MaxAheadDays)
+		return Errorf(EINVALID, "rules.max_ahead_days must be between 1 and 366, got %d", r.MaxAheadDays).On("rules.max_ahead_days").Say("problem_rules_ahead", "Got", r.MaxAheadDays)
 	case r.WeeklyQuotaMinutes < 0:
-		return Errorf(EINVALID, "rules.weekly_quota_minutes must be 0 (no quota) or positive, got %d", r.WeeklyQuotaMinutes)
+		return Errorf(EINVALID, "rules.weekly_quota_minutes must be 0 (no quota) or positive, got %d", r.WeeklyQuotaMinutes).On("rules.weekly_quota_minutes").Say("problem_rules_quota")
 	case r.WeeklyQuotaMinutes > 7*24*60:
-		return Errorf(EINVALID, "rules.weekly_quota_minutes must be at most a week (%d), got %d", 7*24*60, r.WeeklyQuotaMinutes)
+		return Errorf(EINVALID, "rules.weekly_quota_minutes must be at most a week (%d), got %d", 7*24*60, r.WeeklyQuotaMinutes).On("rules.weekly_quota_minutes").Say("problem_rules_quota_max", "Max", 7*24*60)
 	case r.CancelCutoffMinutes < 0 || r.CheckInMinutes < 0 || r.NoShowReleaseMinutes < 0 || r.MaxWalkInMinutes < 0:
 		return Errorf(EINVALID, "rules: cutoff, check-in, no-show and walk-in minutes must not be negative")
 	case r.CancelCutoffMinutes > maxRuleMinutes || r.CheckInMinutes > maxRuleMinutes || r.NoShowReleaseMinutes > maxRuleMinutes || r.MaxWalkInMinutes > maxRuleMinutes:
@@ -160,19 +164,19 @@ func DefaultTariffGroups() []TariffGroup {
 // ValidateTariffGroups checks ids ([a-z0-9-]{1,32}), names and uniqueness.
 func ValidateTariffGroups(gs []TariffGroup) error {
 	if len(gs) == 0 {
-		return Errorf(EINVALID, "there must be at least one tariff group")
+		return Errorf(EINVALID, "there must be at least one tariff group").On("groups").Say("problem_groups_none")
 	}
 	seen := map[string]bool{}
 	for _, g := range gs {
 		if !validSlug(g.ID) {
-			return Errorf(EINVALID, "tariff group id %q must be 1–32 of a-z, 0-9 and -", truncate(g.ID, 40))
+			return Errorf(EINVALID, "tariff group id %q must be 1–32 of a-z, 0-9 and -", truncate(g.ID, 40)).On("groups").Say("problem_group_id", "ID", truncate(g.ID, 40))
 		}
 		if seen[g.ID] {
-			return Errorf(EINVALID, "tariff group %q is listed twice", g.ID)
+			return Errorf(EINVALID, "tariff group %q is listed twice", g.ID).On("groups").Say("problem_group_twice", "ID", g.ID)
 		}
 		seen[g.ID] = true
 		if strings.TrimSpace(g.Name) == "" || len(g.Name) > 100 {
-			return Errorf(EINVALID, "tariff group %q needs a name of 1–100 characters", g.ID)
+			return Errorf(EINVALID, "tariff group %q needs a name of 1–100 characters", g.ID).On("groups").Say("problem_group_name", "ID", g.ID)
 		}
 	}
 	return nil
@@ -262,44 +266,52 @@ func LoadLocation(name string) (*time.Location, error) {
 // Validate checks the settings and loads the time zone.
 func (s *Settings) Validate() error {
 	if strings.TrimSpace(s.Name) == "" || len(s.Name) > 200 {
-		return Errorf(EINVALID, "name must be 1–200 characters")
+		return Errorf(EINVALID, "name must be 1–200 characters").On("name").Say("problem_lab_name")
 	}
 	loc, err := LoadLocation(s.TimeZone)
 	if err != nil || s.TimeZone == "" || s.TimeZone == "Local" {
-		return Errorf(EINVALID, "time_zone %q is not an IANA time zone such as Europe/Paris", truncate(s.TimeZone, 60))
+		return Errorf(EINVALID, "time_zone %q is not an IANA time zone such as Europe/Paris", truncate(s.TimeZone, 60)).On("time_zone").Say("problem_time_zone", "Zone", truncate(s.TimeZone, 60))
 	}
 	s.loc = loc
 	if len(s.Currency) != 3 || strings.ContainsFunc(s.Currency, func(r rune) bool { return r < 'A' || r > 'Z' }) {
-		return Errorf(EINVALID, "currency must be an ISO 4217 code such as EUR, got %q", truncate(s.Currency, 10))
+		return Errorf(EINVALID, "currency must be an ISO 4217 code such as EUR, got %q", truncate(s.Currency, 10)).On("currency").Say("problem_currency", "Got", truncate(s.Currency, 10))
 	}
 	if s.VATRateBasisPoints < 0 || s.VATRateBasisPoints > 10000 {
-		return Errorf(EINVALID, "vat_rate_bp must be between 0 and 10000 (2000 = 20 %%)")
+		return Errorf(EINVALID, "vat_rate_bp must be between 0 and 10000 (2000 = 20 %%)").On("vat_rate_bp").Say("problem_vat_rate")
 	}
 	if err := s.OpeningHours.Validate(); err != nil {
 		return err
 	}
 	for _, c := range s.Closures {
 		if c.From == (Date{}) || c.To == (Date{}) {
-			return Errorf(EINVALID, "each closure needs from and to dates (YYYY-MM-DD, both inclusive)")
+			return Errorf(EINVALID, "each closure needs from and to dates (YYYY-MM-DD, both inclusive)").On("closures").Say("problem_closure_dates")
 		}
 		if c.To.Before(c.From) {
-			return Errorf(EINVALID, "closure %s–%s ends before it starts", c.From, c.To)
+			return Errorf(EINVALID, "closure %s–%s ends before it starts", c.From, c.To).On("closures").Say("problem_closure_order", "From", c.From, "To", c.To)
 		}
 	}
 	// ToLower maps some non-ASCII runes to ASCII (the Kelvin sign U+212A to k).
 	if !validSlug(strings.ToLower(s.InvoicePrefix)) || len(s.InvoicePrefix) > 10 || strings.ContainsFunc(s.InvoicePrefix, func(r rune) bool { return r >= 0x80 }) {
-		return Errorf(EINVALID, "invoice_prefix must be 1–10 letters, digits or -")
+		return Errorf(EINVALID, "invoice_prefix must be 1–10 letters, digits or -").On("invoice_prefix").Say("problem_invoice_prefix")
 	}
 	if s.BillingIncrementMin < 1 || s.BillingIncrementMin > 60 {
-		return Errorf(EINVALID, "billing_increment_minutes must be between 1 and 60")
+		return Errorf(EINVALID, "billing_increment_minutes must be between 1 and 60").On("billing_increment_minutes").Say("problem_billing_increment")
 	}
 	if s.Language != "fr" && s.Language != "en" {
-		return Errorf(EINVALID, "language must be fr or en")
+		return Errorf(EINVALID, "language must be fr or en").On("language").Say("problem_language")
 	}
 	if s.Closures == nil {
 		s.Closures = []Closure{}
 	}
-	return s.DefaultRules.Validate()
+	if err := s.DefaultRules.Validate(); err != nil {
+		// The lab's rules are its default_rules, not a machine's rules.
+		var e *Error
+		if errors.As(err, &e) && strings.HasPrefix(e.Field, "rules.") {
+			e.Field = "default_" + e.Field
+		}
+		return err
+	}
+	return nil
 }
 
 // ClosedOn reports whether d falls in a closure.

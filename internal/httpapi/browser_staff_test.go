@@ -17,9 +17,9 @@ import (
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
-// browserLogin logs a in over the API and gives tab the session cookie, so
+// browserCookieLogin logs a in over the API and gives tab the session cookie, so
 // that the tab starts signed in.
-func browserLogin(t *testing.T, h *apiHarness, tab *browsertest.Tab, a *apiAccount) {
+func browserCookieLogin(t *testing.T, h *apiHarness, tab *browsertest.Tab, a *apiAccount) {
 	t.Helper()
 	r := h.do(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": a.Email, "password": a.Password})
 	if r.status != http.StatusOK || len(r.cookie) == 0 {
@@ -76,8 +76,8 @@ func submitAndWaitReload(t *testing.T, tab *browsertest.Tab, sel string) {
 	})
 }
 
-// waitLoaded waits until the tab shows path, loaded.
-func waitLoaded(t *testing.T, tab *browsertest.Tab, path string) {
+// waitAt waits until the tab shows path, loaded.
+func waitAt(t *testing.T, tab *browsertest.Tab, path string) {
 	t.Helper()
 	eventually(t, "the page "+path, func() bool {
 		return pageState(tab, `location.pathname === `+strconv.Quote(path)+` && document.readyState === "complete"`)
@@ -91,18 +91,6 @@ func pageState(tab *browsertest.Tab, cond string) bool {
 	defer cancel()
 	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
 	return err == nil && ok
-}
-
-// eventually polls cond until it holds, failing after a generous timeout.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestBrowserStaffDashboard: staff watch the dashboard while badges are
@@ -122,7 +110,7 @@ func TestBrowserStaffDashboard(t *testing.T) {
 
 	b := browsertest.Start(t)
 	tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
-	browserLogin(t, h, tab, h.staff)
+	browserCookieLogin(t, h, tab, h.staff)
 	tab.Go("/staff")
 	printer := `[data-machine="` + h.printer.ID.String() + `"]`
 	tab.WaitText(printer, "Free")
@@ -213,7 +201,7 @@ func TestBrowserStaffPages(t *testing.T) {
 	}
 	for _, lang := range []string{"en", "fr"} {
 		tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: lang})
-		browserLogin(t, h, tab, h.staff)
+		browserCookieLogin(t, h, tab, h.staff)
 		for name, path := range pages {
 			tab.Go(path)
 			tab.WaitVisible("main h1")
@@ -223,7 +211,7 @@ func TestBrowserStaffPages(t *testing.T) {
 		tab.NoJSErrors(t)
 	}
 	phone := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone})
-	browserLogin(t, h, phone, h.admin)
+	browserCookieLogin(t, h, phone, h.admin)
 	for name, path := range pages {
 		phone.Go(path)
 		phone.WaitVisible("main h1")
@@ -234,7 +222,7 @@ func TestBrowserStaffPages(t *testing.T) {
 	phone.NoJSErrors(t)
 
 	tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
-	browserLogin(t, h, tab, h.staff)
+	browserCookieLogin(t, h, tab, h.staff)
 	// A training, through its form.
 	tab.Go("/staff/trainings")
 	tab.Fill("#t-name", "Resin printing")
@@ -265,7 +253,7 @@ func TestBrowserStaffPages(t *testing.T) {
 		return err == nil
 	})
 	// The form leads to the new member's page.
-	waitLoaded(t, tab, "/staff/members/"+chris.ID.String())
+	waitAt(t, tab, "/staff/members/"+chris.ID.String())
 	tab.WaitText("main h1", "Chris New")
 	// Grant the new training, then make a password link, shown once.
 	tab.Fill("#q-training", resin.String())

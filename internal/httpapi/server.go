@@ -35,6 +35,11 @@ type Config struct {
 	// PublicURL is the server's address as people open it (no trailing
 	// slash), for links in mail, calendar feeds and machine labels.
 	PublicURL string
+	// BridgeBrokerURL is the broker address a bridge at a machine connects
+	// to (tcp://host:1883 or ssl://host:8883), and MQTTPrefix the topic
+	// prefix, both for the configuration the devices page shows once at
+	// registration ("" prefix: the default).
+	BridgeBrokerURL, MQTTPrefix string
 	// Mail mails members: invitations, reset links, booking confirmations
 	// (nil: no mail is sent, and there is no outbox).
 	Mail Mailer
@@ -86,11 +91,13 @@ type Server struct {
 	// publicURL: see Config.PublicURL.
 	publicURL string
 	// rows caches rendered rows of the list pages.
-	rows     fragments
-	ttl      time.Duration
-	pw       auth.Params
-	throttle *auth.Throttle
-	mail     Mailer
+	rows fragments
+	// bridgeBroker and mqttPrefix: see Config.BridgeBrokerURL.
+	bridgeBroker, mqttPrefix string
+	ttl                      time.Duration
+	pw                       auth.Params
+	throttle                 *auth.Throttle
+	mail                     Mailer
 	// forgotByAddr and forgotByAccount throttle "forgot my password".
 	forgotByAddr, forgotByAccount *auth.Throttle
 	engine                        *gin.Engine
@@ -138,8 +145,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.ReadTimeout = 15 * time.Second
 	}
 	s := &Server{
-		publicURL: cfg.PublicURL,
-		store:     cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
+		publicURL: cfg.PublicURL, bridgeBroker: cfg.BridgeBrokerURL, mqttPrefix: cfg.MQTTPrefix,
+		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, connections: cfg.Connections, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),

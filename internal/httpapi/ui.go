@@ -431,6 +431,7 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	s.makerPages(maker)
 	staff := e.Group("", s.page(fablab.RoleStaff))
 	s.staffPages(staff)
+	s.machineAdminPages(staff)
 	admin := e.Group("", s.page(fablab.RoleAdmin))
 	s.adminPages(admin)
 }
