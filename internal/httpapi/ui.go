@@ -413,6 +413,22 @@ func (s *Server) fragmentOf(v *view, name, key string, build func() any) (templa
 	return h, nil
 }
 
+// rowsHTML renders n rows with row template name (through the fragment
+// cache) into one piece of HTML, shown by the page with one action. key(i)
+// names everything row i shows; data(i) is its data, built on a miss.
+func (s *Server) rowsHTML(v *view, name string, n int, key func(int) string, data func(int) any) (template.HTML, error) {
+	var b strings.Builder
+	b.Grow(n * 512)
+	for i := 0; i < n; i++ {
+		h, err := s.fragmentOf(v, name, key(i), func() any { return data(i) })
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(string(h))
+	}
+	return template.HTML(b.String()), nil
+}
+
 // fragmentData is what a row template receives.
 type fragmentData struct {
 	V *view

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -62,7 +63,25 @@ func (s *Server) staffMachinesPage(c *gin.Context) {
 		rows = append(rows, r)
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Machine.Name < rows[j].Machine.Name })
-	s.render(c, http.StatusOK, "staff_machines", "adm_machines_title", gin.H{"Rows": rows})
+	v, err := s.newView(c, "staff_machines", "adm_machines_title", nil)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	html, err := s.rowsHTML(v, "staff_machine_row", len(rows), func(i int) string {
+		r := &rows[i]
+		k := []string{r.Machine.ID.String(), r.Machine.Name, r.Machine.Kind, r.Machine.State, r.Machine.DeviceID}
+		for _, t := range r.Trainings {
+			k = append(k, t.Name)
+		}
+		return strings.Join(k, "\x00")
+	}, func(i int) any { return &rows[i] })
+	if err != nil {
+		s.pageFail(c, fablab.Internal(err, "render machine rows"))
+		return
+	}
+	v.Data = gin.H{"Rows": html, "Count": len(rows)}
+	s.write(c, http.StatusOK, v)
 }
 
 // machineForm is the data of the new-machine and machine pages.
