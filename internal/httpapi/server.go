@@ -243,6 +243,7 @@ func (s *Server) routes(e *gin.Engine) {
 
 	anyone.POST("/auth/logout", s.logout)
 	anyone.GET("/me", s.me)
+	anyone.POST("/me/password", s.changePassword)
 
 	anyone.GET("/machines", s.listMachines)
 	staff.POST("/machines", s.createMachine)
