@@ -1,8 +1,417 @@
 package httpapi
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// The makers' pages: a machine's calendar, finding a free slot, my
+// bookings, my sessions and my profile. They read the store with the API's
+// visibility rules (a member sees their own bookings and sessions; others'
+// bookings only as busy time, which the calendar reads from the
+// availability API) and change nothing: booking, cancelling and the
+// password go through the JSON API from the browser.
 
 // makerPages registers the pages of the maker area (members with fablab.RoleMaker
 // or above; the group already checks it).
 func (s *Server) makerPages(g *gin.RouterGroup) {
+	g.GET("/machines/:id", s.machinePage)
+	g.GET("/find", s.findPage)
+	g.GET("/bookings", s.bookingsPage)
+	g.GET("/sessions", s.sessionsPage)
+	g.GET("/profile", s.profilePage)
+}
+
+// labWall writes t as the lab's wall-clock time without offset, the
+// "floating" time the calendar is fed with (it runs in UTC whatever the
+// browser's zone, so that it shows the lab's hours).
+func labWall(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02T15:04:05")
+}
+
+// machinePageData is what the machine page shows.
+type machinePageData struct {
+	Card machineCard
+	// Calendar settings, for calendar.js.
+	SlotMinutes, MinMinutes, MaxMinutes int
+	SlotSeconds                         int    // the time inputs' step
+	Now                                 string // the lab's wall-clock time now
+	Today                               string // the lab's date today, YYYY-MM-DD
+	BusinessHours                       string // JSON: FullCalendar businessHours
+	Maintenance                         string // JSON: [{start,end}] lab wall times of maintenance blocks
+	MinTime, MaxTime                    string // the earliest opening and latest closing of the week
+	Durations                           []int  // booking lengths offered by the next-slot list
+	DefaultMinutes                      int
+}
+
+// machinePage shows one machine: its state, price and the trainings the
+// viewer lacks, its next free slots and a calendar to book on.
+func (s *Server) machinePage(c *gin.Context) {
+	ctx := c.Request.Context()
+	id, err := pathID(c, "id")
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	m, err := s.store.Machine(ctx, id)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	if m.State == fablab.MachineRetired && !isStaff(c) {
+		s.pageFail(c, fablab.Errorf(fablab.ENOTFOUND, "machine %s is retired", id))
+		return
+	}
+	me := member(c)
+	card, err := s.machineCard(ctx, me, m)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	st, err := s.store.Settings(ctx)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	loc := st.Location()
+	now := s.now().In(loc)
+	d := machinePageData{
+		Card:        card,
+		SlotMinutes: m.Rules.SlotMinutes, SlotSeconds: 60 * m.Rules.SlotMinutes, MinMinutes: m.Rules.MinMinutes, MaxMinutes: m.Rules.MaxMinutes,
+		Now: labWall(now, loc), Today: now.Format(time.DateOnly),
+	}
+	d.BusinessHours, d.MinTime, d.MaxTime = businessHours(&st.OpeningHours)
+	d.Maintenance = maintenanceTimes(&st, &m, now)
+	for n := m.Rules.MinMinutes; n <= m.Rules.MaxMinutes && n <= 8*60 && len(d.Durations) < 12; n += m.Rules.SlotMinutes {
+		d.Durations = append(d.Durations, n)
+	}
+	d.DefaultMinutes = m.Rules.MinMinutes
+	if m.Rules.MinMinutes < 60 && 60 <= m.Rules.MaxMinutes && 60%m.Rules.SlotMinutes == 0 {
+		d.DefaultMinutes = 60
+	}
+	s.render(c, http.StatusOK, "machine", "machine_title", d)
+}
+
+// machineCard is one machine's price for me and the trainings I lack, by
+// the same rule as the machines page.
+func (s *Server) machineCard(ctx context.Context, me fablab.Member, m fablab.Machine) (machineCard, error) {
+	card := machineCard{Machine: m, PriceCents: -1}
+	group, err := s.memberGroup(ctx, me)
+	if err != nil {
+		return card, err
+	}
+	if p, ok := m.Prices[group]; ok {
+		card.PriceCents = p
+	}
+	if len(m.RequiredTrainings) == 0 {
+		return card, nil
+	}
+	quals, err := s.store.Qualifications(ctx, me.ID)
+	if err != nil {
+		return card, err
+	}
+	now := s.now()
+	for _, id := range m.RequiredTrainings {
+		one := fablab.Machine{RequiredTrainings: []fablab.ID{id}}
+		if _, _, ok := fablab.Qualified(&one, me.ID, quals, now); ok {
+			continue
+		}
+		t, err := s.store.Training(ctx, id)
+		if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+			continue
+		}
+		if err != nil {
+			return card, err
+		}
+		card.Missing = append(card.Missing, t)
+	}
+	return card, nil
+}
+
+// businessHours writes the opening hours as FullCalendar's businessHours
+// (JSON), with the earliest opening and latest closing of the week, to
+// bound the calendar's grid.
+func businessHours(o *fablab.OpeningHours) (js, minTime, maxTime string) {
+	type bh struct {
+		Days  []int  `json:"daysOfWeek"`
+		Start string `json:"startTime"`
+		End   string `json:"endTime"`
+	}
+	out := []bh{}
+	lo, hi := fablab.ClockTime(24*60), fablab.ClockTime(0)
+	for w := time.Sunday; w <= time.Saturday; w++ {
+		for _, r := range o.Day(w) {
+			out = append(out, bh{Days: []int{int(w)}, Start: r.Open.String(), End: r.Close.String()})
+			lo, hi = min(lo, r.Open), max(hi, r.Close)
+		}
+	}
+	if hi <= lo { // closed all week: show a working day
+		lo, hi = 8*60, 20*60
+	}
+	b, _ := json.Marshal(out)
+	return string(b), lo.String() + ":00", hi.String() + ":00"
+}
+
+// maintenanceTimes lists the machine's maintenance blocks from a week ago
+// on, as lab wall times (JSON): the calendar labels them (the availability
+// API counts them as busy time).
+func maintenanceTimes(st *fablab.Settings, m *fablab.Machine, now time.Time) string {
+	type span struct {
+		Start string `json:"start"`
+		End   string `json:"end"`
+	}
+	out := []span{}
+	loc := st.Location()
+	since := now.AddDate(0, 0, -7)
+	for _, b := range m.Maintenance {
+		if b.End.After(since) {
+			out = append(out, span{Start: labWall(b.Start, loc), End: labWall(b.End, loc)})
+		}
+	}
+	j, _ := json.Marshal(out)
+	return string(j)
+}
+
+// findChoice is one "when" of the find page, as an instant range computed
+// with the server's clock in the lab's zone.
+type findChoice struct {
+	ID       string // today, week, next_week
+	From, To time.Time
+}
+
+// findPageData is what the find page shows.
+type findPageData struct {
+	Kinds    []string
+	Minutes  []int
+	Whens    []findChoice
+	Selected struct {
+		Kind    string
+		Minutes int
+		When    string
+	}
+}
+
+// findPage offers a search for the next free slots of a kind of machine;
+// find.js asks GET /api/v1/slots and lists them with a Book button each.
+func (s *Server) findPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	ms, err := s.store.Machines(ctx, 0, 10_000)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	st, err := s.store.Settings(ctx)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	d := findPageData{Minutes: []int{30, 60, 90, 120, 180, 240}}
+	seen := map[string]bool{}
+	for _, m := range ms.Items {
+		if m.State != fablab.MachineRetired && !seen[m.Kind] {
+			seen[m.Kind] = true
+			d.Kinds = append(d.Kinds, m.Kind)
+		}
+	}
+	sort.Strings(d.Kinds)
+	loc := st.Location()
+	now := s.now().In(loc)
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
+	monday := midnight.AddDate(0, 0, -((int(now.Weekday()) + 6) % 7))
+	d.Whens = []findChoice{
+		{"today", now, midnight.AddDate(0, 0, 1)},
+		{"week", now, monday.AddDate(0, 0, 7)},
+		{"next_week", monday.AddDate(0, 0, 7), monday.AddDate(0, 0, 14)},
+	}
+	d.Selected.Kind = c.Query("kind")
+	if !seen[d.Selected.Kind] {
+		d.Selected.Kind = ""
+		if seen[fablab.KindLaserCutter] {
+			d.Selected.Kind = fablab.KindLaserCutter
+		}
+	}
+	d.Selected.Minutes = 60
+	for _, n := range d.Minutes {
+		if c.Query("minutes") == strconv.Itoa(n) {
+			d.Selected.Minutes = n
+		}
+	}
+	d.Selected.When = "week"
+	for _, w := range d.Whens {
+		if c.Query("when") == w.ID {
+			d.Selected.When = w.ID
+		}
+	}
+	s.render(c, http.StatusOK, "find", "find_title", d)
+}
+
+// bookingRow is one of my bookings as the bookings page shows it.
+type bookingRow struct {
+	Booking     fablab.Booking
+	MachineName string
+	// Cancellable: confirmed and not started; the API decides the rest
+	// (the cancellation cutoff) when asked.
+	Cancellable bool
+}
+
+// bookingsPageData is what the bookings page shows.
+type bookingsPageData struct {
+	Upcoming, Past []bookingRow
+}
+
+// How far back and ahead the bookings and sessions pages look.
+const (
+	pagePast  = 90 * 24 * time.Hour
+	pageAhead = 366 * 24 * time.Hour
+)
+
+// bookingsPage lists my bookings, upcoming first, then past ones (latest
+// first), and the calendar feed section.
+func (s *Server) bookingsPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	me := member(c)
+	now := s.now()
+	bs, err := s.store.Bookings(ctx, bolt.BookingFilter{MemberID: me.ID, From: now.Add(-pagePast), To: now.Add(pageAhead)})
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	names, err := s.machineNames(ctx)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	var d bookingsPageData
+	for _, b := range bs {
+		row := bookingRow{Booking: b, MachineName: names[b.MachineID]}
+		if b.End.After(now) && b.State == fablab.BookingConfirmed {
+			row.Cancellable = b.Start.After(now)
+			d.Upcoming = append(d.Upcoming, row)
+		} else {
+			d.Past = append(d.Past, row)
+		}
+	}
+	// Latest first for the past.
+	for i, j := 0, len(d.Past)-1; i < j; i, j = i+1, j-1 {
+		d.Past[i], d.Past[j] = d.Past[j], d.Past[i]
+	}
+	s.render(c, http.StatusOK, "bookings", "bookings_title", d)
+}
+
+// machineNames maps every machine's id to its name.
+func (s *Server) machineNames(ctx context.Context) (map[fablab.ID]string, error) {
+	ms, err := s.store.Machines(ctx, 0, 10_000)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[fablab.ID]string, len(ms.Items))
+	for _, m := range ms.Items {
+		out[m.ID] = m.Name
+	}
+	return out, nil
+}
+
+// sessionRow is one of my sessions as the sessions page shows it.
+type sessionRow struct {
+	Session     fablab.Session
+	MachineName string
+	Minutes     int
+}
+
+// sessionsPage lists my sessions of the last 90 days, latest first; an
+// open one shows as in progress.
+func (s *Server) sessionsPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	me := member(c)
+	now := s.now()
+	ss, err := s.store.SessionsOfMember(ctx, me.ID, now.Add(-pagePast), now.Add(24*time.Hour))
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	names, err := s.machineNames(ctx)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	rows := make([]sessionRow, 0, len(ss))
+	for _, se := range ss {
+		end := now
+		if se.Ended != nil {
+			end = *se.Ended
+		}
+		rows = append(rows, sessionRow{Session: se, MachineName: names[se.MachineID], Minutes: int(end.Sub(se.Started).Round(time.Minute) / time.Minute)})
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Session.Started.After(rows[j].Session.Started) })
+	s.render(c, http.StatusOK, "sessions", "sessions_title", rows)
+}
+
+// qualificationRow is one of my qualifications with its training's name.
+type qualificationRow struct {
+	Q        fablab.Qualification
+	Training string
+	Expired  bool
+}
+
+// profilePageData is what the profile page shows.
+type profilePageData struct {
+	Member         fablab.Member
+	Group          string // the tariff group paid, the organisation's when the member has none
+	Organisation   string
+	Badges         []fablab.Badge
+	Qualifications []qualificationRow
+	PasswordDone   bool
+}
+
+// profilePage shows my account, badges and qualifications, with the
+// password change form (POST /api/v1/me/password).
+func (s *Server) profilePage(c *gin.Context) {
+	ctx := c.Request.Context()
+	me := member(c)
+	d := profilePageData{Member: me, PasswordDone: c.Query("password") == "changed"}
+	var err error
+	if d.Group, err = s.memberGroup(ctx, me); err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	if me.OrganisationID != 0 {
+		o, err := s.store.Organisation(ctx, me.OrganisationID)
+		if err != nil {
+			s.pageFail(c, err)
+			return
+		}
+		d.Organisation = o.Name
+	}
+	if d.Badges, err = s.store.Badges(ctx, me.ID); err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	quals, err := s.store.Qualifications(ctx, me.ID)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	now := s.now()
+	for _, q := range quals {
+		row := qualificationRow{Q: q, Expired: !q.ValidAt(now)}
+		t, err := s.store.Training(ctx, q.TrainingID)
+		switch {
+		case err == nil:
+			row.Training = t.Name
+		case fablab.ErrorCode(err) != fablab.ENOTFOUND:
+			s.pageFail(c, err)
+			return
+		}
+		d.Qualifications = append(d.Qualifications, row)
+	}
+	s.render(c, http.StatusOK, "profile", "profile_title", d)
 }
