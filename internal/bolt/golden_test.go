@@ -42,6 +42,7 @@ var jsonRecords = map[string]reflect.Type{
 	"bookings":       reflect.TypeFor[fablab.Booking](),
 	"tokens":         reflect.TypeFor[Token](),
 	"resets":         reflect.TypeFor[PasswordReset](),
+	"feeds_member":   reflect.TypeFor[feedRecord](),
 	"devices":        reflect.TypeFor[deviceRecord](),
 	"sessions":       reflect.TypeFor[fablab.Session](),
 	"audit":          reflect.TypeFor[fablab.AuditEvent](),
@@ -188,6 +189,10 @@ func writeRepresentativeRecords(t *testing.T, s *Store) {
 
 	must(s.PutToken(ctx, key(1), Token{MemberID: ada.ID, CSRF: "csrf-secret", CreatedAt: at(0), ExpiresAt: at(60 * 24)}))
 	must(s.PutPasswordReset(ctx, key(2), PasswordReset{MemberID: ada.ID, CreatedBy: staff.ID, ExpiresAt: at(72 * 60)}))
+	_, err = s.PutCalendarFeed(ctx, ada.ID, key(3)) // replaced by the next one
+	must(err)
+	_, err = s.PutCalendarFeed(ctx, ada.ID, key(4))
+	must(err)
 
 	// A session ended by staff, one still open, and one a device ran alone.
 	ev := func(action string) []fablab.AuditEvent {
@@ -480,6 +485,16 @@ func checkReadsBack(t *testing.T, s *Store, counts map[string]int) {
 	}
 	members, err := s.Members(ctx, 0, 1000)
 	want("members", len(members.Items), err, "members")
+	feeds := 0
+	for _, m := range members.Items {
+		_, err := s.MemberCalendarFeed(ctx, m.ID)
+		if err == nil {
+			feeds++
+		} else if fablab.ErrorCode(err) != fablab.ENOTFOUND {
+			t.Errorf("calendar feed of member %s: %v", m.ID, err)
+		}
+	}
+	want("calendar feeds", feeds, nil, "feeds_member")
 	for _, m := range members.Items {
 		_, err := s.Qualifications(ctx, m.ID)
 		if err != nil {

@@ -100,12 +100,24 @@ func (s *Store) readMachine(tx *bbolt.Tx, id fablab.ID) (fablab.Machine, error) 
 	return s.machineCache.get(id, raw)
 }
 
-// Machines lists machines by id.
+// Machines lists machines by id. They come from the decode cache: callers
+// read them and must not change their slices or maps.
 func (s *Store) Machines(ctx context.Context, after fablab.ID, limit int) (Page[fablab.Machine], error) {
-	var out Page[fablab.Machine]
-	err := s.view(ctx, func(tx *bbolt.Tx) (err error) {
-		out, err = listByID[fablab.Machine](tx, bMachines, after, limit)
-		return err
+	out := Page[fablab.Machine]{Items: []fablab.Machine{}}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bMachines).Cursor()
+		for k, v := c.Seek(itob(after + 1)); k != nil; k, v = c.Next() {
+			if len(out.Items) == limit {
+				out.Next = btoi(k) - 1
+				break
+			}
+			m, err := s.machineCache.get(btoi(k), v)
+			if err != nil {
+				return fablab.Internal(err, "decode stored machine %d", btoi(k))
+			}
+			out.Items = append(out.Items, m)
+		}
+		return nil
 	})
 	return out, err
 }

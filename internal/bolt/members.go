@@ -114,9 +114,9 @@ func (s *Store) MemberByEmail(ctx context.Context, email string) (fablab.Member,
 
 // UpdateMember applies fn to a member and stores it if it still validates.
 // The email index follows email changes. A new password, a new role or a
-// suspension ends the member's sessions and voids their password resets (a
+// suspension ends the member's sessions, voids their password resets (a
 // link issued by staff to a maker must not become a way into an admin
-// account). Errors: ENOTFOUND, EINVALID,
+// account) and deletes their calendar feed. Errors: ENOTFOUND, EINVALID,
 // "email_taken", and whatever fn returns.
 func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.Member) error) (fablab.Member, error) {
 	var out fablab.Member
@@ -157,6 +157,11 @@ func (s *Store) UpdateMember(ctx context.Context, id fablab.ID, fn func(*fablab.
 		gen := r.SessionGen
 		if m.PasswordHash != r.PasswordHash || m.Role != r.Role || (m.Status == fablab.StatusSuspended && r.Status != fablab.StatusSuspended) {
 			gen++ // ends the member's sessions and voids their reset links
+			// The calendar feed goes with them: a feed made from a
+			// stolen session must not outlive the new password.
+			if err := deleteFeed(tx, id); err != nil {
+				return err
+			}
 		}
 		out = m
 		return putMember(tx, m, gen)

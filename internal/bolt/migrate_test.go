@@ -135,3 +135,45 @@ func TestMigrateFromVersion3(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A file left at schema 4 (before calendar feeds) gets the feed buckets at
+// open, and feeds work on it.
+func TestMigrateFromVersion4(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v4.db")
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		for _, m := range migrations[:4] {
+			if err := m(tx); err != nil {
+				return err
+			}
+		}
+		for _, name := range [][]byte{bFeeds, bFeedsMember} { // version 4 had neither
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put(kSchema, u64(4))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("open a version 4 file: %v", err)
+	}
+	defer s.Close()
+	m, err := s.CreateMember(t.Context(), fablab.Member{Email: "ada@example.org", Name: "Ada", Group: "student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutCalendarFeed(t.Context(), m.ID, [32]byte{1}); err != nil {
+		t.Fatalf("a feed on a migrated file: %v", err)
+	}
+	if _, err := s.CalendarFeedContents(t.Context(), [32]byte{1}, FeedWindow{Now: time.Now(), From: time.Now(), To: time.Now().Add(time.Hour), Limit: 10}); err != nil {
+		t.Errorf("read the feed back: %v", err)
+	}
+}

@@ -1,6 +1,6 @@
 // Package bolt stores FabGate's data in one bbolt file.
 //
-// Schema (version 4). Integers in keys are big-endian so that keys sort in
+// Schema (version 5). Integers in keys are big-endian so that keys sort in
 // numeric and chronological order; times in keys are Unix seconds (int64,
 // written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
 //
@@ -28,6 +28,10 @@
 //	                  start and by end, and an overlap check reads two neighbours)
 //	tokens/           SHA-256(token) → JSON token (member, expiry, CSRF secret, session generation)
 //	resets/           SHA-256(token) → JSON password reset (member, expiry, session generation)
+//	feeds/            SHA-256(token) → member id          (calendar feed tokens; one per member)
+//	feeds_member/     member id → JSON {key: hex SHA-256 of the current token, created_at}
+//	                  (replaced by a new token, deleted by a revocation and by whatever
+//	                  ends the member's sessions: a password or role change, a suspension)
 //	devices/          device id → JSON deviceRecord (device + secret hash + disabled flag)
 //	machine_device/   device id → machine id   (the one source of a binding is Machine.DeviceID;
 //	                  this index answers "which machine does this device drive" and keeps it unique)
@@ -45,7 +49,8 @@
 //
 // Versions: 1 created everything above up to tokens/; 2 added resets/; 3 added
 // the devices and sessions buckets and indexed the machines' device ids; 4
-// took open sessions out of the session time indexes.
+// took open sessions out of the session time indexes; 5 added feeds/ and
+// feeds_member/.
 // Sequences: each entity bucket's NextSequence allocates its ids.
 //
 // Stored values are the JSON encodings of the fablab types (and of the
@@ -79,7 +84,7 @@ import (
 )
 
 // SchemaVersion is the version of the layout drawn above: len(migrations).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 var (
 	bMeta           = []byte("meta")
@@ -97,6 +102,8 @@ var (
 	bSlots          = []byte("slots")
 	bTokens         = []byte("tokens")
 	bResets         = []byte("resets")
+	bFeeds          = []byte("feeds")
+	bFeedsMember    = []byte("feeds_member")
 	bDevices        = []byte("devices")
 	bMachineDevice  = []byte("machine_device")
 	bDeviceSeq      = []byte("device_seq")
@@ -120,7 +127,7 @@ var allBuckets = [][]byte{
 	bMeta, bMembers, bMembersEmail, bOrganisations, bTrainings, bQualifications,
 	bBadges, bBadgesMember, bMachines, bBookings, bBookingsMach, bBookingsMember, bSlots, bTokens,
 	bResets, bDevices, bMachineDevice, bDeviceSeq, bSessions, bSessionsMach, bSessionsStart, bSessionsMember,
-	bSessionsOpen, bTapsSeen, bUnknownTaps, bAudit,
+	bSessionsOpen, bTapsSeen, bUnknownTaps, bAudit, bFeeds, bFeedsMember,
 }
 
 // migrations[i] takes a file from schema version i to i+1. Version 0 is a new,
@@ -133,6 +140,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 	},
 	migrateAccess,        // 3
 	migrateOpenUnindexed, // 4
+	func(tx *bbolt.Tx) error { // 5: calendar feeds
+		for _, name := range [][]byte{bFeeds, bFeedsMember} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // Options configure Open.

@@ -69,6 +69,14 @@ var apiRouteTable = map[string]apiRouteCase{
 		return rq
 	}},
 
+	"GET /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me/calendar-feed" })},
+	"POST /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusCreated, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/me/calendar-feed"}
+	}},
+	"DELETE /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusNoContent, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "DELETE", path: "/api/v1/me/calendar-feed"}
+	}},
+
 	"GET /api/v1/machines": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
 	"POST /api/v1/machines": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": fmt.Sprintf("Router %d", h.uniq()), "kind": "cnc"}}

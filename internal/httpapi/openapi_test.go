@@ -451,6 +451,8 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"Problem", Problem{}, response},
 		{"LoginRequest", loginRequest{}, request},
 		{"LoginResponse", loginResponse{}, response},
+		{"CalendarFeedCreated", calendarFeedCreated{}, response},
+		{"CalendarFeedStatus", calendarFeedStatus{}, response},
 		{"Interval", fablab.Interval{}, response},
 		{"BookingRules", fablab.BookingRules{}, response | request},
 		{"MaintenanceBlock", fablab.MaintenanceBlock{}, response | request},

@@ -231,6 +231,7 @@ func (s *Server) routes(e *gin.Engine) {
 	e.StaticFS("/static", http.FS(filesOnly{web.Static()}))
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", s.scrape)
+	e.GET("/feed/:token", s.calendarFeed) // the token is the credential: no login
 
 	api := e.Group("/api/v1")
 	api.GET("/openapi.json", s.openapi)
@@ -244,6 +245,9 @@ func (s *Server) routes(e *gin.Engine) {
 	anyone.POST("/auth/logout", s.logout)
 	anyone.GET("/me", s.me)
 	anyone.POST("/me/password", s.changePassword)
+	anyone.GET("/me/calendar-feed", s.getCalendarFeed)
+	anyone.POST("/me/calendar-feed", s.createCalendarFeed)
+	anyone.DELETE("/me/calendar-feed", s.revokeCalendarFeed)
 
 	anyone.GET("/machines", s.listMachines)
 	staff.POST("/machines", s.createMachine)
@@ -346,8 +350,9 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // securityHeaders sets the headers every response carries. Only the static
-// files may be cached: every other answer may carry a token (a login, a
-// reset link, a device secret) or private data.
+// files may be cached (and a calendar feed, by its owner's phone only: it
+// sets its own Cache-Control): every other answer may carry a token (a
+// login, a reset link, a device secret) or private data.
 func securityHeaders(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)

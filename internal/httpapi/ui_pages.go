@@ -40,7 +40,9 @@ func (s *Server) forgotPage(c *gin.Context) {
 	s.render(c, http.StatusOK, "forgot", "forgot_title", nil)
 }
 
-// machineCard is one machine as the machines page shows it.
+// machineCard is one machine as the machines page shows it, its texts
+// ready in the page's language (a page of 50 machines renders fast when the
+// template only copies fields).
 type machineCard struct {
 	Machine fablab.Machine
 	// PriceCents is the hourly price for the viewer's tariff group, -1 when
@@ -48,19 +50,42 @@ type machineCard struct {
 	PriceCents int64
 	// Missing are the trainings the viewer lacks for it.
 	Missing []fablab.Training
+	// Kind, State and Price are the machine's kind, state and price for
+	// the viewer in words; MissingNames lists Missing.
+	Kind, State, Price, MissingNames string
 }
 
 // machinesPage lists the machines with their price for the viewer and the
 // trainings the viewer lacks; their live state comes from the event stream.
 func (s *Server) machinesPage(c *gin.Context) {
 	ctx := c.Request.Context()
-	me := member(c)
-	cards, err := s.machineCards(ctx, me)
+	v, err := s.newView(c, "machines", "machines_title", nil)
 	if err != nil {
 		s.pageFail(c, err)
 		return
 	}
-	s.render(c, http.StatusOK, "machines", "machines_title", cards)
+	cards, err := s.machineCards(ctx, member(c))
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	for i := range cards {
+		cd := &cards[i]
+		cd.Kind, cd.State = v.Kind(cd.Machine.Kind), v.TOr("state_"+cd.Machine.State, cd.Machine.State)
+		if cd.PriceCents >= 0 {
+			cd.Price = v.T("machines_price", "Price", v.Money(cd.PriceCents))
+		} else {
+			cd.Price = v.T("machines_no_price")
+		}
+		for j, t := range cd.Missing {
+			if j > 0 {
+				cd.MissingNames += ", "
+			}
+			cd.MissingNames += t.Name
+		}
+	}
+	v.Data = cards
+	s.write(c, http.StatusOK, v)
 }
 
 func (s *Server) machineCards(ctx context.Context, me fablab.Member) ([]machineCard, error) {
