@@ -345,8 +345,10 @@ func statusLabel(code int) string {
 }
 
 // contentSecurityPolicy allows the pages scripts, styles and images from
-// the server itself only: no inline script, no framing.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// the server itself only: no inline script, no framing. Fonts may also come
+// from data: URLs, as the calendar library's stylesheet declares its icon
+// font (a font cannot run code).
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // securityHeaders sets the headers every response carries. Only the static

@@ -167,6 +167,10 @@
       var mineIv = mine.map(span).sort(byStart);
       var maintIv = maint.map(function (m) { return [floatOf(m.start).getTime(), floatOf(m.end).getTime()]; }).sort(byStart);
       var evs = [];
+      var nowMs = floatOf(D.now).getTime();
+      if (info.start.getTime() < nowMs) { // the past cannot be booked: shade it
+        evs.push({start: info.start.getTime(), end: Math.min(nowMs, info.end.getTime()), display: 'background', classNames: ['fg-past']});
+      }
       subtract(subtract([[info.start.getTime(), info.end.getTime()]], free), busy).forEach(function (iv) {
         evs.push({start: iv[0], end: iv[1], display: 'background', classNames: ['fg-closed'], title: D.msgClosed});
       });
@@ -204,7 +208,11 @@
       initialDate: now,
       initialView: phone ? 'timeGridDay' : 'timeGridWeek',
       headerToolbar: {left: 'prev,next today', center: 'title', right: 'timeGridWeek,timeGridDay'},
-      buttonText: {week: D.msgWeek, day: D.msgDay},
+      // Words, not the icon font: the page's policy allows no font from a data: URL.
+      buttonIcons: false,
+      buttonText: {week: D.msgWeek, day: D.msgDay, today: D.msgToday, prev: '‹', next: '›'},
+      buttonHints: {prev: D.msgPrev, next: D.msgNext},
+      views: {timeGridDay: {titleFormat: {weekday: 'long', day: 'numeric', month: 'long'}}},
       firstDay: 1,
       allDaySlot: false,
       nowIndicator: true,
