@@ -337,3 +337,48 @@ func TestBrowserMakerPhone(t *testing.T) {
 	}
 	noPageErrors(t, tab, append(missingLive(h), refusedBooking(h.srv.URL))...)
 }
+
+// TestBrowserMakerFindsASlot: "any laser, 2 h, this week" lists the free
+// slots with machine names and lab times; Book books the first one, which
+// then shows in my bookings. The machine page lists its next free slots
+// with one-tap Book buttons, at the top on a phone.
+func TestBrowserMakerFindsASlot(t *testing.T) {
+	t.Parallel()
+	h, _ := makerBrowserLab(t)
+	if !hasRoute(h, "GET", "/api/v1/slots") {
+		t.Skip("this server has no free-slot search (GET /api/v1/slots)")
+	}
+	b := browsertest.Start(t)
+	tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserLogin(t, tab, h.alice, "/find", "form[data-find-form]")
+	tab.Fill("#find-kind", "laser-cutter")
+	tab.Fill("#find-minutes", "120")
+	tab.Click("#when-week")
+	tab.Click("form[data-find-form] button[type=submit]")
+	tab.WaitVisible("[data-find-list] li.slot button")
+	first := tab.Text("[data-find-list] li.slot")
+	if !strings.Contains(first, "Laser") || !strings.Contains(first, "Wednesday 4 March, 10:00–12:00") {
+		t.Errorf("the first free laser slot reads %q, want Laser on Wednesday 4 March, 10:00–12:00 (the lab's time now)", first)
+	}
+	tab.Screenshot("find-results")
+	tab.CheckAccessibility(t, "find")
+	tab.Click("[data-find-list] li.slot button")
+	tab.WaitText("[data-find-list] li.slot .status", "Booked Laser")
+	tab.Screenshot("find-booked")
+	tab.Go("/bookings")
+	tab.WaitText("table.bookings", "Wednesday 4 March 2026, 10:00")
+	noPageErrors(t, tab, missingLive(h)...)
+
+	// At the machine, on a phone: the next free slot, Book, confirm.
+	phone := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone})
+	browserLogin(t, phone, h.alice, "/machines/"+h.laser.ID.String(), "[data-next-list] li.slot button")
+	phone.Screenshot("phone-next-slots")
+	phone.NoHorizontalOverflow(t)
+	phone.Click("[data-next-list] li.slot button")
+	phone.WaitVisible("dialog[open] [data-dialog-ok]")
+	phone.Click("dialog[open] [data-dialog-ok]")
+	phone.WaitText("[data-cal-status]", "Booked: Wednesday 4 March, 12:00–13:00")
+	phone.Screenshot("phone-next-booked")
+	phone.CheckAccessibility(t, "phone-next-slots")
+	noPageErrors(t, phone, missingLive(h)...)
+}

@@ -216,6 +216,7 @@
       firstDay: 1,
       allDaySlot: false,
       nowIndicator: true,
+      stickyHeaderDates: false,
       height: 'auto',
       slotDuration: duration(slot),
       snapDuration: duration(slot),
@@ -318,6 +319,7 @@
         FG.showProblem(form, {detail: form.dataset.msgMissing || form.elements[missing].validationMessage, field: date ? missing : undefined});
         return;
       }
+      say('');
       var start = floatOf(date + 'T' + s), end = floatOf(date + 'T' + e);
       var submit = form.querySelector('[type=submit]');
       submit.disabled = true;
