@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -268,42 +269,73 @@ type bookingsPageData struct {
 	Upcoming, Past []bookingRow
 }
 
-// How far back and ahead the bookings and sessions pages look.
+// How far back and ahead the bookings and sessions pages look, and how many
+// rows they show: a member who books every day still gets a page that
+// renders at once (older and further bookings are in the calendar feed
+// and the API).
 const (
-	pagePast  = 90 * 24 * time.Hour
-	pageAhead = 366 * 24 * time.Hour
+	pagePast     = 90 * 24 * time.Hour
+	pageAhead    = 90 * 24 * time.Hour
+	pageBookings = 50 // upcoming bookings shown
+	pagePastRows = 20 // past bookings shown
+	pageSessions = 50
 )
 
-// bookingsPage lists my bookings, upcoming first, then past ones (latest
-// first), and the calendar feed section.
+// bookingsPage lists my bookings, upcoming first (the next pageBookings),
+// then the latest pagePastRows past ones, and the calendar feed section.
+// It reads a week each way first and looks further only when that week
+// holds too few, so that a member with a booking every day costs no more
+// than one with a few.
 func (s *Server) bookingsPage(c *gin.Context) {
 	ctx := c.Request.Context()
 	me := member(c)
 	now := s.now()
-	bs, err := s.store.Bookings(ctx, bolt.BookingFilter{MemberID: me.ID, From: now.Add(-pagePast), To: now.Add(pageAhead)})
-	if err != nil {
-		s.pageFail(c, err)
-		return
-	}
+	upcoming := func(b fablab.Booking) bool { return b.End.After(now) && b.State == fablab.BookingConfirmed }
+	var d bookingsPageData
+	var cancelled []bookingRow
 	names, err := s.machineNames(ctx)
 	if err != nil {
 		s.pageFail(c, err)
 		return
 	}
-	var d bookingsPageData
-	for _, b := range bs {
-		row := bookingRow{Booking: b, MachineName: names[b.MachineID]}
-		if b.End.After(now) && b.State == fablab.BookingConfirmed {
-			row.Cancellable = b.Start.After(now)
-			d.Upcoming = append(d.Upcoming, row)
-		} else {
-			d.Past = append(d.Past, row)
+	for _, span := range []time.Duration{7 * 24 * time.Hour, 31 * 24 * time.Hour, pageAhead} {
+		bs, err := s.store.Bookings(ctx, bolt.BookingFilter{MemberID: me.ID, From: now, To: now.Add(span)})
+		if err != nil {
+			s.pageFail(c, err)
+			return
+		}
+		d.Upcoming, cancelled = d.Upcoming[:0], cancelled[:0]
+		for _, b := range bs {
+			switch {
+			case upcoming(b) && len(d.Upcoming) < pageBookings:
+				d.Upcoming = append(d.Upcoming, bookingRow{Booking: b, MachineName: names[b.MachineID], Cancellable: b.Start.After(now)})
+			case !upcoming(b) && b.Start.After(now) && len(cancelled) < pagePastRows:
+				// Cancelled before they began: listed with the past ones.
+				cancelled = append(cancelled, bookingRow{Booking: b, MachineName: names[b.MachineID]})
+			}
+		}
+		if len(d.Upcoming) == pageBookings {
+			break
 		}
 	}
-	// Latest first for the past.
-	for i, j := 0, len(d.Past)-1; i < j; i, j = i+1, j-1 {
-		d.Past[i], d.Past[j] = d.Past[j], d.Past[i]
+	for _, span := range []time.Duration{7 * 24 * time.Hour, 31 * 24 * time.Hour, pagePast} {
+		bs, err := s.store.Bookings(ctx, bolt.BookingFilter{MemberID: me.ID, From: now.Add(-span), To: now.Add(time.Minute)})
+		if err != nil {
+			s.pageFail(c, err)
+			return
+		}
+		d.Past = d.Past[:0]
+		for i := len(bs) - 1; i >= 0 && len(d.Past) < pagePastRows; i-- { // latest first
+			if !upcoming(bs[i]) && bs[i].Start.Before(now) {
+				d.Past = append(d.Past, bookingRow{Booking: bs[i], MachineName: names[bs[i].MachineID]})
+			}
+		}
+		if len(d.Past) == pagePastRows {
+			break
+		}
 	}
+	slices.Reverse(cancelled)
+	d.Past = append(cancelled, d.Past...)
 	s.render(c, http.StatusOK, "bookings", "bookings_title", d)
 }
 
@@ -327,8 +359,8 @@ type sessionRow struct {
 	Minutes     int
 }
 
-// sessionsPage lists my sessions of the last 90 days, latest first; an
-// open one shows as in progress.
+// sessionsPage lists my latest pageSessions sessions of the last 90 days,
+// latest first; an open one shows as in progress.
 func (s *Server) sessionsPage(c *gin.Context) {
 	ctx := c.Request.Context()
 	me := member(c)
@@ -352,6 +384,9 @@ func (s *Server) sessionsPage(c *gin.Context) {
 		rows = append(rows, sessionRow{Session: se, MachineName: names[se.MachineID], Minutes: int(end.Sub(se.Started).Round(time.Minute) / time.Minute)})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Session.Started.After(rows[j].Session.Started) })
+	if len(rows) > pageSessions {
+		rows = rows[:pageSessions]
+	}
 	s.render(c, http.StatusOK, "sessions", "sessions_title", rows)
 }
 

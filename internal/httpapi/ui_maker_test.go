@@ -406,3 +406,29 @@ func TestMachinesPageLiveState(t *testing.T) {
 		}
 	}
 }
+
+// TestBookingsPageBounded: a member who books every day gets the next 50
+// bookings, earliest first, and the latest 20 past ones.
+func TestBookingsPageBounded(t *testing.T) {
+	h := newAPIHarness(t)
+	for d := -40; d < 70; d++ {
+		h.seedBooking(t, h.printer.ID, h.alice, apiAt(d, 14, 0), apiAt(d, 15, 0))
+	}
+	a := newPageClient(t, h)
+	a.login(h.alice)
+	_, _, body := a.get("/bookings", "Accept-Language", "en")
+	upcoming, past, _ := strings.Cut(body, `id="past-title"`)
+	if n := strings.Count(upcoming, "data-booking="); n != pageBookings {
+		t.Errorf("%d upcoming bookings shown, want %d", n, pageBookings)
+	}
+	if n := strings.Count(past, "data-booking="); n != pagePastRows {
+		t.Errorf("%d past bookings shown, want %d", n, pagePastRows)
+	}
+	// The clock is Monday 2 March 08:00: today's 14:00 is the first to come, yesterday's the latest past.
+	if !strings.Contains(upcoming, "Monday 2 March 2026, 14:00") || strings.Contains(upcoming, "Sunday 1 March 2026") {
+		t.Error("upcoming bookings do not start with today's")
+	}
+	if i := strings.Index(past, "Sunday 1 March 2026, 14:00"); i < 0 || i > strings.Index(past, "Saturday 28 February 2026, 14:00") {
+		t.Error("past bookings are not latest first from yesterday's")
+	}
+}
