@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fabgate/fabgate/internal/mail"
 )
 
 // Config is the configuration of `fabgate serve`. Values come from the
@@ -124,6 +126,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("public_url: %q must be the server's address as people open it, such as https://fablab.example.org", c.PublicURL))
 		}
 	}
+	if u, err := mail.ParseURL(c.SMTPURL); err != nil {
+		errs = append(errs, fmt.Errorf("smtp_url: %w", err))
+	} else if !u.Outbox && c.PublicURL == "" {
+		errs = append(errs, errors.New("smtp_url: mail carries links to the server: set public_url too, such as https://fablab.example.org"))
+	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, errors.New("metrics_token: use at least 16 characters (e.g. the output of openssl rand -hex 16)"))
 	}
@@ -173,7 +180,7 @@ var settings = []setting{
 	{"metrics-listen", "serve /metrics on this address of its own instead of the HTTP address", func(c *Config) any { return &c.MetricsListen }},
 	{"metrics-token", "bearer token a scraper must send to read /metrics (prefer the variable or file to the flag)", func(c *Config) any { return &c.MetricsToken }},
 	{"public-url", "the server's address as people open it, for links in mail, calendar feeds and machine labels (default http://<http address>)", func(c *Config) any { return &c.PublicURL }},
-	{"smtp-url", "where mail goes: smtp://user:pass@host:587 (STARTTLS), smtps://…:465, or outbox: (kept for staff to read; the default)", func(c *Config) any { return &c.SMTPURL }},
+	{"smtp-url", "where mail goes: outbox: (kept for staff to read; the default), smtp://user:pass@host:587 (STARTTLS when offered; ?tls=starttls requires it, ?tls=none for a local relay), or smtps://user:pass@host:465; ?from=address sets the sender", func(c *Config) any { return &c.SMTPURL }},
 	{"mqtt-listen", "embedded MQTT broker address (default 127.0.0.1:1883)", func(c *Config) any { return &c.MQTTListen }},
 	{"mqtt-url", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)", func(c *Config) any { return &c.MQTTURL }},
 	{"mqtt-username", "server's user on the external broker (default fabgate-server)", func(c *Config) any { return &c.MQTTUsername }},

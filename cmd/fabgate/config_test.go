@@ -91,6 +91,9 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 		{"unknown flag", []string{"--colour"}, nil, "flag provided but not defined"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"missing file", []string{"--config", "/nonexistent/fabgate.json"}, nil, "config file"},
+		{"smtp url scheme", []string{"--smtp-url", "mail.example.org:587"}, nil, "smtp_url: \"mail.example.org:587\" has an unknown scheme; write outbox:"},
+		{"smtp url tls", []string{"--smtp-url", "smtp://mail.example.org?tls=yes", "--public-url", "https://fablab.example.org"}, nil, "?tls=none for a local relay"},
+		{"smtp without public url", nil, map[string]string{"FABGATE_SMTP_URL": "smtps://u:p@mail.example.org"}, "set public_url too"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,6 +102,15 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadConfigSMTPURL: the accepted forms of smtp_url load.
+func TestLoadConfigSMTPURL(t *testing.T) {
+	for _, u := range []string{"", "outbox:", "smtp://relay:25?tls=none", "smtps://user:pass@mail.example.org?from=lab@example.org"} {
+		if _, err := loadConfig([]string{"--smtp-url", u, "--public-url", "https://fablab.example.org"}, envOf(nil), io.Discard); err != nil {
+			t.Errorf("smtp_url %q: %v", u, err)
+		}
 	}
 }
 

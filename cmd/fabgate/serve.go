@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/fabgate/fabgate/internal/demo"
 	"github.com/fabgate/fabgate/internal/httpapi"
 	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/mail"
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
@@ -123,9 +125,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		}
 		publicURL = scheme + "://" + ln.Addr().String()
 	}
+	notifier, stopMail, err := startMail(cfg, publicURL, store, now, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopMail() // before storage closes (deferred earlier)
 	api, err := httpapi.New(httpapi.Config{
-		PublicURL: publicURL,
-		Store:     store, Log: log, Now: now, Registry: reg, Version: version,
+		PublicURL: publicURL, Mail: notifier,
+		Store: store, Log: log, Now: now, Registry: reg, Version: version,
 		TokenTTL: time.Duration(cfg.TokenTTL), TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",
@@ -185,7 +192,61 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http", "err", err)
 	}
+	stopMail()
 	return nil
+}
+
+// mailDrainTimeout bounds how long shutdown waits for queued mail to go.
+const mailDrainTimeout = 15 * time.Second
+
+// startMail starts the mail queue (to the SMTP server of smtp_url, or the
+// outbox) and the booking reminders, checked every minute. stop ends the
+// reminders, then sends what is queued, for mailDrainTimeout at most; what
+// is left then is logged, message by message.
+func startMail(cfg Config, publicURL string, store *bolt.Store, now func() time.Time, reg *prometheus.Registry, log *slog.Logger) (*mail.Notifier, func(), error) {
+	u, err := mail.ParseURL(cfg.SMTPURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("smtp_url: %w", err)
+	}
+	if u.From == "" {
+		u.From = mail.DefaultFrom(publicURL)
+	}
+	var (
+		sender mail.Sender
+		outbox *mail.Outbox
+	)
+	if u.Outbox {
+		outbox = mail.NewOutbox(mail.DefaultOutboxSize)
+		sender = outbox
+		log.Info("mail kept in the outbox (GET /api/v1/outbox); set smtp_url to send it")
+	} else {
+		if sender, err = mail.NewSMTP(u, mail.SMTPOptions{}); err != nil {
+			return nil, nil, fmt.Errorf("smtp_url: %w", err)
+		}
+		log.Info("mail sent by SMTP", "host", u.Host, "port", u.Port, "tls", u.TLS, "from", u.From)
+	}
+	mlog := log.With("component", "mail")
+	queue, err := mail.NewQueue(sender, mail.QueueConfig{Log: mlog, Registry: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	n := mail.NewNotifier(mail.NotifierConfig{Store: store, Queue: queue, Outbox: outbox, PublicURL: publicURL, From: u.From, Now: now, Log: mlog})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx, time.Minute)
+	}()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		<-done
+		dctx, dcancel := context.WithTimeout(context.Background(), mailDrainTimeout)
+		defer dcancel()
+		if err := queue.Close(dctx); err != nil {
+			log.Error("mail left unsent at shutdown", "err", err)
+		}
+	})
+	return n, stop, nil
 }
 
 // seedDemo creates the demo lab at path, as of now, when there is no data

@@ -306,6 +306,9 @@ func (s *Store) Calendar(ctx context.Context, machine fablab.ID, from, to time.T
 		if c.Settings, err = s.readSettings(tx); err != nil {
 			return err
 		}
+		// A busy machine's week holds tens of bookings: start with room
+		// for them rather than growing the slice one doubling at a time.
+		c.Occupied = make([]fablab.Interval, 0, 64)
 		occupiedIn(tx, machine, from, to, func(_ fablab.ID, iv fablab.Interval) { c.Occupied = append(c.Occupied, iv) })
 		return nil
 	})

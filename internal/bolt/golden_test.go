@@ -180,7 +180,9 @@ func writeRepresentativeRecords(t *testing.T, s *Store) {
 	must(err)
 
 	accept := func(BookingContext) error { return nil }
-	_, err = s.CreateBooking(ctx, fablab.Booking{MachineID: laser.ID, MemberID: ada.ID, Start: at(60), End: at(120), CreatedBy: staff.ID}, accept)
+	reminded, err := s.CreateBooking(ctx, fablab.Booking{MachineID: laser.ID, MemberID: ada.ID, Start: at(60), End: at(120), CreatedBy: staff.ID}, accept)
+	must(err)
+	_, err = s.MarkReminded(ctx, reminded.ID, at(1))
 	must(err)
 	cancelled, err := s.CreateBooking(ctx, fablab.Booking{MachineID: laser.ID, MemberID: ada.ID, Start: at(180), End: at(240), CreatedBy: ada.ID}, accept)
 	must(err)

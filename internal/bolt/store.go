@@ -20,7 +20,7 @@
 //	badges/           hash (hex) → JSON fablab.Badge
 //	badges_member/    member id | hash → nil
 //	machines/         id → JSON fablab.Machine
-//	bookings/         id → JSON fablab.Booking
+//	bookings/         id → JSON fablab.Booking (reminded_at: its reminder was queued, never sent twice)
 //	bookings_machine/ machine id | start | booking id → nil        (every state)
 //	bookings_member/  member id | start | booking id → nil         (every state)
 //	slots/            machine id | start → booking id | end         (occupying bookings only:
@@ -170,6 +170,7 @@ type Store struct {
 	settingsCache *decodeCache[int, fablab.Settings]
 	machineCache  *decodeCache[fablab.ID, fablab.Machine]
 	memberCache   *decodeCache[fablab.ID, memberRecord]
+	tokenCache    *decodeCache[[32]byte, Token] // every authenticated request reads its token; logins at once are far fewer than members
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
@@ -195,6 +196,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return m, getJSONBytes(raw, &m)
 		}),
 		memberCache: newDecodeCache[fablab.ID](100_000, decodeMember),
+		tokenCache: newDecodeCache[[32]byte](10_000, func(raw []byte) (t Token, err error) {
+			return t, getJSONBytes(raw, &t)
+		}),
 	}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()

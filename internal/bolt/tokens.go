@@ -67,10 +67,10 @@ func (s *Store) Authenticate(ctx context.Context, key [32]byte) (Token, fablab.M
 		if v == nil {
 			return fablab.Errorf(fablab.EUNAUTHORIZED, "the session has ended; log in again")
 		}
-		if err := getJSONBytes(v, &t); err != nil {
+		var err error
+		if t, err = s.tokenCache.get(key, v); err != nil {
 			return err
 		}
-		var err error
 		if r, err = s.readMember(tx, t.MemberID); fablab.ErrorCode(err) == fablab.ENOTFOUND {
 			return fablab.Errorf(fablab.EUNAUTHORIZED, "the account of this session no longer exists")
 		}

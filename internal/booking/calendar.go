@@ -21,6 +21,7 @@
 package booking
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -34,21 +35,22 @@ import (
 // two touching ranges of one day) are merged into one interval. The result is
 // sorted, never nil, and its instants are in the lab's location.
 func OpenIntervals(s *fablab.Settings, from, to time.Time) []fablab.Interval {
-	out := []fablab.Interval{}
 	if !from.Before(to) {
-		return out
+		return []fablab.Interval{}
 	}
 	loc := s.Location()
 	// One day of margin on each side costs nothing and keeps zones whose DST
 	// change happens around midnight right.
 	first := fablab.DateOf(from.In(loc)).AddDays(-1)
 	last := fablab.DateOf(to.In(loc)).AddDays(1)
+	out := make([]fablab.Interval, 0, 2*int(to.Sub(from)/(24*time.Hour))+6)
+	wc := wallClock{loc: loc}
 	for d := first; !last.Before(d); d = d.AddDays(1) {
 		if s.ClosedOn(d) {
 			continue
 		}
 		for _, r := range s.OpeningHours.Day(d.Weekday()) {
-			iv := fablab.Interval{Start: wallInstant(d, r.Open, loc), End: wallInstant(d, r.Close, loc)}
+			iv := fablab.Interval{Start: wc.at(d, r.Open), End: wc.at(d, r.Close)}
 			if iv, ok := clip(iv, from, to); ok {
 				out = append(out, iv)
 			}
@@ -116,6 +118,41 @@ func wallInstant(d fablab.Date, c fablab.ClockTime, loc *time.Location) time.Tim
 	return t
 }
 
+// wallClock is wallInstant for many days in a row, as calendars ask it:
+// within one zone period (a span of one UTC offset) a wall time is plain
+// arithmetic, and wallInstant, with its zone lookups, is needed only near a
+// change. Arithmetic is trusted from 3 hours after the period began, more
+// than any offset change, so that no wall time there was skipped, nor can
+// it have occurred before the change too; up to the period's end it is the
+// first occurrence, since the wall clock only repeats after the end.
+type wallClock struct {
+	loc      *time.Location
+	known    bool
+	off      int64 // seconds east of UTC in the period
+	from, to int64 // Unix seconds where arithmetic is trusted: [from, to)
+}
+
+// at returns wallInstant(d, c, w.loc).
+func (w *wallClock) at(d fablab.Date, c fablab.ClockTime) time.Time {
+	if w.known {
+		u := time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC).Unix() + int64(c)*60 - w.off
+		if u >= w.from && u < w.to {
+			return time.Unix(u, 0).In(w.loc)
+		}
+	}
+	t := wallInstant(d, c, w.loc)
+	_, off := t.Zone()
+	start, end := t.ZoneBounds()
+	w.known, w.off, w.from, w.to = true, int64(off), math.MinInt64, math.MaxInt64
+	if !start.IsZero() {
+		w.from = start.Unix() + 3*60*60
+	}
+	if !end.IsZero() {
+		w.to = end.Unix()
+	}
+	return t
+}
+
 // minuteOfDay returns t's wall-clock minutes after midnight in t's location.
 func minuteOfDay(t time.Time) int {
 	h, m, _ := t.Clock()
@@ -158,7 +195,8 @@ func merge(ivs []fablab.Interval) []fablab.Interval {
 
 // subtract returns a minus b; both must be sorted and merged (as merge returns).
 func subtract(a, b []fablab.Interval) []fablab.Interval {
-	out := []fablab.Interval{}
+	// Each interval of b splits at most one interval of a in two.
+	out := make([]fablab.Interval, 0, len(a)+len(b))
 	j := 0
 	for _, iv := range a {
 		cur := iv.Start

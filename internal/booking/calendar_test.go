@@ -322,3 +322,37 @@ func bruteWallInstants(d fablab.Date, loc *time.Location) []time.Time {
 	}
 	return out
 }
+
+// TestWallClockMatchesWallInstant checks the arithmetic shortcut of
+// OpenIntervals against wallInstant for every quarter hour (and 24:00) of
+// every day of 2026 and 2027, in zones with one-hour, half-hour and no DST
+// changes and a UTC offset that is not whole hours, walking days forward as
+// calendars do and then jumping around.
+func TestWallClockMatchesWallInstant(t *testing.T) {
+	for _, name := range []string{"Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", "UTC", "America/Santiago"} {
+		loc := mustLoad(name)
+		wc := wallClock{loc: loc}
+		check := func(d fablab.Date, c fablab.ClockTime) {
+			t.Helper()
+			want := wallInstant(d, c, loc)
+			if got := wc.at(d, c); !got.Equal(want) || got.Location() != loc {
+				t.Fatalf("%s %s %s: got %s, want %s", name, d, c, got, want)
+			}
+		}
+		first := fablab.Date{Year: 2026, Month: 1, Day: 1}
+		for d := first; d.Year < 2028; d = d.AddDays(1) {
+			for c := fablab.ClockTime(0); c <= 24*60; c += 15 {
+				check(d, c)
+			}
+			// The zone period of the next day known first: on a day of
+			// change, the period after it must not answer for before it.
+			for c := fablab.ClockTime(0); c <= 24*60; c += 15 {
+				wc.at(d.AddDays(1), 12*60)
+				check(d, c)
+			}
+		}
+		for i := 0; i < 5000; i++ {
+			check(first.AddDays(i*7919%730), fablab.ClockTime(i*37%(24*60+1)))
+		}
+	}
+}

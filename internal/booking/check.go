@@ -46,6 +46,20 @@ const layout = "2006-01-02 15:04"
 //
 // A request without machine or member is a caller bug: fablab.EINTERNAL.
 func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) error {
+	if err := checkTerms(s, req, now); err != nil {
+		return err
+	}
+	if err := checkTraining(s, req); err != nil {
+		return err
+	}
+	return checkQuota(req, weekMinutes)
+}
+
+// checkTerms applies, in Check's order, every rule of Check up to and
+// including maintenance: all but the training and the weekly quota, which
+// the slot search (FreeSlots) treats apart. It is the one place those rules
+// are decided, for a booking and for a search alike.
+func checkTerms(s *fablab.Settings, req Request, now time.Time) error {
 	if req.Machine == nil || req.Member == nil {
 		return fablab.Errorf(fablab.EINTERNAL, "booking check without machine or member")
 	}
@@ -133,14 +147,26 @@ func Check(s *fablab.Settings, req Request, now time.Time, weekMinutes int) erro
 		}
 	}
 
-	if r.RequireTraining {
-		// The one rule (fablab.Qualified), at the booking's end: the
-		// qualification must last the whole booking.
-		if _, id, ok := fablab.Qualified(m, req.Member.ID, req.Qualifications, req.End); !ok {
-			return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, end.Format(layout))
-		}
-	}
+	return nil
+}
 
+// checkTraining is Check's training rule: with Rules.RequireTraining, every
+// required training needs a qualification valid at the booking's end (the
+// one rule, fablab.Qualified), so that it lasts the whole booking.
+func checkTraining(s *fablab.Settings, req Request) error {
+	if !req.Machine.Rules.RequireTraining {
+		return nil
+	}
+	if _, id, ok := fablab.Qualified(req.Machine, req.Member.ID, req.Qualifications, req.End); !ok {
+		return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, req.End.In(s.Location()).Format(layout))
+	}
+	return nil
+}
+
+// checkQuota is Check's weekly quota rule; weekMinutes is as for Check.
+func checkQuota(req Request, weekMinutes int) error {
+	r := req.Machine.Rules
+	minutes := int(req.End.Sub(req.Start) / time.Minute)
 	if r.WeeklyQuotaMinutes > 0 && !req.ByStaff && weekMinutes+minutes > r.WeeklyQuotaMinutes {
 		left := max(r.WeeklyQuotaMinutes-weekMinutes, 0)
 		return fablab.Errorf(fablab.CodeWeeklyQuota, "the weekly quota on this machine is %d minutes per member; %d minutes remain this week and this booking needs %d", r.WeeklyQuotaMinutes, left, minutes)

@@ -1,5 +1,6 @@
 // Package events fans live lab events (machine state, sessions, taps) out
-// to the subscribers of the Server-Sent Events stream.
+// to the subscribers of the Server-Sent Events stream, and decides what a
+// maker may see of them (ForMember).
 package events
 
 import (
@@ -9,7 +10,8 @@ import (
 )
 
 // Event is one live event. Type names the SSE event ("session", "tap",
-// "device", "ack", "alert"); Data is marshalled as JSON.
+// "device", "ack", "alert", and "machine" as ForMember makes it); Data is
+// marshalled as JSON.
 type Event struct {
 	Type string    `json:"type"`
 	At   time.Time `json:"at"`

@@ -68,16 +68,7 @@ func Eligible(m *Member, mc *Machine, quals []Qualification, t time.Time) Eligib
 // earliest expiry among the best qualifications held (zero: none expires).
 func Qualified(mc *Machine, member ID, quals []Qualification, t time.Time) (until time.Time, missing ID, ok bool) {
 	for _, training := range mc.RequiredTrainings {
-		var best *Qualification
-		for i := range quals {
-			q := &quals[i]
-			if q.TrainingID != training || (q.MemberID != member && q.MemberID != 0) || !q.ValidAt(t) {
-				continue
-			}
-			if best == nil || best.ExpiresAt != nil && (q.ExpiresAt == nil || q.ExpiresAt.After(*best.ExpiresAt)) {
-				best = q
-			}
-		}
+		best := bestQualification(training, member, quals, t)
 		if best == nil {
 			return time.Time{}, training, false
 		}
@@ -86,4 +77,34 @@ func Qualified(mc *Machine, member ID, quals []Qualification, t time.Time) (unti
 		}
 	}
 	return until, 0, true
+}
+
+// MissingTrainings lists, in the machine's order, every training mc requires
+// that member holds no qualification for valid at t (by the rule of
+// Qualified); nil when none is missing. It names them all where Qualified
+// stops at the first, for pages that tell a maker what to train for.
+func MissingTrainings(mc *Machine, member ID, quals []Qualification, t time.Time) []ID {
+	var out []ID
+	for _, training := range mc.RequiredTrainings {
+		if bestQualification(training, member, quals, t) == nil {
+			out = append(out, training)
+		}
+	}
+	return out
+}
+
+// bestQualification is the member's qualification for training valid at t
+// that lasts longest (one that never expires first), or nil.
+func bestQualification(training, member ID, quals []Qualification, t time.Time) *Qualification {
+	var best *Qualification
+	for i := range quals {
+		q := &quals[i]
+		if q.TrainingID != training || (q.MemberID != member && q.MemberID != 0) || !q.ValidAt(t) {
+			continue
+		}
+		if best == nil || best.ExpiresAt != nil && (q.ExpiresAt == nil || q.ExpiresAt.After(*best.ExpiresAt)) {
+			best = q
+		}
+	}
+	return best
 }

@@ -91,3 +91,42 @@ func TestEligible(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingTrainings(t *testing.T) {
+	now := time.Date(2026, 3, 3, 14, 0, 0, 0, time.UTC)
+	later := now.Add(time.Hour)
+	mc := &Machine{RequiredTrainings: []ID{3, 7, 9}}
+	quals := []Qualification{
+		{MemberID: 42, TrainingID: 7},                    // never expires
+		{MemberID: 42, TrainingID: 9, ExpiresAt: &later}, // valid until later
+		{MemberID: 43, TrainingID: 3},                    // someone else's
+		{MemberID: 42, TrainingID: 3, ExpiresAt: &now},   // expired at now
+	}
+	tests := []struct {
+		name string
+		at   time.Time
+		want []ID
+	}{
+		{"before the expiries", now.Add(-time.Minute), nil},
+		{"at an expiry: no longer valid", now, []ID{3}},
+		{"after both expiries, in the machine's order", later, []ID{3, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := MissingTrainings(mc, 42, quals, tt.at)
+			if len(got) != len(tt.want) {
+				t.Fatalf("missing %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("missing %v, want %v", got, tt.want)
+				}
+			}
+			// The one rule: Qualified agrees on the first missing one.
+			_, first, ok := Qualified(mc, 42, quals, tt.at)
+			if ok != (len(got) == 0) || !ok && first != got[0] {
+				t.Errorf("Qualified says ok=%v first=%d; MissingTrainings %v", ok, first, got)
+			}
+		})
+	}
+}

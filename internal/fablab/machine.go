@@ -143,6 +143,9 @@ type Booking struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
 	CancelledBy ID         `json:"cancelled_by,omitempty"`
+	// RemindedAt is when the reminder mail was queued: at most one per
+	// booking, across restarts.
+	RemindedAt *time.Time `json:"reminded_at,omitempty"`
 }
 
 // Occupies reports whether the booking holds its time slot (confirmed or

@@ -14,6 +14,7 @@ import (
 	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -399,12 +400,14 @@ func (s *Server) audit(c *gin.Context) {
 }
 
 // events streams live lab events as Server-Sent Events until the client
-// goes away.
+// goes away: every event to staff, to a maker only what events.ForMember
+// lets them see (machine and device state, their own sessions).
 func (s *Server) events(c *gin.Context) {
 	if s.hub == nil {
 		s.fail(c, fablab.Errorf(fablab.EINTERNAL, "live events are not running"))
 		return
 	}
+	me, staff := member(c), isStaff(c)
 	ch, stop := s.hub.Subscribe(64)
 	defer stop()
 	c.Header("Content-Type", "text/event-stream")
@@ -425,6 +428,11 @@ func (s *Server) events(c *gin.Context) {
 		case e, ok := <-ch:
 			if !ok {
 				return false
+			}
+			if !staff {
+				if e, ok = events.ForMember(e, me.ID); !ok {
+					return true
+				}
 			}
 			data, err := json.Marshal(e)
 			if err != nil {

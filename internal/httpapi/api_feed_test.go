@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,15 @@ import (
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
+// feedBase is where feed URLs point: the public URL, or without one the
+// request's host.
+func (h *apiHarness) feedBase() string {
+	if h.server.publicURL != "" {
+		return h.server.publicURL
+	}
+	return h.srv.URL
+}
+
 // apiFeedURL makes a's calendar feed over HTTP and returns its URL.
 func (h *apiHarness) apiFeedURL(t *testing.T, a *apiAccount) string {
 	t.Helper()
@@ -25,8 +35,9 @@ func (h *apiHarness) apiFeedURL(t *testing.T, a *apiAccount) string {
 	res.want(t, http.StatusCreated, "")
 	var fc calendarFeedCreated
 	res.decode(t, &fc)
-	if !strings.HasPrefix(fc.URL, h.srv.URL+"/feed/") || !strings.HasSuffix(fc.URL, ".ics") {
-		t.Fatalf("feed URL %q, want %s/feed/<token>.ics (no public URL configured: the request's host)", fc.URL, h.srv.URL)
+	base := h.feedBase()
+	if !strings.HasPrefix(fc.URL, base+"/feed/") || !strings.HasSuffix(fc.URL, ".ics") {
+		t.Fatalf("feed URL %q, want %s/feed/<token>.ics", fc.URL, base)
 	}
 	return fc.URL
 }
@@ -94,7 +105,7 @@ func apiParseFeed(t *testing.T, res apiResp) (map[string]apiFeedEvent, string) {
 // apiGetFeed fetches a feed URL of this harness's server, without credentials.
 func (h *apiHarness) apiGetFeed(t *testing.T, url string) apiResp {
 	t.Helper()
-	return h.send(t, apiReq{method: "GET", path: strings.TrimPrefix(url, h.srv.URL)})
+	return h.send(t, apiReq{method: "GET", path: url[strings.Index(url, "/feed/"):]})
 }
 
 // TestAPICalendarFeed books for alice (over HTTP and in the store, in every
@@ -133,8 +144,11 @@ func TestAPICalendarFeed(t *testing.T) {
 	if name != apiLabName+" — "+h.alice.Name {
 		t.Errorf("X-WR-CALNAME %q, want the lab's and alice's names", name)
 	}
-	host := strings.TrimPrefix(h.srv.URL, "http://")
-	host = host[:strings.LastIndex(host, ":")]
+	u, err := neturl.Parse(h.feedBase())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := u.Hostname()
 	machines := map[fablab.ID]fablab.Machine{h.laser.ID: h.laser, h.printer.ID: h.printer, h.cnc.ID: h.cnc}
 	want := []struct {
 		b      fablab.Booking
@@ -151,9 +165,9 @@ func TestAPICalendarFeed(t *testing.T) {
 		}
 		m := machines[w.b.MachineID]
 		if !e.Start.Equal(w.b.Start) || !e.End.Equal(w.b.End) || e.Summary != m.Name || e.Status != w.status ||
-			e.Location != apiLabName || e.URL != h.srv.URL+"/machines/"+m.ID.String() {
+			e.Location != apiLabName || e.URL != h.feedBase()+"/machines/"+m.ID.String() {
 			t.Errorf("booking %s reads back as %+v; want %v–%v, summary %q, status %s, location %q, URL %s/machines/%s",
-				w.b.ID, e, w.b.Start, w.b.End, m.Name, w.status, apiLabName, h.srv.URL, m.ID)
+				w.b.ID, e, w.b.Start, w.b.End, m.Name, w.status, apiLabName, h.feedBase(), m.ID)
 		}
 	}
 	if len(events) != len(want) {
@@ -255,7 +269,7 @@ func TestAPICalendarFeedLifecycle(t *testing.T) {
 	h.apiGetFeed(t, alices).want(t, http.StatusNotFound, fablab.ENOTFOUND)
 
 	for _, path := range []string{
-		"/feed/" + strings.TrimSuffix(strings.TrimPrefix(second, h.srv.URL+"/feed/"), ".ics"), // without .ics
+		"/feed/" + strings.TrimSuffix(strings.TrimPrefix(second, h.feedBase()+"/feed/"), ".ics"), // without .ics
 		"/feed/.ics",
 		"/feed/not-a-token.ics",
 		"/feed/" + strings.Repeat("A", 43) + ".ics",

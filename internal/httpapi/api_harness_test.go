@@ -22,6 +22,7 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
 	"github.com/fabgate/fabgate/internal/fablab"
 	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/mail"
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
@@ -77,6 +78,8 @@ type apiHarness struct {
 
 	lab *lab.Lab // the access side, when newAPIAccessHarness started one
 
+	outbox *mail.Outbox // the mail the server sent (newAPIHarness)
+
 	seq  atomic.Int64 // for unique names
 	slot atomic.Int64 // for nextSlot
 }
@@ -113,11 +116,13 @@ func newAPIHarness(t testing.TB) *apiHarness {
 	}
 
 	h.server, err = New(Config{
-		Store:    h.store,
-		Now:      h.clock.Now,
-		Registry: prometheus.NewRegistry(),
-		Version:  "test",
-		Password: apiCheapPassword,
+		Store:     h.store,
+		Now:       h.clock.Now,
+		Registry:  prometheus.NewRegistry(),
+		Version:   "test",
+		Password:  apiCheapPassword,
+		PublicURL: apiPublicURL,
+		Mail:      h.startMail(t),
 	})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -453,6 +458,8 @@ func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
 		HashDeviceSecret: mqtt.MosquittoPasswordHash,
 		Connections:      l.Broker,
 		SimulateTaps:     simulate,
+		PublicURL:        apiPublicURL,
+		Mail:             h.startMail(t),
 	})
 	if err != nil {
 		t.Fatalf("new server: %v", err)

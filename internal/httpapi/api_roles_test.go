@@ -52,6 +52,11 @@ var apiRouteTable = map[string]apiRouteCase{
 		}
 		return apiReq{method: "POST", path: "/api/v1/auth/reset-password", body: map[string]string{"token": token, "password": h.bob.Password}}
 	}},
+	"POST /api/v1/auth/forgot-password": {"", http.StatusAccepted, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		// An address of its own each time: the requests per account are throttled.
+		return apiReq{method: "POST", path: "/api/v1/auth/forgot-password", body: map[string]string{"email": fmt.Sprintf("someone-%d@fablab.test", h.uniq())}}
+	}},
+	"GET /api/v1/outbox": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/outbox" })},
 	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
 		if as != nil { // a session of its own, so that the harness's token survives
@@ -77,7 +82,9 @@ var apiRouteTable = map[string]apiRouteCase{
 		return apiReq{method: "DELETE", path: "/api/v1/me/calendar-feed"}
 	}},
 
-	"GET /api/v1/machines": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
+	"GET /api/v1/machines":        {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines" })},
+	"GET /api/v1/machines/status": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/machines/status" })},
+	"GET /api/v1/slots":           {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/slots?kind=laser-cutter&minutes=60" })},
 	"POST /api/v1/machines": {fablab.RoleStaff, http.StatusCreated, func(_ *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/machines", body: map[string]any{"name": fmt.Sprintf("Router %d", h.uniq()), "kind": "cnc"}}
 	}},
@@ -204,7 +211,7 @@ var apiRouteTable = map[string]apiRouteCase{
 	}},
 	"GET /api/v1/taps/unknown": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/taps/unknown" })},
 	"GET /api/v1/audit":        {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/audit" })},
-	"GET /api/v1/events":       {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
+	"GET /api/v1/events":       {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
 }
 
 // TestAPIRouteRoleTable calls every route under /api/v1 as anonymous, maker,

@@ -85,6 +85,9 @@ func (s *Server) createBooking(c *gin.Context) {
 		return
 	}
 	s.log.Info("booking created", "booking", b.ID, "machine", b.MachineID, "member", b.MemberID, "by", me.ID)
+	if s.mail != nil {
+		s.mail.BookingConfirmed(ctx, b)
+	}
 	c.JSON(http.StatusCreated, b)
 }
 
@@ -185,5 +188,8 @@ func (s *Server) cancelBooking(c *gin.Context) {
 		return
 	}
 	s.log.Info("booking cancelled", "booking", b.ID, "by", me.ID)
+	if s.mail != nil {
+		s.mail.BookingCancelled(c.Request.Context(), b)
+	}
 	c.JSON(http.StatusOK, b)
 }

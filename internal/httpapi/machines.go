@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -162,46 +163,116 @@ func (s *Server) availability(c *gin.Context) {
 	st := &cal.Settings
 	free, busy := booking.Availability(st, &cal.Machine, cal.Occupied, from, to)
 	resp := availabilityResponse{MachineID: id, From: from.In(st.Location()), To: to.In(st.Location()), TimeZone: st.TimeZone, Free: free, Busy: busy}
-	body, _ := resp.MarshalJSON()
+	bp := bodyBuffers.Get().(*[]byte)
+	body := resp.appendJSON((*bp)[:0])
+	// With its length known the body goes out in one piece, not chunked.
+	c.Header("Content-Length", strconv.Itoa(len(body)))
 	c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+	if cap(body) <= maxPooledBody {
+		*bp = body
+		bodyBuffers.Put(bp)
+	}
 }
+
+// bodyBuffers recycles the availability documents' buffers: net/http has
+// copied a body once Data returns, and calendars poll this endpoint.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// maxPooledBody keeps a rare huge document's buffer out of the pool.
+const maxPooledBody = 256 << 10
 
 // MarshalJSON writes the availability document directly: it is the hottest
 // read of the API (calendars poll it), and encoding/json's reflection and
 // re-validation of time.Time output cost more than the lookup itself.
 func (r *availabilityResponse) MarshalJSON() ([]byte, error) {
-	buf := make([]byte, 0, 160+64*(len(r.Free)+len(r.Busy)))
+	// An interval takes 72 bytes: {"start":"2026-03-02T09:00:00+01:00","end":…},
+	return r.appendJSON(make([]byte, 0, 160+72*(len(r.Free)+len(r.Busy)))), nil
+}
+
+// appendJSON appends the document to buf.
+func (r *availabilityResponse) appendJSON(buf []byte) []byte {
+	var tw rfc3339Writer
 	buf = append(buf, `{"machine_id":"`...)
 	buf = strconv.AppendUint(buf, uint64(r.MachineID), 10)
 	buf = append(buf, `","from":`...)
-	buf = appendTime(buf, r.From)
+	buf = tw.appendQuoted(buf, r.From)
 	buf = append(buf, `,"to":`...)
-	buf = appendTime(buf, r.To)
+	buf = tw.appendQuoted(buf, r.To)
 	buf = append(buf, `,"time_zone":`...)
 	buf = strconv.AppendQuote(buf, r.TimeZone)
 	buf = append(buf, `,"free":`...)
-	buf = appendIntervals(buf, r.Free)
+	buf = tw.appendIntervals(buf, r.Free)
 	buf = append(buf, `,"busy":`...)
-	buf = appendIntervals(buf, r.Busy)
-	return append(buf, '}'), nil
+	buf = tw.appendIntervals(buf, r.Busy)
+	return append(buf, '}')
 }
 
-func appendTime(buf []byte, t time.Time) []byte {
+// rfc3339Writer formats instants as time.RFC3339 does, byte for byte, but
+// looks a location's offset up once per zone period rather than once per
+// instant, and writes a day's date once: the offset lookup and the calendar
+// arithmetic are most of the cost of Time.AppendFormat, and the instants of
+// one document share a zone period or two and a few days.
+type rfc3339Writer struct {
+	loc        *time.Location // of the period known; nil: none yet
+	start, end time.Time      // the period (zero: unbounded on that side)
+	off        int64          // its offset, seconds east of UTC
+	suffix     []byte         // "Z" or "+01:00"
+	day        int64          // the wall-clock day of date (days since 1970-01-01)
+	date       []byte         // "2026-03-02T"; empty: none yet
+}
+
+// Wall-clock days whose date is written by the cached path: years 0001 to
+// 9999, where the date is always "YYYY-MM-DD".
+var (
+	firstCachedDay = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / 86400
+	lastCachedDay  = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix() / 86400
+)
+
+func (w *rfc3339Writer) appendQuoted(buf []byte, t time.Time) []byte {
 	buf = append(buf, '"')
-	buf = t.AppendFormat(buf, time.RFC3339)
+	buf = w.append(buf, t)
 	return append(buf, '"')
 }
 
-func appendIntervals(buf []byte, ivs []fablab.Interval) []byte {
+func (w *rfc3339Writer) append(buf []byte, t time.Time) []byte {
+	if w.loc != t.Location() || !w.start.IsZero() && t.Before(w.start) || !w.end.IsZero() && !t.Before(w.end) {
+		_, off := t.Zone()
+		w.loc, w.off = t.Location(), int64(off)
+		w.start, w.end = t.ZoneBounds()
+		// The offset as RFC 3339 writes it: the layout's own output at
+		// the zone period's offset.
+		w.suffix = t.AppendFormat(w.suffix[:0], "Z07:00")
+	}
+	wall := t.Unix() + w.off // the wall clock's reading, as seconds since 1970
+	day, sec := wall/86400, wall%86400
+	if sec < 0 {
+		day, sec = day-1, sec+86400
+	}
+	if day < firstCachedDay || day > lastCachedDay {
+		// The wall time as a UTC instant formats without any lookup;
+		// its "Z" is then replaced by the real offset.
+		buf = time.Unix(wall, 0).UTC().AppendFormat(buf, time.RFC3339)
+		return append(buf[:len(buf)-1], w.suffix...)
+	}
+	if day != w.day || len(w.date) == 0 {
+		w.day, w.date = day, time.Unix(day*86400, 0).UTC().AppendFormat(w.date[:0], "2006-01-02T")
+	}
+	buf = append(buf, w.date...)
+	buf = append(buf, byte('0'+sec/36000), byte('0'+sec/3600%10), ':',
+		byte('0'+sec/600%6), byte('0'+sec/60%10), ':', byte('0'+sec%60/10), byte('0'+sec%10))
+	return append(buf, w.suffix...)
+}
+
+func (w *rfc3339Writer) appendIntervals(buf []byte, ivs []fablab.Interval) []byte {
 	buf = append(buf, '[')
 	for i, iv := range ivs {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"start":`...)
-		buf = appendTime(buf, iv.Start)
+		buf = w.appendQuoted(buf, iv.Start)
 		buf = append(buf, `,"end":`...)
-		buf = appendTime(buf, iv.End)
+		buf = w.appendQuoted(buf, iv.End)
 		buf = append(buf, '}')
 	}
 	return append(buf, ']')

@@ -110,6 +110,9 @@ func (s *Server) createMember(c *gin.Context) {
 		return
 	}
 	s.log.Info("member created", "member", m.ID, "role", m.Role, "by", member(c).ID)
+	if req.Password == nil && m.Status == fablab.StatusActive { // a suspended member's link would not work
+		s.invite(c.Request.Context(), m, member(c).ID)
+	}
 	c.JSON(http.StatusCreated, m)
 }
 

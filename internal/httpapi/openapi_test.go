@@ -23,6 +23,7 @@ import (
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/bolt/bolttest"
+	"github.com/fabgate/fabgate/internal/booking"
 	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
@@ -462,6 +463,8 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"Availability", availabilityResponse{}, response},
 		{"Booking", fablab.Booking{}, response},
 		{"BookingCreate", bookingRequest{}, request},
+		{"ForgotPasswordRequest", forgotPasswordRequest{}, request},
+		{"OutboxMessage", outboxMessage{}, response},
 		{"Member", fablab.Member{}, response},
 		{"MemberCreate", memberRequest{}, request},
 		{"MemberPatch", memberRequest{}, request},
@@ -492,6 +495,9 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"AuditEvent", fablab.AuditEvent{}, response},
 		{"UnknownTap", fablab.UnknownTap{}, response},
 		{"LiveEvent", events.Event{}, response},
+		{"MachineChange", events.MachineChange{}, response},
+		{"Slot", booking.Slot{}, response},
+		{"MachineStatus", machineStatus{}, response},
 	}
 	doc := openapiParse(t)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)

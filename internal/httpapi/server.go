@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -34,6 +35,9 @@ type Config struct {
 	// PublicURL is the server's address as people open it (no trailing
 	// slash), for links in mail, calendar feeds and machine labels.
 	PublicURL string
+	// Mail mails members: invitations, reset links, booking confirmations
+	// (nil: no mail is sent, and there is no outbox).
+	Mail Mailer
 	// TokenTTL is how long a login lasts (default 12 h).
 	TokenTTL time.Duration
 	// Password hashing parameters (default auth.OWASPParams).
@@ -84,7 +88,10 @@ type Server struct {
 	ttl       time.Duration
 	pw        auth.Params
 	throttle  *auth.Throttle
-	engine    *gin.Engine
+	mail      Mailer
+	// forgotByAddr and forgotByAccount throttle "forgot my password".
+	forgotByAddr, forgotByAccount *auth.Throttle
+	engine                        *gin.Engine
 	// secureCookies: see Config.SecureCookies.
 	secureCookies bool
 	access        AccessEngine
@@ -134,6 +141,11 @@ func New(cfg Config) (*Server, error) {
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,
 		access: cfg.Access, hub: cfg.Hub, hashSecret: cfg.HashDeviceSecret, connections: cfg.Connections, simulateTaps: cfg.SimulateTaps,
 		throttle: auth.NewThrottle(cfg.Now, cfg.Throttle),
+		mail:     cfg.Mail,
+		// 10 requests per address in 15 minutes, over all accounts; 3 per
+		// account, then one more after 15 minutes, 30, an hour… (any address).
+		forgotByAddr:    auth.NewThrottle(cfg.Now, auth.ThrottleConfig{Free: math.MaxInt32, PerAddr: 10, Window: 15 * time.Minute}),
+		forgotByAccount: auth.NewThrottle(cfg.Now, auth.ThrottleConfig{Free: 3, Delay: 15 * time.Minute, MaxDelay: 24 * time.Hour, PerAddr: -1}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fabgate_http_requests_total", Help: "HTTP requests by route, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -237,6 +249,7 @@ func (s *Server) routes(e *gin.Engine) {
 	api.GET("/openapi.json", s.openapi)
 	api.POST("/auth/login", s.login)
 	api.POST("/auth/reset-password", s.resetPassword)
+	api.POST("/auth/forgot-password", s.forgotPassword)
 
 	anyone := api.Group("", s.authenticate(fablab.RoleMaker), s.auditCall)
 	staff := api.Group("", s.authenticate(fablab.RoleStaff), s.auditCall)
@@ -250,6 +263,8 @@ func (s *Server) routes(e *gin.Engine) {
 	anyone.DELETE("/me/calendar-feed", s.revokeCalendarFeed)
 
 	anyone.GET("/machines", s.listMachines)
+	anyone.GET("/machines/status", s.machineStatus)
+	anyone.GET("/slots", s.slots)
 	staff.POST("/machines", s.createMachine)
 	anyone.GET("/machines/:id", s.getMachine)
 	staff.PATCH("/machines/:id", s.patchMachine)
@@ -296,7 +311,8 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.POST("/sessions/:id/end", s.endSession)
 	staff.GET("/taps/unknown", s.unknownTaps)
 	staff.GET("/audit", s.audit)
-	staff.GET("/events", s.events)
+	anyone.GET("/events", s.events)
+	staff.GET("/outbox", s.outbox)
 }
 
 func (s *Server) recover(c *gin.Context) {
@@ -345,9 +361,7 @@ func statusLabel(code int) string {
 }
 
 // contentSecurityPolicy allows the pages scripts, styles and images from
-// the server itself only: no inline script, no framing. Fonts may also come
-// from data: URLs, as the calendar library's stylesheet declares its icon
-// font (a font cannot run code).
+// the server itself only: no inline script, no framing.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 

@@ -1,7 +1,7 @@
-// Package i18n holds FabGate's French and English texts: the message files
-// of the web pages (web/i18n/<area>.<lang>.toml, read with go-i18n) and the
-// formatting of dates, times and money for a language.
 package i18n
+
+// The web pages' texts are message files (web/i18n/<area>.<lang>.toml)
+// read with go-i18n into a Catalog.
 
 import (
 	"fmt"
