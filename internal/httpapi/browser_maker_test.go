@@ -12,6 +12,7 @@ import (
 
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/browsertest"
+	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -25,6 +26,9 @@ import (
 // with bob's booking of the laser that afternoon (14:00–15:00).
 func makerBrowserLab(t *testing.T) (*apiHarness, fablab.Booking) {
 	h := newAPIHarness(t)
+	// The pages follow the live event stream: give the server one (the
+	// plain harness has none, and its stream answers 500).
+	h.server.hub = events.NewHub()
 	h.clock.Set(apiAt(2, 10, 0))
 	bobs := h.seedBooking(t, h.laser.ID, h.bob, apiAt(2, 14, 0), apiAt(2, 15, 0))
 	return h, bobs

@@ -242,7 +242,6 @@
         if (info.event.extendedProps.kind === 'mine') {
           info.el.setAttribute('tabindex', '0');
           info.el.setAttribute('role', 'button');
-          info.el.setAttribute('aria-label', info.event.title + ', ' + describe(info.event.start, info.event.end));
           info.el.addEventListener('keydown', function (ev) {
             if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); askCancel(info.event.extendedProps.booking); }
           });
