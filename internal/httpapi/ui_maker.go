@@ -262,6 +262,25 @@ type bookingRow struct {
 	// Cancellable: confirmed and not started; the API decides the rest
 	// (the cancellation cutoff) when asked.
 	Cancellable bool
+	// Texts in the page's language, prepared once (a page of many rows
+	// renders fast when the template only copies fields).
+	Start, End, StartISO, EndISO, State string
+}
+
+// texts fills a row's texts for view v.
+func (r *bookingRow) texts(v *view) {
+	b := &r.Booking
+	r.Start, r.End, r.StartISO, r.EndISO = v.DateTime(b.Start), v.Time(b.End), v.ISO(b.Start), v.ISO(b.End)
+	switch {
+	case b.State == fablab.BookingConfirmed && r.Cancellable:
+		r.State = v.T("booking_state_confirmed")
+	case b.State == fablab.BookingConfirmed && b.End.After(v.now):
+		r.State = v.T("booking_state_running")
+	case b.State == fablab.BookingConfirmed:
+		r.State = v.T("booking_state_past")
+	default:
+		r.State = v.TOr("booking_state_"+b.State, b.State)
+	}
 }
 
 // bookingsPageData is what the bookings page shows.
@@ -336,7 +355,19 @@ func (s *Server) bookingsPage(c *gin.Context) {
 	}
 	slices.Reverse(cancelled)
 	d.Past = append(cancelled, d.Past...)
-	s.render(c, http.StatusOK, "bookings", "bookings_title", d)
+	v, err := s.newView(c, "bookings", "bookings_title", nil)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	for i := range d.Upcoming {
+		d.Upcoming[i].texts(v)
+	}
+	for i := range d.Past {
+		d.Past[i].texts(v)
+	}
+	v.Data = d
+	s.write(c, http.StatusOK, v)
 }
 
 // machineNames maps every machine's id to its name.
@@ -352,11 +383,13 @@ func (s *Server) machineNames(ctx context.Context) (map[fablab.ID]string, error)
 	return out, nil
 }
 
-// sessionRow is one of my sessions as the sessions page shows it.
+// sessionRow is one of my sessions as the sessions page shows it, its
+// texts ready in the page's language.
 type sessionRow struct {
-	Session     fablab.Session
-	MachineName string
-	Minutes     int
+	Session                                fablab.Session
+	MachineName                            string
+	Start, End, StartISO, EndISO, Duration string
+	Reason                                 string // "" while in progress
 }
 
 // sessionsPage lists my latest pageSessions sessions of the last 90 days,
@@ -375,19 +408,29 @@ func (s *Server) sessionsPage(c *gin.Context) {
 		s.pageFail(c, err)
 		return
 	}
+	v, err := s.newView(c, "sessions", "sessions_title", nil)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].Started.After(ss[j].Started) })
+	if len(ss) > pageSessions {
+		ss = ss[:pageSessions]
+	}
 	rows := make([]sessionRow, 0, len(ss))
 	for _, se := range ss {
+		r := sessionRow{Session: se, MachineName: names[se.MachineID], Start: v.DateTime(se.Started), StartISO: v.ISO(se.Started)}
 		end := now
 		if se.Ended != nil {
 			end = *se.Ended
+			r.End, r.EndISO = v.DateTime(end), v.ISO(end)
+			r.Reason = v.TOr("end_reason_"+string(se.EndReason), string(se.EndReason))
 		}
-		rows = append(rows, sessionRow{Session: se, MachineName: names[se.MachineID], Minutes: int(end.Sub(se.Started).Round(time.Minute) / time.Minute)})
+		r.Duration = v.Minutes(int(end.Sub(se.Started).Round(time.Minute) / time.Minute))
+		rows = append(rows, r)
 	}
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Session.Started.After(rows[j].Session.Started) })
-	if len(rows) > pageSessions {
-		rows = rows[:pageSessions]
-	}
-	s.render(c, http.StatusOK, "sessions", "sessions_title", rows)
+	v.Data = rows
+	s.write(c, http.StatusOK, v)
 }
 
 // qualificationRow is one of my qualifications with its training's name.
