@@ -295,13 +295,13 @@ type bookingsPageData struct {
 const (
 	pagePast     = 90 * 24 * time.Hour
 	pageAhead    = 90 * 24 * time.Hour
-	pageBookings = 50 // upcoming bookings shown
-	pagePastRows = 20 // past bookings shown
-	pageSessions = 50
+	pageBookings = 20 // upcoming bookings shown
+	pagePastRows = 10 // past bookings shown
+	pageSessions = 30
 )
 
 // bookingsPage lists my bookings, upcoming first (the next pageBookings),
-// then the latest pagePastRows past ones, and the calendar feed section.
+// then the latest pagePastRows past ones (the calendar feed has them all), and the calendar feed section.
 // It reads a week each way first and looks further only when that week
 // holds too few, so that a member with a booking every day costs no more
 // than one with a few.

@@ -407,8 +407,8 @@ func TestMachinesPageLiveState(t *testing.T) {
 	}
 }
 
-// TestBookingsPageBounded: a member who books every day gets the next 50
-// bookings, earliest first, and the latest 20 past ones.
+// TestBookingsPageBounded: a member who books every day gets the next
+// pageBookings bookings, earliest first, and the latest pagePastRows past ones.
 func TestBookingsPageBounded(t *testing.T) {
 	h := newAPIHarness(t)
 	for d := -40; d < 70; d++ {
