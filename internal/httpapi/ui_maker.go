@@ -99,7 +99,13 @@ func (s *Server) machinePage(c *gin.Context) {
 	if m.Rules.MinMinutes < 60 && 60 <= m.Rules.MaxMinutes && 60%m.Rules.SlotMinutes == 0 {
 		d.DefaultMinutes = 60
 	}
-	s.render(c, http.StatusOK, "machine", "machine_title", d)
+	v, err := s.newView(c, "machine", "machine_title", d)
+	if err != nil {
+		s.pageFail(c, err)
+		return
+	}
+	v.Title = m.Name // the page is the machine's own: its QR label leads here
+	s.write(c, http.StatusOK, v)
 }
 
 // machineCard is one machine's price for me and the trainings I lack, by

@@ -82,7 +82,7 @@ func TestMachinePage(t *testing.T) {
 		t.Fatalf("machine page: %d", status)
 	}
 	for _, want := range []string{
-		"Laser", "Laser cutter", "€12.50 per hour for you",
+		"<h1>Laser</h1>", "<title>Laser · ", "Laser cutter", "€12.50 per hour for you",
 		`data-slot="30"`,
 		// The lab's wall-clock time of the server's clock, whatever the browser's zone.
 		`data-now="2026-03-02T08:00:00"`,
