@@ -104,7 +104,8 @@ func (s *Store) CreateBooking(ctx context.Context, b fablab.Booking, check func(
 		if other, taken := slotConflict(tx, b.MachineID, b.Interval()); other != 0 {
 			loc := st.Location()
 			return fablab.Errorf(fablab.CodeBookingConflict, "%s is already booked from %s to %s; pick a free slot",
-				m.Name, taken.Start.In(loc).Format("2006-01-02 15:04"), taken.End.In(loc).Format("2006-01-02 15:04"))
+				m.Name, taken.Start.In(loc).Format("2006-01-02 15:04"), taken.End.In(loc).Format("2006-01-02 15:04")).
+				Say("problem_booking_conflict", "Machine", m.Name, "From", taken.Start.In(loc), "To", taken.End.In(loc))
 		}
 		bk := tx.Bucket(bBookings)
 		if b.ID, err = nextID(bk); err != nil {

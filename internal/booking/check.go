@@ -68,10 +68,11 @@ func checkTerms(s *fablab.Settings, req Request, now time.Time) error {
 	dur := end.Sub(start)
 
 	if dur <= 0 {
-		return fablab.Errorf(fablab.EINVALID, "booking must end after it starts")
+		return fablab.Errorf(fablab.EINVALID, "booking must end after it starts").Say("problem_booking_order")
 	}
 	if dur > fablab.MaxBookingMinutes*time.Minute {
-		return fablab.Errorf(fablab.EINVALID, "a booking may last at most %d minutes (%d days)", fablab.MaxBookingMinutes, fablab.MaxBookingMinutes/(24*60))
+		return fablab.Errorf(fablab.EINVALID, "a booking may last at most %d minutes (%d days)", fablab.MaxBookingMinutes, fablab.MaxBookingMinutes/(24*60)).
+			Say("problem_booking_max_days", "Days", fablab.MaxBookingMinutes/(24*60))
 	}
 
 	if m.State != fablab.MachineAvailable {
@@ -79,47 +80,56 @@ func checkTerms(s *fablab.Settings, req Request, now time.Time) error {
 		if state == fablab.MachineMaintenance {
 			state = "in maintenance"
 		}
-		return fablab.Errorf(fablab.CodeMachineUnavailable, "%s is %s and cannot be booked; choose another machine", machineName(m), state)
+		return fablab.Errorf(fablab.CodeMachineUnavailable, "%s is %s and cannot be booked; choose another machine", machineName(m), state).
+			Say("problem_machine_unavailable_"+m.State, "Machine", m.Name)
 	}
 
 	if !req.Member.ActiveAt(now) {
 		if req.Member.Status != fablab.StatusActive {
-			return fablab.Errorf(fablab.CodeMemberInactive, "the member's account is suspended; only active members can book")
+			return fablab.Errorf(fablab.CodeMemberInactive, "the member's account is suspended; only active members can book").Say("problem_member_suspended")
 		}
-		return fablab.Errorf(fablab.CodeMemberInactive, "the membership expired on %s; renew it to book", req.Member.MembershipUntil.In(loc).Format(layout))
+		return fablab.Errorf(fablab.CodeMemberInactive, "the membership expired on %s; renew it to book", req.Member.MembershipUntil.In(loc).Format(layout)).
+			Say("problem_membership_expired", "Until", req.Member.MembershipUntil.In(loc))
 	}
 	if u := req.Member.MembershipUntil; u != nil && req.End.After(*u) {
-		return fablab.Errorf(fablab.CodeMemberInactive, "the membership ends on %s, before this booking does; renew it or book an earlier slot", u.In(loc).Format(layout))
+		return fablab.Errorf(fablab.CodeMemberInactive, "the membership ends on %s, before this booking does; renew it or book an earlier slot", u.In(loc).Format(layout)).
+			Say("problem_membership_ends", "Until", u.In(loc))
 	}
 
 	earliest := now.Truncate(time.Minute).In(loc)
 	if start.Before(earliest) {
-		return fablab.Errorf(fablab.CodeInThePast, "the booking starts in the past (%s); choose a start at %s or later", start.Format(layout), earliest.Format(layout))
+		return fablab.Errorf(fablab.CodeInThePast, "the booking starts in the past (%s); choose a start at %s or later", start.Format(layout), earliest.Format(layout)).
+			Say("problem_in_the_past", "Start", start, "Earliest", earliest)
 	}
 
 	// Rules are validated when a machine is saved; a zero slot would only
 	// come from a caller bug and must not divide by zero.
 	slot := max(r.SlotMinutes, 1)
 	if start.Second() != 0 || start.Nanosecond() != 0 || minuteOfDay(start)%slot != 0 {
-		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must start on a %d-minute boundary (lab time, e.g. %s); got %s", slot, slotExample(slot), start.Format("15:04:05"))
+		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must start on a %d-minute boundary (lab time, e.g. %s); got %s", slot, slotExample(slot), start.Format("15:04:05")).
+			Say("problem_slot_start", "Slot", slot, "Example", slotExample(slot), "Got", start.Format("15:04:05"))
 	}
 	if dur%(time.Duration(slot)*time.Minute) != 0 {
-		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must last a multiple of %d minutes; got %s", slot, formatDuration(dur))
+		return fablab.Errorf(fablab.CodeSlotGranularity, "bookings on this machine must last a multiple of %d minutes; got %s", slot, formatDuration(dur)).
+			Say("problem_slot_length", "Slot", slot, "Got", int(dur/time.Minute))
 	}
 	minutes := int(dur / time.Minute)
 
 	if minutes < r.MinMinutes {
-		return fablab.Errorf(fablab.CodeTooShort, "bookings on this machine must last at least %d minutes; got %d", r.MinMinutes, minutes)
+		return fablab.Errorf(fablab.CodeTooShort, "bookings on this machine must last at least %d minutes; got %d", r.MinMinutes, minutes).
+			Say("problem_too_short", "Min", r.MinMinutes, "Got", minutes)
 	}
 	if minutes > r.MaxMinutes {
-		return fablab.Errorf(fablab.CodeTooLong, "bookings on this machine may last at most %d minutes; got %d", r.MaxMinutes, minutes)
+		return fablab.Errorf(fablab.CodeTooLong, "bookings on this machine may last at most %d minutes; got %d", r.MaxMinutes, minutes).
+			Say("problem_too_long", "Max", r.MaxMinutes, "Got", minutes)
 	}
 
 	if !req.ByStaff {
 		// Calendar days in lab time: AddDate keeps the wall clock across DST.
 		limit := now.In(loc).AddDate(0, 0, r.MaxAheadDays)
 		if start.After(limit) {
-			return fablab.Errorf(fablab.CodeTooFarAhead, "bookings on this machine can be made at most %d days ahead; choose a start no later than %s", r.MaxAheadDays, limit.Format(layout))
+			return fablab.Errorf(fablab.CodeTooFarAhead, "bookings on this machine can be made at most %d days ahead; choose a start no later than %s", r.MaxAheadDays, limit.Format(layout)).
+				Say("problem_too_far_ahead", "Days", r.MaxAheadDays, "Limit", limit)
 		}
 	}
 
@@ -127,11 +137,13 @@ func checkTerms(s *fablab.Settings, req Request, now time.Time) error {
 	lastDay := fablab.DateOf(end.Add(-time.Nanosecond))
 	for d := fablab.DateOf(start); !lastDay.Before(d); d = d.AddDays(1) {
 		if s.ClosedOn(d) {
-			return fablab.Errorf(fablab.CodeLabClosed, "the lab is closed on %s%s; choose another day", d, closureReason(s, d))
+			return fablab.Errorf(fablab.CodeLabClosed, "the lab is closed on %s%s; choose another day", d, closureReason(s, d)).
+				Say("problem_lab_closed", "Day", d, "Reason", closureReason(s, d))
 		}
 	}
 	if open := OpenIntervals(s, start, end); len(open) != 1 || !open[0].Start.Equal(start) || !open[0].End.Equal(end) {
-		return fablab.Errorf(fablab.CodeOutsideOpeningHours, "the booking must lie within the lab's opening hours; %s", describeDay(s, fablab.DateOf(start)))
+		return fablab.Errorf(fablab.CodeOutsideOpeningHours, "the booking must lie within the lab's opening hours; %s", describeDay(s, fablab.DateOf(start))).
+			Say(openingKey(s, fablab.DateOf(start)), "Day", fablab.DateOf(start), "Hours", openingHours(s, fablab.DateOf(start)))
 	}
 
 	want := fablab.Interval{Start: start, End: end}
@@ -143,7 +155,8 @@ func checkTerms(s *fablab.Settings, req Request, now time.Time) error {
 			if b.Reason != "" {
 				reason = " (" + b.Reason + ")"
 			}
-			return fablab.Errorf(fablab.CodeMaintenance, "the machine is under maintenance from %s to %s%s; book before or after it", b.Start.In(loc).Format(layout), b.End.In(loc).Format(layout), reason)
+			return fablab.Errorf(fablab.CodeMaintenance, "the machine is under maintenance from %s to %s%s; book before or after it", b.Start.In(loc).Format(layout), b.End.In(loc).Format(layout), reason).
+				Say("problem_maintenance", "From", b.Start.In(loc), "To", b.End.In(loc), "Reason", reason)
 		}
 	}
 
@@ -158,7 +171,8 @@ func checkTraining(s *fablab.Settings, req Request) error {
 		return nil
 	}
 	if _, id, ok := fablab.Qualified(req.Machine, req.Member.ID, req.Qualifications, req.End); !ok {
-		return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, req.End.In(s.Location()).Format(layout))
+		return fablab.Errorf(fablab.CodeTrainingRequired, "training %s is required to book this machine and must be valid until the end of the booking (%s)", id, req.End.In(s.Location()).Format(layout)).
+			Say("problem_training_required", "Training", id.String(), "End", req.End.In(s.Location()))
 	}
 	return nil
 }
@@ -169,7 +183,8 @@ func checkQuota(req Request, weekMinutes int) error {
 	minutes := int(req.End.Sub(req.Start) / time.Minute)
 	if r.WeeklyQuotaMinutes > 0 && !req.ByStaff && weekMinutes+minutes > r.WeeklyQuotaMinutes {
 		left := max(r.WeeklyQuotaMinutes-weekMinutes, 0)
-		return fablab.Errorf(fablab.CodeWeeklyQuota, "the weekly quota on this machine is %d minutes per member; %d minutes remain this week and this booking needs %d", r.WeeklyQuotaMinutes, left, minutes)
+		return fablab.Errorf(fablab.CodeWeeklyQuota, "the weekly quota on this machine is %d minutes per member; %d minutes remain this week and this booking needs %d", r.WeeklyQuotaMinutes, left, minutes).
+			Say("problem_weekly_quota", "Quota", r.WeeklyQuotaMinutes, "Left", left, "Needs", minutes)
 	}
 	return nil
 }
@@ -189,14 +204,16 @@ func CheckCancel(m *fablab.Machine, b *fablab.Booking, now time.Time, byStaff bo
 		if state == fablab.BookingNoShow {
 			state = "a no-show"
 		}
-		return fablab.Errorf(fablab.CodeNotCancellable, "only confirmed bookings can be cancelled; this one is %s", state)
+		return fablab.Errorf(fablab.CodeNotCancellable, "only confirmed bookings can be cancelled; this one is %s", state).
+			Say("problem_not_cancellable_" + b.State)
 	}
 	if byStaff {
 		return nil
 	}
 	cutoff := b.Start.Add(-time.Duration(m.Rules.CancelCutoffMinutes) * time.Minute)
 	if now.After(cutoff) {
-		return fablab.Errorf(fablab.CodeCancellationCutoff, "bookings on this machine can be cancelled no later than %d minutes before they start; ask the staff to cancel this one", m.Rules.CancelCutoffMinutes)
+		return fablab.Errorf(fablab.CodeCancellationCutoff, "bookings on this machine can be cancelled no later than %d minutes before they start; ask the staff to cancel this one", m.Rules.CancelCutoffMinutes).
+			Say("problem_cancel_cutoff", "Minutes", m.Rules.CancelCutoffMinutes)
 	}
 	return nil
 }
@@ -237,16 +254,30 @@ func closureReason(s *fablab.Settings, d fablab.Date) string {
 	return ""
 }
 
-// describeDay says when the lab is open on d, e.g. "on Sunday 2026-03-29 it is
-// open 01:00–04:00".
-func describeDay(s *fablab.Settings, d fablab.Date) string {
-	rs := s.OpeningHours.Day(d.Weekday())
-	if len(rs) == 0 {
-		return fmt.Sprintf("it is closed on %ss", d.Weekday())
+// openingKey is the key of the opening-hours problem for day d: the lab
+// is closed that weekday, or open at some hours.
+func openingKey(s *fablab.Settings, d fablab.Date) string {
+	if len(s.OpeningHours.Day(d.Weekday())) == 0 {
+		return "problem_closed_weekday"
 	}
+	return "problem_outside_hours"
+}
+
+// openingHours lists the lab's hours on d: "09:00–12:00, 14:00–21:00".
+func openingHours(s *fablab.Settings, d fablab.Date) string {
+	rs := s.OpeningHours.Day(d.Weekday())
 	parts := make([]string, len(rs))
 	for i, r := range rs {
 		parts[i] = r.Open.String() + "–" + r.Close.String()
 	}
-	return fmt.Sprintf("on %s %s it is open %s", d.Weekday(), d, strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
+}
+
+// describeDay says when the lab is open on d, e.g. "on Sunday 2026-03-29 it is
+// open 01:00–04:00".
+func describeDay(s *fablab.Settings, d fablab.Date) string {
+	if len(s.OpeningHours.Day(d.Weekday())) == 0 {
+		return fmt.Sprintf("it is closed on %ss", d.Weekday())
+	}
+	return fmt.Sprintf("on %s %s it is open %s", d.Weekday(), d, openingHours(s, d))
 }

@@ -50,6 +50,27 @@ type Error struct {
 	// Field names the request field the error is about (its JSON name), so
 	// that a form shows the message next to that field; "" for the whole request.
 	Field string
+	// Key names Message in the translated messages (web/i18n, "problem_…"),
+	// and Args are its parameters as name/value pairs (strings, numbers,
+	// time.Time in the lab's zone, Date): a client reading French gets the
+	// message in French. Message stays the English text.
+	Key  string
+	Args []any
+}
+
+// Say returns e with the key and parameters of its translated message.
+func (e *Error) Say(key string, args ...any) *Error {
+	e.Key, e.Args = key, args
+	return e
+}
+
+// ErrorKey returns the translated message's key and parameters of err, or "".
+func ErrorKey(err error) (string, []any) {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EINTERNAL {
+		return e.Key, e.Args
+	}
+	return "", nil
 }
 
 // On returns e naming field as the request field it is about.

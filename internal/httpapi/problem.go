@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/i18n"
 )
 
 // statusOf maps error codes to HTTP statuses: the one table of the API.
@@ -62,7 +63,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		Type:   "about:blank",
 		Title:  http.StatusText(status),
 		Status: status,
-		Detail: fablab.ErrorMessage(err),
+		Detail: problemDetail(c, err),
 		Code:   code,
 		Field:  fablab.ErrorField(err),
 	}
@@ -396,4 +397,40 @@ func queryInt(c *gin.Context, name string, def, min, max int) (int, error) {
 		return 0, fablab.Errorf(fablab.EINVALID, "query %s must be a whole number from %d to %d", name, min, max)
 	}
 	return n, nil
+}
+
+// problemDetail is err's message in the language the client reads: the
+// English message, or its translation when the client asks for French
+// (the pages' language switch, or Accept-Language) and there is one.
+func problemDetail(c *gin.Context, err error) string {
+	msg := fablab.ErrorMessage(err)
+	key, args := fablab.ErrorKey(err)
+	if key == "" {
+		return msg
+	}
+	l := "en"
+	if ck, cerr := c.Cookie(langCookie); cerr == nil && i18n.Supported(ck) {
+		l = ck
+	} else {
+		l = lang(c, "en")
+	}
+	if l == "en" {
+		return msg
+	}
+	vs, verr := pageViews()
+	if verr != nil || !vs.cat.Has(l, key) {
+		return msg
+	}
+	shown := make([]any, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case time.Time:
+			shown[i] = i18n.FormatDateTime(l, v, v.Location())
+		case fablab.Date:
+			shown[i] = i18n.FormatDate(l, v.In(time.UTC), time.UTC)
+		default:
+			shown[i] = a
+		}
+	}
+	return vs.cat.T(l, key, shown...)
 }

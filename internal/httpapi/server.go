@@ -85,10 +85,12 @@ type Server struct {
 	version string
 	// publicURL: see Config.PublicURL.
 	publicURL string
-	ttl       time.Duration
-	pw        auth.Params
-	throttle  *auth.Throttle
-	mail      Mailer
+	// rows caches rendered rows of the list pages.
+	rows     fragments
+	ttl      time.Duration
+	pw       auth.Params
+	throttle *auth.Throttle
+	mail     Mailer
 	// forgotByAddr and forgotByAccount throttle "forgot my password".
 	forgotByAddr, forgotByAccount *auth.Throttle
 	engine                        *gin.Engine

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -106,8 +107,10 @@ type view struct {
 	// calendar injects its stylesheet); scripts are never inline.
 	Nonce   string
 	Version string
-	cat     *i18n.Catalog
-	now     time.Time
+	// Nav is the navigation, rendered once per language, role and page.
+	Nav template.HTML
+	cat *i18n.Catalog
+	now time.Time
 }
 
 // T translates message id; args are name/value pairs.
@@ -284,8 +287,25 @@ func (s *Server) write(c *gin.Context, status int, v *view) {
 		s.pageFail(c, fablab.Errorf(fablab.EINTERNAL, "no page template %q", v.Page))
 		return
 	}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+	role := "-"
+	if v.Me != nil {
+		role = string(v.Me.Role)
+	}
+	nav, err := s.fragment(v, "nav", role, nil)
+	if err != nil {
+		s.log.Error("render navigation", "page", v.Page, "err", err)
+		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error"))
+		return
+	}
+	v.Nav = nav
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			pageBuffers.Put(buf)
+		}
+	}()
+	if err := t.ExecuteTemplate(buf, "layout.html", v); err != nil {
 		s.log.Error("render page", "page", v.Page, "err", err)
 		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error"))
 		return
@@ -295,6 +315,9 @@ func (s *Server) write(c *gin.Context, status int, v *view) {
 	c.Header("Content-Language", v.Lang)
 	c.Data(status, "text/html; charset=utf-8", buf.Bytes())
 }
+
+// pageBuffers are the buffers pages are rendered into.
+var pageBuffers = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 32<<10)) }}
 
 // pageFail shows an error as a page: not found, forbidden, or a failure.
 func (s *Server) pageFail(c *gin.Context, err error) {
@@ -336,6 +359,64 @@ type errorPage struct {
 	Status int
 	MsgID  string // the message explaining the error
 	Detail string // the rule's own words, when there are some
+}
+
+// fragments caches the rendered rows of list pages. A list of fifty
+// machines or members costs hundreds of template actions, each a reflective
+// call; a row rendered once and found again by a key naming everything it
+// shows costs one. Keys start with the page's language and the row's
+// template; the cache starts over when it holds maxFragments rows.
+type fragments struct {
+	m sync.Map // string → template.HTML
+	n atomic.Int64
+}
+
+const maxFragments = 20_000
+
+// fragment renders row template name of the page with data, or finds it
+// rendered before under key, which must name everything data shows (the
+// caller builds it from the same values). The template receives
+// fragmentData: .V is the page's view, .R the row. A row never shows what
+// is not in its key: not the viewer, not the page's CSRF token or nonce.
+func (s *Server) fragment(v *view, name, key string, data any) (template.HTML, error) {
+	return s.fragmentOf(v, name, key, func() any { return data })
+}
+
+// fragmentOf is fragment with the row's data built only when the row is
+// not cached.
+func (s *Server) fragmentOf(v *view, name, key string, build func() any) (template.HTML, error) {
+	k := v.Lang + "\x00" + v.Page + "\x00" + name + "\x00" + key
+	if h, ok := s.rows.m.Load(k); ok {
+		return h.(template.HTML), nil
+	}
+	data := build()
+	vs, err := pageViews()
+	if err != nil {
+		return "", err
+	}
+	t := vs.pages[v.Page]
+	if t == nil {
+		return "", fmt.Errorf("no page template %q", v.Page)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, name, fragmentData{V: v, R: data}); err != nil {
+		return "", err
+	}
+	h := template.HTML(buf.String())
+	if s.rows.n.Load() >= maxFragments {
+		s.rows.m.Clear()
+		s.rows.n.Store(0)
+	}
+	if _, loaded := s.rows.m.Swap(k, h); !loaded {
+		s.rows.n.Add(1)
+	}
+	return h, nil
+}
+
+// fragmentData is what a row template receives.
+type fragmentData struct {
+	V *view
+	R any
 }
 
 // pageRoutes registers the web pages.

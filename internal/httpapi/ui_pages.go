@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"html/template"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -55,6 +58,19 @@ type machineCard struct {
 	Kind, State, Price, MissingNames string
 }
 
+// machinesData is the machines page's data: the cards, rendered.
+type machinesData struct {
+	Cards template.HTML
+	Count int
+}
+
+// key names everything the card shows, for the fragment cache: the texts
+// are made from these (in the page's language, part of every key).
+func (cd *machineCard) key() string {
+	m := &cd.Machine
+	return strings.Join([]string{m.ID.String(), m.DeviceID, m.Name, m.State, m.Kind, strconv.FormatInt(cd.PriceCents, 10), cd.MissingNames}, "\x00")
+}
+
 // machinesPage lists the machines with their price for the viewer and the
 // trainings the viewer lacks; their live state comes from the event stream.
 func (s *Server) machinesPage(c *gin.Context) {
@@ -69,22 +85,33 @@ func (s *Server) machinesPage(c *gin.Context) {
 		s.pageFail(c, err)
 		return
 	}
+	var list strings.Builder
+	list.Grow(len(cards) * 512)
 	for i := range cards {
 		cd := &cards[i]
-		cd.Kind, cd.State = v.Kind(cd.Machine.Kind), v.TOr("state_"+cd.Machine.State, cd.Machine.State)
-		if cd.PriceCents >= 0 {
-			cd.Price = v.T("machines_price", "Price", v.Money(cd.PriceCents))
-		} else {
-			cd.Price = v.T("machines_no_price")
-		}
 		for j, t := range cd.Missing {
 			if j > 0 {
 				cd.MissingNames += ", "
 			}
 			cd.MissingNames += t.Name
 		}
+		h, err := s.fragmentOf(v, "machine_card", cd.key(), func() any {
+			cd.Kind, cd.State = v.Kind(cd.Machine.Kind), v.TOr("state_"+cd.Machine.State, cd.Machine.State)
+			if cd.PriceCents >= 0 {
+				cd.Price = v.T("machines_price", "Price", v.Money(cd.PriceCents))
+			} else {
+				cd.Price = v.T("machines_no_price")
+			}
+			return cd
+		})
+		if err != nil {
+			s.pageFail(c, fablab.Internal(err, "render machine card"))
+			return
+		}
+		list.WriteString(string(h))
 	}
-	v.Data = cards
+	// One action for the whole list: the cards are rendered (and escaped) rows.
+	v.Data = machinesData{Cards: template.HTML(list.String()), Count: len(cards)}
 	s.write(c, http.StatusOK, v)
 }
 

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"github.com/fabgate/fabgate/internal/fablab"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,6 +34,10 @@ func TestMessagesComplete(t *testing.T) {
 		}
 	}
 	for _, id := range fr {
+		// The API's refusals are in English in the code itself.
+		if strings.HasPrefix(id, "problem_") {
+			continue
+		}
 		if !vs.cat.Has("en", id) {
 			t.Errorf("message %q has no English text", id)
 		}
@@ -198,5 +205,63 @@ func TestLanguageSwitch(t *testing.T) {
 	}
 	if status, _, _ := p.get("/lang/de"); status != http.StatusNotFound {
 		t.Errorf("unknown language: %d", status)
+	}
+}
+
+// TestProblemsTranslated: every refusal the code gives a translation key
+// has its French text, and a French client reads it in French, dates
+// included, while an API client without a language keeps the English.
+func TestProblemsTranslated(t *testing.T) {
+	vs, err := pageViews()
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := regexp.MustCompile(`Say\("(problem_[a-z_]+)"`)
+	keys := map[string]bool{
+		// Keys built from a state or a weekday rule.
+		"problem_machine_unavailable_maintenance": true, "problem_machine_unavailable_retired": true,
+		"problem_not_cancellable_cancelled": true, "problem_not_cancellable_no_show": true, "problem_not_cancellable_completed": true,
+		"problem_closed_weekday": true, "problem_outside_hours": true,
+	}
+	for _, dir := range []string{"../booking", "../bolt", "../fablab", "."} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			src, _ := os.ReadFile(f)
+			for _, m := range said.FindAllStringSubmatch(string(src), -1) {
+				if !strings.HasSuffix(m[1], "_") {
+					keys[m[1]] = true
+				}
+			}
+		}
+	}
+	if len(keys) < 20 {
+		t.Fatalf("found %d translated refusals: the scan is broken", len(keys))
+	}
+	for k := range keys {
+		if !vs.cat.Has("fr", k) {
+			t.Errorf("refusal %q has no French text in web/i18n/problems.fr.toml", k)
+		}
+	}
+
+	h := newAPIHarness(t)
+	// Sunday: the lab is closed all day.
+	body := apiBookingBody(h.printer.ID, apiAt(6, 10, 0), apiAt(6, 11, 0))
+	en := h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token, body: body})
+	en.want(t, http.StatusUnprocessableEntity, fablab.CodeOutsideOpeningHours)
+	if d := en.problem(t).Detail; !strings.Contains(d, "opening hours") {
+		t.Errorf("English detail %q", d)
+	}
+	fr := h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token, body: body, header: http.Header{"Accept-Language": {"fr-FR,fr;q=0.9"}}})
+	fr.want(t, http.StatusUnprocessableEntity, fablab.CodeOutsideOpeningHours)
+	if d := fr.problem(t).Detail; d != "La réservation doit tenir dans les heures d'ouverture du lab, qui est fermé ce jour-là (dimanche 8 mars 2026)." {
+		t.Errorf("French detail %q", d)
+	}
+	// A conflict names the taken range in French dates.
+	h.seedBooking(t, h.printer.ID, h.bob, apiAt(1, 10, 0), apiAt(1, 12, 0))
+	c := h.send(t, apiReq{method: "POST", path: "/api/v1/bookings", token: h.alice.Token,
+		body: apiBookingBody(h.printer.ID, apiAt(1, 11, 0), apiAt(1, 13, 0)), header: http.Header{"Accept-Language": {"fr"}}})
+	c.want(t, http.StatusConflict, fablab.CodeBookingConflict)
+	if d := c.problem(t).Detail; !strings.Contains(d, "mardi 3 mars 2026 à 10:00") || !strings.Contains(d, "choisissez un créneau libre") {
+		t.Errorf("French conflict detail %q", d)
 	}
 }

@@ -207,7 +207,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		maxPending: cfg.MaxPending, maxPendingAddr: cfg.MaxPendingPerAddr,
 		byAddr: map[string]int{}, pendingByAddr: map[string]int{}, onDrop: hook.dropConnection,
 	}
-	if err := srv.AddListener(netListener{Net: listeners.NewNet("fabgate", ln), srv: srv}); err != nil {
+	if err := srv.AddListener(netListener{Net: listeners.NewNet("fabgate", ln), srv: srv, conns: &liveConns{m: map[net.Conn]struct{}{}}}); err != nil {
 		cancel()
 		_ = ln.Close()
 		return nil, fmt.Errorf("mqtt broker: add listener: %w", err)
@@ -286,12 +286,51 @@ func (b *Broker) Close() error {
 // clients' read lock twice: a client connecting or leaving in between (it
 // waits for the write lock) deadlocks Close for good (mochi-mqtt/server
 // issue #488). This takes one snapshot under a single lock instead.
+//
+// It also keeps the connections it hands to mochi: mochi counts each in a
+// WaitGroup that its Close waits on, and a connection accepted while Close
+// begins would add to it during the wait (a race, and a client that slips
+// past the shutdown). Close refuses new ones and waits for those it handed
+// over to end, so every count happens before mochi's wait.
 type netListener struct {
 	*listeners.Net
-	srv *mochi.Server
+	srv   *mochi.Server
+	conns *liveConns
 }
 
-// Close stops accepting connections and disconnects this listener's clients.
+// liveConns are the connections a netListener handed to mochi.
+type liveConns struct {
+	mu      sync.Mutex
+	closing bool
+	m       map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+// Serve hands accepted connections to mochi until Close.
+func (l netListener) Serve(establish listeners.EstablishFn) {
+	l.Net.Serve(func(id string, c net.Conn) error {
+		lc := l.conns
+		lc.mu.Lock()
+		if lc.closing {
+			lc.mu.Unlock()
+			return c.Close()
+		}
+		lc.m[c] = struct{}{}
+		lc.wg.Add(1)
+		lc.mu.Unlock()
+		defer func() {
+			lc.mu.Lock()
+			delete(lc.m, c)
+			lc.mu.Unlock()
+			lc.wg.Done()
+		}()
+		return establish(id, c)
+	})
+}
+
+// Close stops accepting connections, disconnects this listener's clients
+// and closes the connections not yet clients, then waits (at most
+// closeTimeout) for them all to end.
 func (l netListener) Close(listeners.CloseFn) {
 	l.Net.Close(func(id string) {
 		for _, cl := range l.srv.Clients.GetAll() {
@@ -300,6 +339,19 @@ func (l netListener) Close(listeners.CloseFn) {
 			}
 		}
 	})
+	lc := l.conns
+	lc.mu.Lock()
+	lc.closing = true
+	for c := range lc.m {
+		_ = c.Close()
+	}
+	lc.mu.Unlock()
+	done := make(chan struct{})
+	go func() { lc.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+	}
 }
 
 // aclHook authenticates clients and enforces the policy, denying by default:

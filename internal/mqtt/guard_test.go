@@ -211,6 +211,8 @@ func TestBrokerConnectionCaps(t *testing.T) {
 	rawDial(t, b.Addr(), "127.0.0.2")
 	eventually(t, "three connections counted", func() bool { return b.open() == 3 })
 	waitClosed(t, rawDial(t, b.Addr(), "127.0.0.3"), "a connection beyond the total")
+	// The count is taken as the connection is dropped, which the client may see first.
+	eventually(t, "two dropped connections counted", func() bool { return b.Stats().DroppedConnections == 2 })
 	if got := b.Stats().DroppedConnections; got != 2 {
 		t.Errorf("dropped connections %d, want 2", got)
 	}
