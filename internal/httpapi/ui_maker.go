@@ -3,10 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"html/template"
 	"net/http"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -273,6 +276,18 @@ type bookingRow struct {
 	Start, End, StartISO, EndISO, State string
 }
 
+// key names everything the row shows, for the page's row cache (with the
+// lab's time zone tz, which its times are written in): a row whose booking
+// changes (cancelled, started, over) gets a new key.
+func (r *bookingRow) key(tz string) string {
+	b := &r.Booking
+	// The state's words follow from these and the row's template (a
+	// confirmed booking not cancellable is under way among the upcoming
+	// ones, over among the past ones).
+	return fmt.Sprintf("%d\x00%d\x00%s\x00%d\x00%d\x00%s\x00%t\x00%s", b.ID, b.MachineID, r.MachineName,
+		b.Start.Unix(), b.End.Unix(), b.State, r.Cancellable, tz)
+}
+
 // texts fills a row's texts for view v.
 func (r *bookingRow) texts(v *view) {
 	b := &r.Booking
@@ -289,9 +304,11 @@ func (r *bookingRow) texts(v *view) {
 	}
 }
 
-// bookingsPageData is what the bookings page shows.
+// bookingsPageData is what the bookings page shows: its rows, rendered
+// (through the page's row cache).
 type bookingsPageData struct {
-	Upcoming, Past []bookingRow
+	Upcoming, Past         []bookingRow
+	UpcomingHTML, PastHTML template.HTML
 }
 
 // How far back and ahead the bookings and sessions pages look, and how many
@@ -366,11 +383,22 @@ func (s *Server) bookingsPage(c *gin.Context) {
 		s.pageFail(c, err)
 		return
 	}
-	for i := range d.Upcoming {
-		d.Upcoming[i].texts(v)
-	}
-	for i := range d.Past {
-		d.Past[i].texts(v)
+	for _, part := range []struct {
+		rows []bookingRow
+		name string
+		out  *template.HTML
+	}{{d.Upcoming, "booking_upcoming", &d.UpcomingHTML}, {d.Past, "booking_past", &d.PastHTML}} {
+		var list strings.Builder
+		for i := range part.rows {
+			r := &part.rows[i]
+			h, err := s.fragmentOf(v, part.name, r.key(v.Lab.TimeZone), func() any { r.texts(v); return r })
+			if err != nil {
+				s.pageFail(c, err)
+				return
+			}
+			list.WriteString(string(h))
+		}
+		*part.out = template.HTML(list.String())
 	}
 	v.Data = d
 	s.write(c, http.StatusOK, v)
