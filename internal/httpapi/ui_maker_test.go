@@ -432,3 +432,34 @@ func TestBookingsPageBounded(t *testing.T) {
 		t.Error("past bookings are not latest first from yesterday's")
 	}
 }
+
+// TestBookingsPageRowsFollowChanges: a row rendered once (and kept in the
+// pages' row cache) is not shown again once its booking changed.
+func TestBookingsPageRowsFollowChanges(t *testing.T) {
+	h := newAPIHarness(t)
+	b := h.seedBooking(t, h.printer.ID, h.alice, apiAt(2, 14, 0), apiAt(2, 15, 0))
+	a := newPageClient(t, h)
+	a.login(h.alice)
+	_, _, body := a.get("/bookings", "Accept-Language", "en")
+	if upcoming, _, _ := strings.Cut(body, `id="past-title"`); !strings.Contains(upcoming, `data-booking="`+b.ID.String()+`"`) {
+		t.Fatal("the booking is not among the upcoming ones")
+	}
+	h.do(t, "DELETE", "/api/v1/bookings/"+b.ID.String(), h.alice.Token, nil).want(t, http.StatusOK, "")
+	_, _, body = a.get("/bookings", "Accept-Language", "en")
+	upcoming, past, _ := strings.Cut(body, `id="past-title"`)
+	if strings.Contains(upcoming, `data-booking="`+b.ID.String()+`"`) || !strings.Contains(past, "Cancelled") {
+		t.Error("after cancelling, the page still shows the booking as upcoming")
+	}
+	// A confirmed booking that starts meanwhile is shown under way.
+	c := h.seedBooking(t, h.cnc.ID, h.alice, apiAt(0, 9, 0), apiAt(0, 12, 0))
+	_, _, body = a.get("/bookings", "Accept-Language", "en")
+	if !strings.Contains(body, `data-booking="`+c.ID.String()+`"`) || strings.Contains(body, "Under way") {
+		t.Fatal("a booking not started yet shows as under way, or is missing")
+	}
+	h.clock.Set(apiAt(0, 10, 0))
+	a.login(h.alice)
+	_, _, body = a.get("/bookings", "Accept-Language", "en")
+	if !strings.Contains(body, "Under way") {
+		t.Error("a booking under way is not shown as such")
+	}
+}
