@@ -12,7 +12,7 @@
   var alertEl = results.querySelector('[data-page-error]');
   var statusEl = results.querySelector('[data-page-status]');
   var R = results.dataset;
-  var locale = FG.lang === 'fr' ? 'fr-FR' : 'en-GB';
+  var searches = 0;
 
   function when(start, end) {
     var day = FG.formatLab(start, {weekday: 'long', day: 'numeric', month: 'long'});
@@ -26,14 +26,17 @@
     var minutes = parseInt(form.elements.minutes.value, 10);
     var choice = form.querySelector('input[name="when"]:checked');
     alertEl.textContent = '';
+    list.textContent = '';
     statusEl.textContent = R.msgSearching;
     if (!kind || !choice) { return; }
+    var mine = ++searches; // an earlier search answering late is ignored
     var url = '/api/v1/slots?kind=' + q(kind) + '&minutes=' + minutes + '&from=' + q(choice.dataset.from) + '&to=' + q(choice.dataset.to) + '&limit=20';
     // Keep the search in the address, so that it can be shared or reloaded.
     if (window.history.replaceState) {
       window.history.replaceState(null, '', '/find?kind=' + q(kind) + '&minutes=' + minutes + '&when=' + q(choice.value));
     }
     FG.api('GET', url).then(function (res) {
+      if (mine !== searches) { return; }
       list.textContent = '';
       statusEl.textContent = '';
       if (!res.ok) {
