@@ -65,6 +65,14 @@ var apiRouteTable = map[string]apiRouteCase{
 		return rq
 	}},
 	"GET /api/v1/me": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me" })},
+	"POST /api/v1/me/password": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		rq := apiReq{method: "POST", path: "/api/v1/me/password", body: map[string]string{"current_password": "old password 1", "new_password": "new password 2"}}
+		if as != nil { // an account of its own: the change ends the member's sessions
+			acc := apiSeedMember(t, h.store, fmt.Sprintf("pw%d@fablab.test", h.uniq()), "Pat Password", as.Role, "staff", "old password 1")
+			rq.token, _ = h.login(t, acc)
+		}
+		return rq
+	}},
 
 	"GET /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me/calendar-feed" })},
 	"POST /api/v1/me/calendar-feed": {fablab.RoleMaker, http.StatusCreated, func(*testing.T, *apiHarness, *apiAccount) apiReq {

@@ -266,6 +266,7 @@ func (s *Server) routes(e *gin.Engine) {
 
 	anyone.POST("/auth/logout", s.logout)
 	anyone.GET("/me", s.me)
+	anyone.POST("/me/password", s.changePassword)
 	anyone.GET("/me/calendar-feed", s.getCalendarFeed)
 	anyone.POST("/me/calendar-feed", s.createCalendarFeed)
 	anyone.DELETE("/me/calendar-feed", s.revokeCalendarFeed)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/subtle"
+	"errors"
 	"math"
 	"net/http"
 	"net/netip"
@@ -96,19 +97,127 @@ func (s *Server) login(c *gin.Context) {
 			}
 		}
 	}
+	resp, err := s.startSession(c, m)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("login", "member", m.ID)
+	c.JSON(http.StatusOK, resp)
+}
+
+// startSession stores a new login token for m and sets the session and
+// CSRF cookies.
+func (s *Server) startSession(c *gin.Context, m fablab.Member) (loginResponse, error) {
 	token, csrf := auth.NewToken(), auth.NewToken()
 	now := s.now()
 	t := bolt.Token{MemberID: m.ID, CSRF: csrf, CreatedAt: now.UTC(), ExpiresAt: now.Add(s.ttl).UTC().Truncate(time.Second)}
-	if err := s.store.PutToken(ctx, auth.TokenKey(token), t); err != nil {
-		s.fail(c, err)
-		return
+	if err := s.store.PutToken(c.Request.Context(), auth.TokenKey(token), t); err != nil {
+		return loginResponse{}, err
 	}
 	secure := s.secureCookies || c.Request.TLS != nil
 	maxAge := int(s.ttl / time.Second)
 	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
 	http.SetCookie(c.Writer, &http.Cookie{Name: csrfCookie, Value: csrf, Path: "/", MaxAge: maxAge, Secure: secure, SameSite: http.SameSiteLaxMode})
-	s.log.Info("login", "member", m.ID)
-	c.JSON(http.StatusOK, loginResponse{Token: token, ExpiresAt: t.ExpiresAt, CSRFToken: csrf, Member: m})
+	return loginResponse{Token: token, ExpiresAt: t.ExpiresAt, CSRFToken: csrf, Member: m}, nil
+}
+
+// passwordChangeRequest is the body of POST /me/password.
+type passwordChangeRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword lets a signed-in member choose a new password, proving
+// they know the current one. The current password is checked as a login
+// checks it (in a hashing slot, under the login throttle), since a stolen
+// session must not become a way to guess it; the new one follows the
+// reset's rule (auth.HashPassword). Every session of the member ends, and
+// this request gets a new one, so that the browser that changed it stays
+// signed in.
+func (s *Server) changePassword(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req passwordChangeRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.CurrentPassword == "" {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "give your current password").On("current_password"))
+		return
+	}
+	if len(req.CurrentPassword) > auth.MaxPasswordLen {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "a password is at most %d bytes long", auth.MaxPasswordLen).On("current_password"))
+		return
+	}
+	if n := len(req.NewPassword); n < auth.MinPasswordLen || n > auth.MaxPasswordLen {
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "the new password must be %d to %d bytes long, got %d", auth.MinPasswordLen, auth.MaxPasswordLen, n).On("new_password"))
+		return
+	}
+	me := member(c)
+	release, ok := s.hashSlot(c)
+	if !ok {
+		return
+	}
+	defer release()
+	finish, wait, err := s.throttle.Begin(me.Email, clientKey(c.ClientIP()))
+	if err != nil {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		s.fail(c, err)
+		return
+	}
+	cur, err := s.store.Member(ctx, me.ID)
+	if err != nil {
+		finish(false)
+		s.fail(c, err)
+		return
+	}
+	if cur.PasswordHash == "" {
+		auth.DummyVerify(s.pw)
+		ok = false
+	} else if ok, err = auth.VerifyPassword(cur.PasswordHash, req.CurrentPassword); err != nil {
+		finish(false)
+		s.fail(c, fablab.Internal(err, "stored password hash of member %s is unreadable", me.ID))
+		return
+	}
+	finish(ok)
+	if !ok {
+		s.log.Info("password change refused", "member", me.ID)
+		s.fail(c, fablab.Errorf(fablab.EUNAUTHORIZED, "the current password is wrong").On("current_password"))
+		return
+	}
+	hash, err := auth.HashPassword(s.pw, req.NewPassword)
+	if err != nil {
+		s.fail(c, withField(err, "new_password"))
+		return
+	}
+	m, err := s.store.UpdateMember(ctx, me.ID, func(m *fablab.Member) error {
+		if m.PasswordHash != cur.PasswordHash {
+			return fablab.Errorf(fablab.EUNAUTHORIZED, "the password changed meanwhile: the current password given is no longer it").On("current_password")
+		}
+		m.PasswordHash = hash
+		return nil
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	resp, err := s.startSession(c, m)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.log.Info("password changed", "member", me.ID)
+	c.JSON(http.StatusOK, resp)
+}
+
+// withField tags a fablab error with the request field it is about.
+func withField(err error, field string) error {
+	var fe *fablab.Error
+	if errors.As(err, &fe) && fe.Code != fablab.EINTERNAL {
+		return fe.On(field)
+	}
+	return err
 }
 
 func (s *Server) logout(c *gin.Context) {
