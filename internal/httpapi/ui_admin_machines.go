@@ -121,8 +121,8 @@ func euros(cents int64) string {
 	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
 }
 
-// labWall writes t as the lab's wall-clock time for a datetime-local control.
-func labWall(t time.Time, loc *time.Location) string {
+// labMinute writes t as the lab's wall-clock time for a datetime-local control.
+func labMinute(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2006-01-02T15:04")
 }
 
@@ -159,7 +159,7 @@ func (s *Server) machineFormData(ctx context.Context, me fablab.Member, m fablab
 	}
 	loc := st.Location()
 	for _, b := range m.Maintenance {
-		f.Maintenance = append(f.Maintenance, maintenanceRow{Start: labWall(b.Start, loc), End: labWall(b.End, loc), Reason: b.Reason})
+		f.Maintenance = append(f.Maintenance, maintenanceRow{Start: labMinute(b.Start, loc), End: labMinute(b.End, loc), Reason: b.Reason})
 	}
 	if me.Role.AtLeast(fablab.RoleAdmin) {
 		if f.Devices, err = s.store.Devices(ctx); err != nil {
