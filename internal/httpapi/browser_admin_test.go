@@ -18,11 +18,7 @@ import (
 // browserLogin logs a in through the login page, which then goes to next.
 func browserLogin(t *testing.T, tab *browsertest.Tab, a *apiAccount, next string) {
 	t.Helper()
-	tab.Go("/login?next=" + next)
-	tab.Fill("#email", a.Email)
-	tab.Fill("#password", a.Password)
-	tab.Click("form button[type=submit]")
-	tab.WaitVisible(`body[data-me="` + a.ID.String() + `"]`)
+	browserLoginTo(t, tab, a, next, `body[data-me="`+a.ID.String()+`"]`)
 	waitLoaded(t, tab) // the page's deferred scripts have run
 }
 

@@ -408,13 +408,8 @@ func problemDetail(c *gin.Context, err error) string {
 	if key == "" {
 		return msg
 	}
-	l := "en"
-	if ck, cerr := c.Cookie(langCookie); cerr == nil && i18n.Supported(ck) {
-		l = ck
-	} else {
-		l = lang(c, "en")
-	}
-	if l == "en" {
+	l := chosenLang(c)
+	if l == "" || l == "en" {
 		return msg
 	}
 	vs, verr := pageViews()

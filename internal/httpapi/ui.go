@@ -168,10 +168,7 @@ func (v *view) LangURL(lang string) string {
 // pageLang picks the language: the choice made with the switch, then the
 // browser's, then the logged-in member's, then the lab's.
 func pageLang(c *gin.Context, me *fablab.Member, def string) string {
-	if ck, err := c.Cookie(langCookie); err == nil && i18n.Supported(ck) {
-		return ck
-	}
-	if l := lang(c, ""); l != "" {
+	if l := chosenLang(c); l != "" {
 		return l
 	}
 	if me != nil && i18n.Supported(me.Language) {
@@ -181,6 +178,15 @@ func pageLang(c *gin.Context, me *fablab.Member, def string) string {
 		return def
 	}
 	return i18n.Languages[0]
+}
+
+// chosenLang is the language the client asks for: the one chosen with the
+// pages' switch, else the browser's; "" when it asks for none.
+func chosenLang(c *gin.Context) string {
+	if ck, err := c.Cookie(langCookie); err == nil && i18n.Supported(ck) {
+		return ck
+	}
+	return lang(c, "")
 }
 
 // setLang remembers a language choice for a year and goes back to the
