@@ -407,3 +407,17 @@ func getJSONBytes(data []byte, v any) error {
 	}
 	return nil
 }
+
+// Version names the state of the whole file: it changes with every write
+// transaction committed since the file was created, and never otherwise.
+// Something computed from reads made after Version returned v is at least
+// as new as v, so a cache keyed by it is never stale: the pages' cache
+// (httpapi) keys what it keeps by it.
+func (s *Store) Version(ctx context.Context) (uint64, error) {
+	var v uint64
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v = uint64(tx.ID()) // a read transaction's id is the last committed write's
+		return nil
+	})
+	return v, err
+}

@@ -77,6 +77,9 @@ type Config struct {
 	// computed at once; requests beyond it are refused at once with 503
 	// and Retry-After (default: GOMAXPROCS).
 	HashConcurrency int
+	// PageCacheBytes bounds the pages' cache of rendered content (see
+	// pageCache; 0: 16 MiB, negative: no cache).
+	PageCacheBytes int
 	// ReadHeaderTimeout and ReadTimeout bound how long a client may take to
 	// send a request's headers, and the whole request (defaults 10 s, 15 s).
 	ReadHeaderTimeout, ReadTimeout time.Duration
@@ -92,6 +95,9 @@ type Server struct {
 	publicURL string
 	// rows caches rendered rows of the list pages.
 	rows fragments
+	// pages caches the rendered content of pages while nothing they show
+	// changes.
+	pages pageCache
 	// bridgeBroker and mqttPrefix: see Config.BridgeBrokerURL.
 	bridgeBroker, mqttPrefix string
 	ttl                      time.Duration
@@ -144,7 +150,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 15 * time.Second
 	}
+	if cfg.PageCacheBytes == 0 {
+		cfg.PageCacheBytes = defaultPageCacheBytes
+	}
 	s := &Server{
+		pages:     pageCache{max: cfg.PageCacheBytes},
 		publicURL: cfg.PublicURL, bridgeBroker: cfg.BridgeBrokerURL, mqttPrefix: cfg.MQTTPrefix,
 		store: cfg.Store, log: cfg.Log, now: cfg.Now, version: cfg.Version,
 		ttl: cfg.TokenTTL, pw: cfg.Password, secureCookies: cfg.SecureCookies,

@@ -109,8 +109,11 @@ type view struct {
 	Version string
 	// Nav is the navigation, rendered once per language, role and page.
 	Nav template.HTML
-	cat *i18n.Catalog
-	now time.Time
+	// Content is the page's content already rendered (the pages' cache);
+	// empty, the layout runs the page's content template.
+	Content template.HTML
+	cat     *i18n.Catalog
+	now     time.Time
 }
 
 // T translates message id; args are name/value pairs.
@@ -269,7 +272,9 @@ func (s *Server) newView(c *gin.Context, page, titleID string, data any) (*view,
 		v.CSRF = c.GetString(ctxCSRF)
 	}
 	v.Lang = pageLang(c, v.Me, st.Language)
-	v.Title = v.T(titleID)
+	if titleID != "" {
+		v.Title = v.T(titleID)
+	}
 	var nonce [16]byte
 	_, _ = rand.Read(nonce[:])
 	v.Nonce = base64.RawStdEncoding.EncodeToString(nonce[:])
@@ -304,6 +309,13 @@ func (s *Server) write(c *gin.Context, status int, v *view) {
 		return
 	}
 	v.Nav = nav
+	if status == http.StatusOK {
+		if err := s.keepContent(c, v, t); err != nil {
+			s.log.Error("render page", "page", v.Page, "err", err)
+			c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("internal error"))
+			return
+		}
+	}
 	buf := pageBuffers.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 1<<20 {
@@ -449,7 +461,7 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	e.GET("/reset", s.resetPage)
 	e.GET("/forgot", s.forgotPage)
 	maker := e.Group("", s.page(fablab.RoleMaker))
-	maker.GET("/machines", s.machinesPage)
+	maker.GET("/machines", s.cached(s.machinesPage))
 	s.makerPages(maker)
 	staff := e.Group("", s.page(fablab.RoleStaff))
 	s.staffPages(staff)

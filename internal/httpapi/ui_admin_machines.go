@@ -24,7 +24,7 @@ import (
 // machineAdminPages registers the machine settings pages on g, a group
 // already restricted to staff and admins, and the outbox page.
 func (s *Server) machineAdminPages(g *gin.RouterGroup) {
-	g.GET("/staff/machines", s.staffMachinesPage)
+	g.GET("/staff/machines", s.cached(s.staffMachinesPage))
 	g.GET("/staff/machines/new", s.machineNewPage)
 	g.GET("/staff/machines/labels", s.machineLabelsPage)
 	g.GET("/staff/machines/:id", s.machineEditPage)

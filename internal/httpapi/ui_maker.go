@@ -28,11 +28,11 @@ import (
 // makerPages registers the pages of the maker area (members with fablab.RoleMaker
 // or above; the group already checks it).
 func (s *Server) makerPages(g *gin.RouterGroup) {
-	g.GET("/machines/:id", s.machinePage)
-	g.GET("/find", s.findPage)
-	g.GET("/bookings", s.bookingsPage)
-	g.GET("/sessions", s.sessionsPage)
-	g.GET("/profile", s.profilePage)
+	g.GET("/machines/:id", s.cached(s.machinePage))
+	g.GET("/find", s.cached(s.findPage))
+	g.GET("/bookings", s.cached(s.bookingsPage))
+	g.GET("/sessions", s.cached(s.sessionsPage))
+	g.GET("/profile", s.cached(s.profilePage))
 }
 
 // labWall writes t as the lab's wall-clock time without offset, the

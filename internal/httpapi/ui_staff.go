@@ -18,11 +18,11 @@ import (
 // staffPages registers the pages of the staff area (members with fablab.RoleStaff
 // or above; the group already checks it).
 func (s *Server) staffPages(g *gin.RouterGroup) {
-	g.GET("/staff", s.dashboardPage)
-	g.GET("/staff/members", s.membersPage)
-	g.GET("/staff/members/:id", s.memberPage)
-	g.GET("/staff/trainings", s.trainingsPage)
-	g.GET("/staff/audit", s.auditPage)
+	g.GET("/staff", s.cached(s.dashboardPage))
+	g.GET("/staff/members", s.cached(s.membersPage))
+	g.GET("/staff/members/:id", s.cached(s.memberPage))
+	g.GET("/staff/trainings", s.cached(s.trainingsPage))
+	g.GET("/staff/audit", s.cached(s.auditPage))
 }
 
 // denyReasons are the reasons a tap is refused (the access engine's
