@@ -207,7 +207,33 @@ type Settings struct {
 	BillingIncrementMin int          `json:"billing_increment_minutes"`
 	DefaultRules        BookingRules `json:"default_rules"`
 	Language            string       `json:"language"`
-	loc                 *time.Location
+	// The seller on invoices ("" legal_name: the lab's name) and the terms
+	// they state.
+	LegalName string `json:"legal_name,omitempty"`
+	Address   string `json:"address,omitempty"`
+	SIRET     string `json:"siret,omitempty"`
+	VATNumber string `json:"vat_number,omitempty"`
+	// PaymentTermsDays: an invoice is due this many days after its issue
+	// (0: on receipt; French law allows at most 60).
+	PaymentTermsDays int `json:"payment_terms_days"`
+	// LatePenalty is the late-payment penalty invoices state ("": the
+	// legal minimum, three times the legal interest rate).
+	LatePenalty string `json:"late_penalty,omitempty"`
+	// FreeUnderMinutes: sessions shorter than this cost nothing (0: none).
+	FreeUnderMinutes int `json:"free_under_minutes"`
+	loc              *time.Location
+}
+
+// DefaultLatePenalty is the late-payment penalty invoices state when the
+// lab has not set its own (Code de commerce, L441-10).
+const DefaultLatePenalty = "En cas de retard de paiement, pénalités au taux de trois fois le taux d'intérêt légal"
+
+// SellerName is the seller's name on invoices.
+func (s *Settings) SellerName() string {
+	if s.LegalName != "" {
+		return s.LegalName
+	}
+	return s.Name
 }
 
 // DefaultSettings are the settings of a new lab: Europe/Paris, EUR, open
@@ -230,6 +256,7 @@ func DefaultSettings() Settings {
 		BillingIncrementMin: 1,
 		DefaultRules:        DefaultBookingRules(),
 		Language:            "fr",
+		PaymentTermsDays:    30,
 	}
 	_ = s.Validate() // sets loc; the defaults are valid
 	return s
@@ -299,6 +326,23 @@ func (s *Settings) Validate() error {
 	}
 	if s.Language != "fr" && s.Language != "en" {
 		return Errorf(EINVALID, "language must be fr or en").On("language").Say("problem_language")
+	}
+	if s.PaymentTermsDays < 0 || s.PaymentTermsDays > 60 {
+		return Errorf(EINVALID, "payment_terms_days must be between 0 (on receipt) and 60").On("payment_terms_days").Say("problem_payment_terms")
+	}
+	if s.FreeUnderMinutes < 0 || s.FreeUnderMinutes > 60 {
+		return Errorf(EINVALID, "free_under_minutes must be between 0 and 60").On("free_under_minutes").Say("problem_free_under")
+	}
+	if s.SIRET != "" && (len(s.SIRET) != 14 || strings.ContainsFunc(s.SIRET, func(r rune) bool { return r < '0' || r > '9' })) {
+		return Errorf(EINVALID, "siret must be 14 digits").On("siret").Say("problem_siret")
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{{"legal_name", s.LegalName, 200}, {"address", s.Address, 500}, {"vat_number", s.VATNumber, 20}, {"late_penalty", s.LatePenalty, 500}} {
+		if len(f.value) > f.max {
+			return Errorf(EINVALID, "%s is limited to %d characters", f.name, f.max).On(f.name).Say("problem_text_too_long", "Max", f.max)
+		}
 	}
 	if s.Closures == nil {
 		s.Closures = []Closure{}
