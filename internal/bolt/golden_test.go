@@ -46,6 +46,10 @@ var jsonRecords = map[string]reflect.Type{
 	"devices":        reflect.TypeFor[deviceRecord](),
 	"sessions":       reflect.TypeFor[fablab.Session](),
 	"audit":          reflect.TypeFor[fablab.AuditEvent](),
+	"charges":        reflect.TypeFor[fablab.Charge](),
+	"invoices":       reflect.TypeFor[fablab.Invoice](),
+	"invoice_runs":   reflect.TypeFor[invoiceRun](),
+	"payments":       reflect.TypeFor[fablab.Payment](),
 	"meta/settings":  reflect.TypeFor[fablab.Settings](),
 	"meta/tariffs":   reflect.TypeFor[[]fablab.TariffGroup](),
 }
@@ -142,6 +146,8 @@ func writeRepresentativeRecords(t *testing.T, s *Store) {
 
 	_, err := s.UpdateSettings(ctx, func(st *fablab.Settings) error {
 		st.Name = "FabLab Golden"
+		st.LegalName, st.Address, st.SIRET, st.VATNumber = "Association FabLab Golden", "2 place du Marché, 75001 Paris", "12345678900011", "FR99123456789"
+		st.LatePenalty, st.FreeUnderMinutes = "Pénalités : 3 fois le taux légal", 2
 		st.Closures = []fablab.Closure{{From: fablab.Date{Year: 2026, Month: 12, Day: 24}, To: fablab.Date{Year: 2027, Month: 1, Day: 1}, Reason: "Fêtes"}}
 		return nil
 	})
@@ -217,6 +223,36 @@ func writeRepresentativeRecords(t *testing.T, s *Store) {
 	must(s.Audit(ctx, fablab.AuditEvent{At: at(3), Kind: fablab.AuditDevice, Action: "created", ActorID: staff.ID, MemberID: ada.ID, MachineID: laser.ID,
 		DeviceID: "laser-1", SessionID: sess.ID, Reason: "setup", Detail: map[string]any{"kind": "bridge"}}))
 	must(s.RememberUnknownTap(ctx, fablab.UnknownTap{Hash: "5aa7f7bb6909a5995ba3ce3a906592f2d6c1ef4e281c99707b5cc7b8e53c98a6", At: at(4), DeviceID: "laser-1"}))
+
+	// The ledger: staff use the laser free; Ada's sessions take her
+	// prepaid minutes, then cost; her booking at 60 is a no-show (fee).
+	staffSess, err := s.RecordSession(ctx, fablab.Session{MachineID: laser.ID, MemberID: staff.ID, DeviceID: "laser-1", Started: at(-300), Until: at(-240),
+		Ended: ptr(at(-250)), EndReason: fablab.EndTapOut, Confirmed: true, Billable: true}, nil, nil)
+	must(err)
+	_, err = s.RecordSession(ctx, fablab.Session{MachineID: laser.ID, MemberID: ada.ID, DeviceID: "laser-1", Started: at(-230), Until: at(-130),
+		Ended: ptr(at(-135)), EndReason: fablab.EndTapOut, Confirmed: true, Billable: true}, nil, nil)
+	must(err)
+	billed, left, err := s.BillSessions(ctx, 100)
+	must(err)
+	if billed != 4 || left != 0 {
+		t.Fatalf("billed %d sessions, %d left; want 4 and 0", billed, left)
+	}
+	_, err = s.MarkNoShows(ctx, at(60+16), time.Hour)
+	must(err)
+	staffCharge, err := s.Session(ctx, staffSess.ID)
+	must(err)
+	_, err = s.AddCorrection(ctx, staffCharge.ChargeID, 100, "consumables", staff.ID)
+	must(err)
+	s.now = func() time.Time { return time.Date(2026, 4, 1, 8, 0, 0, 0, time.UTC) }
+	invs, _, err := s.RunInvoices(ctx, fablab.Period{Year: 2026, Month: time.March})
+	must(err)
+	if len(invs) != 2 {
+		t.Fatalf("%d invoices, want Acme's and Sam's", len(invs))
+	}
+	_, err = s.CreditNote(ctx, invs[0].ID, 100, -1, "geste commercial", staff.ID)
+	must(err)
+	_, err = s.MarkPaid(ctx, invs[1].ID, fablab.Date{Year: 2026, Month: time.April, Day: 1}, "transfer", "VIR-42", staff.ID)
+	must(err)
 }
 
 // dumpBucket writes a bucket's records one a line, key then value, exactly:

@@ -80,6 +80,10 @@ func (s *Store) MarkNoShows(ctx context.Context, now time.Time, horizon time.Dur
 		if due, err = noShowsDue(tx, now, horizon); err != nil {
 			return err
 		}
+		st, err := loadSettings(tx)
+		if err != nil {
+			return err
+		}
 		for i := range due {
 			b := &due[i]
 			b.State = fablab.BookingNoShow
@@ -87,6 +91,10 @@ func (s *Store) MarkNoShows(ctx context.Context, now time.Time, horizon time.Dur
 				return err
 			}
 			if err := putJSON(tx.Bucket(bBookings), itob(b.ID), *b); err != nil {
+				return err
+			}
+			// The machine's no-show fee, once, in the same commit.
+			if err := chargeNoShowInTx(tx, st, *b, now); err != nil {
 				return err
 			}
 		}

@@ -74,6 +74,7 @@ func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *Tap
 		return sess, err
 	}
 	sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
+	sess.ChargeID = 0 // billed by the ledger, never by the caller
 	ended := sess.Ended.UTC()
 	sess.Ended = &ended
 	err := s.batch(ctx, func(tx *bbolt.Tx) error {
@@ -89,6 +90,9 @@ func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *Tap
 			return err
 		}
 		if err := indexSession(tx, sess); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bSessionsUnbilled).Put(itob(sess.ID), nil); err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -127,7 +131,9 @@ func (s *Store) EndSessionBy(ctx context.Context, id fablab.ID, at time.Time, re
 			err = endInTx(tx, &sess, at, reason, 0)
 		} else {
 			sess.Ended, sess.EndReason = &at, reason
-			err = putJSON(tx.Bucket(bSessions), itob(id), sess)
+			if err = putJSON(tx.Bucket(bSessions), itob(id), sess); err == nil {
+				err = rebillInTx(tx, sess, s.now())
+			}
 		}
 		if err != nil {
 			return err
@@ -172,6 +178,9 @@ func endInTx(tx *bbolt.Tx, sess *fablab.Session, at time.Time, reason fablab.End
 		return err
 	}
 	if err := putJSON(tx.Bucket(bSessions), itob(sess.ID), *sess); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bSessionsUnbilled).Put(itob(sess.ID), nil); err != nil {
 		return err
 	}
 	return indexSession(tx, *sess)

@@ -46,11 +46,14 @@
 //	taps_seen/        device id | 0 | msg_id → Unix seconds   (de-duplication of taps and replays)
 //	unknown_taps/     time | hash → device id   (badges no member holds, kept 24 h)
 //	audit/            time | sequence → JSON fablab.AuditEvent
+//	charges…, sessions_unbilled/, usage/: the ledger, drawn in charges.go
+//	invoices…, payments/: invoices, credit notes and payments, drawn in invoices.go
 //
 // Versions: 1 created everything above up to tokens/; 2 added resets/; 3 added
 // the devices and sessions buckets and indexed the machines' device ids; 4
 // took open sessions out of the session time indexes; 5 added feeds/ and
-// feeds_member/.
+// feeds_member/; 6 added the ledger and the invoices (ended sessions not
+// billed yet go to sessions_unbilled/) and payment terms of 30 days.
 // Sequences: each entity bucket's NextSequence allocates its ids.
 //
 // Stored values are the JSON encodings of the fablab types (and of the
@@ -84,7 +87,7 @@ import (
 )
 
 // SchemaVersion is the version of the layout drawn above: len(migrations).
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 var (
 	bMeta           = []byte("meta")
@@ -128,6 +131,10 @@ var allBuckets = [][]byte{
 	bBadges, bBadgesMember, bMachines, bBookings, bBookingsMach, bBookingsMember, bSlots, bTokens,
 	bResets, bDevices, bMachineDevice, bDeviceSeq, bSessions, bSessionsMach, bSessionsStart, bSessionsMember,
 	bSessionsOpen, bTapsSeen, bUnknownTaps, bAudit, bFeeds, bFeedsMember,
+	bCharges, bChargesAt, bChargesPayer, bChargesMember, bChargesUninvoiced, bChargesSession,
+	bChargesBooking, bSessionsUnbilled, bUsage,
+	bInvoices, bInvoicesNumber, bInvoicesPayer, bInvoicesPeriod, bInvoiceRuns, bInvoiceSeq,
+	bInvoiceCredits, bInvoiceCharges, bPayments,
 }
 
 // migrations[i] takes a file from schema version i to i+1. Version 0 is a new,
@@ -147,7 +154,7 @@ var migrations = []func(tx *bbolt.Tx) error{
 			}
 		}
 		return nil
-	},
+	}, migrateLedger, // 6: charges, invoices, payments
 }
 
 // Options configure Open.
@@ -173,6 +180,8 @@ type Store struct {
 	tokenCache    *decodeCache[[32]byte, Token] // every authenticated request reads its token; logins at once are far fewer than members
 	// bookingCache serves the day's bookings of the staff dashboard.
 	bookingCache *decodeCache[fablab.ID, fablab.Booking]
+	// billHook: see billHook (tests only).
+	billHook billHook
 }
 
 // Open opens (creating if needed) the data file at path, takes its lock and
