@@ -580,6 +580,9 @@ func (s *Store) PayerBalance(ctx context.Context, p fablab.Payer) (Balance, erro
 	b := Balance{Payer: p}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		b = Balance{Payer: p}
+		if _, err := buyer(tx, p); err != nil {
+			return err // no such member or organisation
+		}
 		prefix := payerKey(p)
 		c := tx.Bucket(bInvoicesPayer).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {

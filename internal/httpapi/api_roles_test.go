@@ -222,6 +222,41 @@ var apiRouteTable = map[string]apiRouteCase{
 	"GET /api/v1/taps/unknown": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/taps/unknown" })},
 	"GET /api/v1/audit":        {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/audit" })},
 	"GET /api/v1/events":       {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/events" })},
+
+	"GET /api/v1/charges":    {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/charges" })},
+	"GET /api/v1/me/balance": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/me/balance" })},
+	"GET /api/v1/balances/:payer": {fablab.RoleStaff, http.StatusOK, apiGet(func(h *apiHarness) string {
+		return "/api/v1/balances/member-" + h.alice.ID.String()
+	})},
+	"GET /api/v1/invoices": {fablab.RoleMaker, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/invoices" })},
+	"GET /api/v1/invoices/:id": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		inv := h.seedInvoice(t, apiSelfOrAccount(h, as))
+		return apiReq{method: "GET", path: "/api/v1/invoices/" + inv.ID.String()}
+	}},
+	"POST /api/v1/invoices/run": {fablab.RoleStaff, http.StatusCreated, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		p := h.seedUninvoiced(t, h.alice)
+		return apiReq{method: "POST", path: "/api/v1/invoices/run?period=" + p.String()}
+	}},
+	"POST /api/v1/invoices/:id/credit-notes": {fablab.RoleStaff, http.StatusCreated, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		inv := h.seedInvoice(t, h.alice)
+		return apiReq{method: "POST", path: "/api/v1/invoices/" + inv.ID.String() + "/credit-notes", body: map[string]any{"amount_cents": 100, "reason": "goodwill"}}
+	}},
+	"POST /api/v1/invoices/:id/payments": {fablab.RoleStaff, http.StatusCreated, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		inv := h.seedInvoice(t, h.alice)
+		return apiReq{method: "POST", path: "/api/v1/invoices/" + inv.ID.String() + "/payments", body: map[string]any{"paid_on": "2026-03-02", "method": "transfer"}}
+	}},
+	"POST /api/v1/charges/:id/corrections": {fablab.RoleStaff, http.StatusCreated, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
+		inv := h.seedInvoice(t, h.alice)
+		return apiReq{method: "POST", path: "/api/v1/charges/" + inv.Lines[0].ChargeID.String() + "/corrections", body: map[string]any{"amount_cents": -100, "note": "wrong machine"}}
+	}},
+}
+
+// apiSelfOrAccount is as for makers and alice for everyone else (see apiSelfOr).
+func apiSelfOrAccount(h *apiHarness, as *apiAccount) *apiAccount {
+	if as != nil && as.Role == fablab.RoleMaker {
+		return as
+	}
+	return h.alice
 }
 
 // TestAPIRouteRoleTable calls every route under /api/v1 as anonymous, maker,

@@ -123,6 +123,13 @@ type settingsRequest struct {
 	BillingIncrementMin *int                         `json:"billing_increment_minutes"`
 	DefaultRules        partial[fablab.BookingRules] `json:"default_rules"`
 	Language            *string                      `json:"language"`
+	LegalName           *string                      `json:"legal_name"`
+	Address             *string                      `json:"address"`
+	SIRET               *string                      `json:"siret"`
+	VATNumber           *string                      `json:"vat_number"`
+	PaymentTermsDays    *int                         `json:"payment_terms_days"`
+	LatePenalty         *string                      `json:"late_penalty"`
+	FreeUnderMinutes    *int                         `json:"free_under_minutes"`
 }
 
 func (s *Server) getSettings(c *gin.Context) {
@@ -152,6 +159,13 @@ func (s *Server) patchSettings(c *gin.Context) {
 		set(&st.BillingIncrementMin, req.BillingIncrementMin)
 		req.DefaultRules.mergeInto(&st.DefaultRules)
 		set(&st.Language, req.Language)
+		set(&st.LegalName, req.LegalName)
+		set(&st.Address, req.Address)
+		set(&st.SIRET, req.SIRET)
+		set(&st.VATNumber, req.VATNumber)
+		set(&st.PaymentTermsDays, req.PaymentTermsDays)
+		set(&st.LatePenalty, req.LatePenalty)
+		set(&st.FreeUnderMinutes, req.FreeUnderMinutes)
 		return nil
 	})
 	if err != nil {

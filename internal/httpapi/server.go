@@ -333,6 +333,7 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.GET("/audit", s.audit)
 	anyone.GET("/events", s.events)
 	staff.GET("/outbox", s.outbox)
+	s.billingRoutes(anyone, staff)
 }
 
 func (s *Server) recover(c *gin.Context) {
