@@ -256,7 +256,7 @@ func (s *Server) invoicesCSV(c *gin.Context, invs []fablab.Invoice) {
 		for _, v := range inv.VAT {
 			_ = w.Write([]string{inv.Number, inv.Kind, corrects, inv.IssuedAt.In(loc).Format(time.DateOnly), inv.DueAt.In(loc).Format(time.DateOnly),
 				inv.Period, inv.Payer.String(), inv.Buyer.Name, percent(v.RateBP), fablab.FormatDecimal(v.BaseCents),
-				fablab.FormatDecimal(v.VATCents), fablab.FormatDecimal(v.BaseCents+v.VATCents)})
+				fablab.FormatDecimal(v.VATCents), fablab.FormatDecimal(v.BaseCents + v.VATCents)})
 		}
 	}
 	w.Flush()
