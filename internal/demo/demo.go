@@ -359,6 +359,7 @@ func Seed(ctx context.Context, s *bolt.Store, now time.Time, pw auth.Params) (bo
 		{"organisations", sd.seedOrganisations},
 		{"machines", sd.seedMachines},
 		{"members", sd.seedMembers},
+		{"history", sd.seedHistory},
 		{"bookings", sd.seedBookings},
 	} {
 		if err := step.fn(); err != nil {

@@ -104,6 +104,7 @@ func TestSeed(t *testing.T) {
 			checkLab(t, sn, tc.now)
 			checkAccounts(t, s)
 			checkBookings(t, s, sn, tc.now)
+			checkHistory(t, s, sn, tc.now)
 
 			again, err := Seed(ctx, s, tc.now.Add(48*time.Hour), cheap)
 			if err != nil {
@@ -297,8 +298,14 @@ func checkBookings(t *testing.T, s *bolt.Store, sn snapshot, now time.Time) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(bs) != len(sn.bookings[m.ID]) {
-			t.Errorf("machine %s has bookings outside the current week", m.Name)
+		ahead := 0 // the history lies before the week; nothing is booked after it
+		for _, b := range sn.bookings[m.ID] {
+			if b.End.After(week.Start) {
+				ahead++
+			}
+		}
+		if len(bs) != ahead {
+			t.Errorf("machine %s has bookings after the current week", m.Name)
 		}
 		if len(bs) > 0 {
 			booked++
@@ -449,5 +456,61 @@ func TestTourAtAnyLabTime(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkHistory: the two months before now's hold used, cancelled and
+// unclaimed bookings, every session is billed, the older month is invoiced
+// (the demo maker among the payers) and the last one is left to staff.
+func checkHistory(t *testing.T, s *bolt.Store, sn snapshot, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	loc := sn.settings.Location()
+	this := fablab.PeriodOf(now, loc)
+	week := booking.WeekOf(&sn.settings, now)
+	states := map[string]int{}
+	for _, bs := range sn.bookings {
+		for _, b := range bs {
+			if !b.End.After(week.Start) {
+				if b.Start.Before(this.Prev().Prev().Start(loc)) {
+					t.Errorf("booking %s at %s is older than the history's two months", b.ID, b.Start)
+				}
+				states[b.State]++
+			}
+		}
+	}
+	if states[fablab.BookingCompleted] < 20 || states[fablab.BookingCancelled] == 0 || states[fablab.BookingNoShow] == 0 || states[fablab.BookingConfirmed] != 0 {
+		t.Errorf("history bookings by state %v: want used, cancelled and no-show ones, none left confirmed", states)
+	}
+	if n, err := s.UnbilledSessions(ctx); err != nil || n != 0 {
+		t.Errorf("%d sessions not billed (%v)", n, err)
+	}
+	older, err := s.Invoices(ctx, bolt.InvoiceFilter{Period: this.Prev().Prev().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran, err := s.InvoicesRun(ctx, this.Prev()); err != nil || ran {
+		t.Errorf("the last month's invoices were run (%v, %v): staff run them", ran, err)
+	}
+	maker, err := s.MemberByEmail(ctx, "maker@fabgate.demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hers bool
+	for _, inv := range older {
+		if inv.TotalInclCents <= 0 || len(inv.Lines) == 0 {
+			t.Errorf("invoice %s: %d cents over %d lines", inv.Number, inv.TotalInclCents, len(inv.Lines))
+		}
+		hers = hers || inv.Payer == (fablab.Payer{Kind: fablab.PayerIsMember, ID: maker.ID})
+	}
+	if len(older) < 3 || !hers {
+		t.Errorf("%d invoices for %s, the demo maker's among them: %v", len(older), this.Prev().Prev(), hers)
+	}
+	left, err := s.Charges(ctx, bolt.ChargeFilter{From: this.Prev().Start(loc), To: this.Start(loc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) < 10 {
+		t.Errorf("%d charges in the last month, left to invoice", len(left))
 	}
 }
