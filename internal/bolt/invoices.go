@@ -635,3 +635,33 @@ func truncateStr(s string, n int) string {
 	}
 	return s
 }
+
+// kInvoicingSince is the meta/ key holding when the lab started invoicing
+// monthly (Unix seconds): the monthly run catches up on the months that
+// ended since then, never on the months before FabGate billed anything.
+var kInvoicingSince = []byte("invoicing_since")
+
+// InvoicingSince returns when monthly invoicing started, recording now the
+// first time it is asked.
+func (s *Store) InvoicingSince(ctx context.Context, now time.Time) (time.Time, error) {
+	var since time.Time
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get(kInvoicingSince); len(v) == 8 {
+			since = time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC()
+		}
+		return nil
+	})
+	if err != nil || !since.IsZero() {
+		return since, err
+	}
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		m := tx.Bucket(bMeta)
+		if v := m.Get(kInvoicingSince); len(v) == 8 {
+			since = time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC()
+			return nil
+		}
+		since = now.UTC().Truncate(time.Second)
+		return m.Put(kInvoicingSince, u64(uint64(since.Unix())))
+	})
+	return since, err
+}
