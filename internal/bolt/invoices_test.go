@@ -702,3 +702,24 @@ func TestNoShowFee(t *testing.T) {
 		t.Fatalf("fee %+v", c)
 	}
 }
+
+func TestNegativePricesRefused(t *testing.T) {
+	s, _, laser := newLedger(t)
+	ctx := t.Context()
+	for name, m := range map[string]fablab.Machine{
+		"negative rate":           {Name: "A", Kind: fablab.KindCNC, Prices: map[string]int64{"student": -1}},
+		"negative minimum charge": {Name: "B", Kind: fablab.KindCNC, MinimumChargeCents: -100},
+		"negative no-show fee":    {Name: "C", Kind: fablab.KindCNC, NoShowFeeCents: -500},
+	} {
+		if _, err := s.CreateMachine(ctx, m); fablab.ErrorCode(err) != fablab.EINVALID {
+			t.Errorf("%s: %v, want EINVALID", name, err)
+		}
+	}
+	_, err := s.UpdateMachine(ctx, laser.ID, func(m *fablab.Machine) error { m.Prices["sme"] = -3000; return nil })
+	if fablab.ErrorCode(err) != fablab.EINVALID {
+		t.Fatalf("a negative rate by update: %v, want EINVALID", err)
+	}
+	if got, _ := s.Machine(ctx, laser.ID); got.Prices["sme"] != 3000 {
+		t.Fatalf("the refused update was written: %v", got.Prices)
+	}
+}
