@@ -360,7 +360,7 @@ func rebillInTx(tx *bbolt.Tx, sess fablab.Session, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range chargesOfSession(tx, sess.MemberID, first) {
+	for _, c := range chargesOfSession(tx, sess.MemberID, first, sess.Started) {
 		minutes, prepaid, amount = minutes+c.Minutes, prepaid+c.PrepaidMinutes, amount+c.AmountCents
 	}
 	bc, gen, err := billingContext(tx, st, sess.MachineID, sess.MemberID)
@@ -396,13 +396,16 @@ func rebillInTx(tx *bbolt.Tx, sess fablab.Session, now time.Time) error {
 	return nil
 }
 
-// chargesOfSession returns a session's charge and its corrections, found
-// among the member's charges from the first one's time on.
-func chargesOfSession(tx *bbolt.Tx, member fablab.ID, first fablab.Charge) []fablab.Charge {
+// chargesOfSession returns a charge and its corrections, found among the
+// member's charges from from on. A session's corrections are dated from its
+// start: a rebill dates its correction at the session's new end, which may
+// be days before the first charge (a device offline for days); staff date
+// theirs when they make them.
+func chargesOfSession(tx *bbolt.Tx, member fablab.ID, first fablab.Charge, from time.Time) []fablab.Charge {
 	out := []fablab.Charge{first}
 	prefix := itob(member)
 	c := tx.Bucket(bChargesMember).Cursor()
-	for k, _ := c.Seek(cat(prefix, tkey(first.At.Add(-24*time.Hour)))); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, _ := c.Seek(cat(prefix, tkey(from))); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		ch, err := getCharge(tx, btoi(k[16:24]))
 		if err == nil && ch.Kind == fablab.ChargeCorrection && ch.Corrects == first.ID {
 			out = append(out, ch)
@@ -450,8 +453,16 @@ func (s *Store) AddCorrection(ctx context.Context, id fablab.ID, amount int64, n
 		if first.Kind == fablab.ChargeCorrection {
 			return fablab.Errorf(fablab.EINVALID, "charge %s is itself a correction: correct charge %s instead", id, first.Corrects).On("charge_id")
 		}
+		from := first.At
+		if first.SessionID != 0 {
+			sess, err := getSession(tx, first.SessionID)
+			if err != nil {
+				return err
+			}
+			from = sess.Started
+		}
 		var total int64
-		for _, c := range chargesOfSession(tx, first.MemberID, first) {
+		for _, c := range chargesOfSession(tx, first.MemberID, first, from) {
 			total += c.AmountCents
 		}
 		if total+amount < 0 {

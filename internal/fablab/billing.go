@@ -150,12 +150,14 @@ func PerHour(minutes, centsPerHour int64) int64 {
 //
 //   - a session the relay never confirmed (not billable) is free;
 //   - staff and admins, and the staff tariff group, use machines free;
-//   - a session shorter than FreeUnderMinutes is free;
+//   - a session shorter than FreeUnderMinutes is free, and so is one of
+//     no time at all;
 //   - the use is rounded up to the lab's billing increment;
+//   - a machine with no rate (or a zero one) for the member's tariff group
+//     is free for them, and takes none of their prepaid minutes;
 //   - prepaid minutes are consumed first;
 //   - the rest costs the machine's rate for the member's tariff group per
-//     hour (no rate for the group: free), at least the machine's minimum
-//     charge when anything is billed.
+//     hour, at least the machine's minimum charge when anything is billed.
 //
 // The payer is the member's organisation when it pays for its makers,
 // else the member.
@@ -183,21 +185,26 @@ func SessionCharge(s Session, bc BillingContext, prepaid int64) (Charge, int64) 
 		c.Free = FreeShort
 		return c, 0
 	}
+	rate, ok := bc.Machine.Prices[group]
+	c.UnitCents = rate
+	switch {
+	case c.Minutes == 0:
+		// Nothing used: nothing billed, not even the minimum charge.
+		c.Free = FreeShort
+		return c, 0
+	case !ok || rate == 0:
+		// Free for the group: the member's prepaid minutes (paid for)
+		// are kept for a use that costs something.
+		c.Free = FreeNoPrice
+		return c, 0
+	}
 	if prepaid > 0 {
 		c.PrepaidMinutes = min(prepaid, c.Minutes)
 	}
-	rate, ok := bc.Machine.Prices[group]
-	c.UnitCents = rate
-	billed := c.Minutes - c.PrepaidMinutes
-	switch {
-	case billed == 0 && c.Minutes > 0:
-		c.Free = FreePrepaid
-	case !ok || rate == 0:
-		if billed > 0 {
-			c.Free = FreeNoPrice
-		}
-	default:
+	if billed := c.Minutes - c.PrepaidMinutes; billed > 0 {
 		c.AmountCents = max(PerHour(billed, rate), bc.Machine.MinimumChargeCents)
+	} else {
+		c.Free = FreePrepaid
 	}
 	return c, c.PrepaidMinutes
 }
