@@ -120,7 +120,7 @@ func (r *pdfRenderer) title() string {
 	return "Facture"
 }
 
-// text writes s at the current position as one cell of width w.
+// cell writes s at the current position as one cell of width w.
 func (r *pdfRenderer) cell(w, h float64, s, align string) {
 	r.f.CellFormat(w, h, r.enc(s), "", 0, align, false, 0, "")
 }
