@@ -354,18 +354,26 @@ func rebillInTx(tx *bbolt.Tx, sess fablab.Session, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	// What is charged so far: the charge and its corrections.
+	// What the rule charged so far: the charge and the earlier rebills.
+	// Staff corrections stand apart: a credit given stays given.
 	var minutes, prepaid, amount int64
 	first, err := getCharge(tx, sess.ChargeID)
 	if err != nil {
 		return err
 	}
 	for _, c := range chargesOfSession(tx, sess.MemberID, first, sess.Started) {
+		if c.ID != first.ID && c.Note != rebillNote {
+			continue
+		}
 		minutes, prepaid, amount = minutes+c.Minutes, prepaid+c.PrepaidMinutes, amount+c.AmountCents
 	}
 	bc, gen, err := billingContext(tx, st, sess.MachineID, sess.MemberID)
 	if err != nil {
 		return err
+	}
+	// The session is billed at the prices of when it was first billed.
+	if first.Free != fablab.FreeNoPrice && first.UnitCents > 0 {
+		bc.Machine.Prices = map[string]int64{first.Group: first.UnitCents}
 	}
 	want, usedPrepaid := fablab.SessionCharge(sess, bc, bc.Member.PrepaidMinutes+prepaid)
 	if want.Minutes == minutes && usedPrepaid == prepaid && want.AmountCents == amount {
@@ -374,7 +382,7 @@ func rebillInTx(tx *bbolt.Tx, sess fablab.Session, now time.Time) error {
 	corr := want
 	corr.Kind, corr.Corrects = fablab.ChargeCorrection, first.ID
 	corr.Minutes, corr.PrepaidMinutes, corr.AmountCents = want.Minutes-minutes, usedPrepaid-prepaid, want.AmountCents-amount
-	corr.Note = "session end corrected"
+	corr.Note = rebillNote
 	if err := putCharge(tx, &corr, now); err != nil {
 		return err
 	}
@@ -395,6 +403,10 @@ func rebillInTx(tx *bbolt.Tx, sess fablab.Session, now time.Time) error {
 	}
 	return nil
 }
+
+// rebillNote marks the corrections the rule writes when a billed
+// session's end changes (rebillInTx), apart from those staff write.
+const rebillNote = "session end corrected"
 
 // chargesOfSession returns a charge and its corrections, found among the
 // member's charges from from on. A session's corrections are dated from its

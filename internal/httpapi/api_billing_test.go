@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/xml"
 	"net/http"
 	"strconv"
 	"strings"
@@ -218,4 +219,50 @@ func TestAPIChargeCorrection(t *testing.T) {
 	if corr.Kind != fablab.ChargeCorrection || corr.Corrects != orig.ID || corr.AmountCents != -200 || after != orig {
 		t.Errorf("correction %+v; the charge before %+v after %+v", corr, orig, after)
 	}
+}
+
+// TestAPIInvoiceDocuments: the PDF and the CII XML of an invoice and of
+// its credit note, for the maker it is addressed to; others get 404.
+func TestAPIInvoiceDocuments(t *testing.T) {
+	h := newAPIHarness(t)
+	inv := h.seedInvoice(t, h.alice)
+	id := inv.ID.String()
+	r := h.do(t, "GET", "/api/v1/invoices/"+id+"/pdf", h.alice.Token, nil)
+	r.want(t, http.StatusOK, "")
+	if !bytes.HasPrefix(r.body, []byte("%PDF-")) || r.header.Get("Content-Type") != "application/pdf" ||
+		!strings.Contains(r.header.Get("Content-Disposition"), inv.Number+".pdf") {
+		t.Errorf("PDF: %q, %s, %s", r.body[:min(8, len(r.body))], r.header.Get("Content-Type"), r.header.Get("Content-Disposition"))
+	}
+	r = h.do(t, "GET", "/api/v1/invoices/"+id+"/xml", h.alice.Token, nil)
+	r.want(t, http.StatusOK, "")
+	var doc struct {
+		ID    string `xml:"ExchangedDocument>ID"`
+		Type  string `xml:"ExchangedDocument>TypeCode"`
+		Grand string `xml:"SupplyChainTradeTransaction>ApplicableHeaderTradeSettlement>SpecifiedTradeSettlementHeaderMonetarySummation>GrandTotalAmount"`
+	}
+	if err := xml.Unmarshal(r.body, &doc); err != nil {
+		t.Fatalf("XML: %v", err)
+	}
+	if doc.ID != inv.Number || doc.Type != "380" || doc.Grand != fablab.FormatDecimal(inv.TotalInclCents) {
+		t.Errorf("XML says %+v; the invoice is %s for %d cents", doc, inv.Number, inv.TotalInclCents)
+	}
+	h.do(t, "GET", "/api/v1/invoices/"+id+"/pdf", h.bob.Token, nil).want(t, http.StatusNotFound, fablab.ENOTFOUND)
+
+	var cn fablab.Invoice
+	r = h.do(t, "POST", "/api/v1/invoices/"+id+"/credit-notes", h.staff.Token, map[string]any{"amount_cents": 200, "reason": "goodwill"})
+	r.want(t, http.StatusCreated, "")
+	r.decode(t, &cn)
+	r = h.do(t, "GET", "/api/v1/invoices/"+cn.ID.String()+"/xml", h.alice.Token, nil)
+	r.want(t, http.StatusOK, "")
+	var credit struct {
+		Type string `xml:"ExchangedDocument>TypeCode"`
+		Ref  string `xml:"SupplyChainTradeTransaction>ApplicableHeaderTradeSettlement>InvoiceReferencedDocument>IssuerAssignedID"`
+	}
+	if err := xml.Unmarshal(r.body, &credit); err != nil {
+		t.Fatal(err)
+	}
+	if credit.Type != "381" || credit.Ref != inv.Number {
+		t.Errorf("credit note XML: %+v, want type 381 referring to %s", credit, inv.Number)
+	}
+	h.do(t, "GET", "/api/v1/invoices/"+cn.ID.String()+"/pdf", h.alice.Token, nil).want(t, http.StatusOK, "")
 }

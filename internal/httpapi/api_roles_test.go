@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -233,6 +234,14 @@ var apiRouteTable = map[string]apiRouteCase{
 		inv := h.seedInvoice(t, apiSelfOrAccount(h, as))
 		return apiReq{method: "GET", path: "/api/v1/invoices/" + inv.ID.String()}
 	}},
+	"GET /api/v1/invoices/:id/pdf": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		inv := h.seedInvoice(t, apiSelfOrAccount(h, as))
+		return apiReq{method: "GET", path: "/api/v1/invoices/" + inv.ID.String() + "/pdf"}
+	}},
+	"GET /api/v1/invoices/:id/xml": {fablab.RoleMaker, http.StatusOK, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
+		inv := h.seedInvoice(t, apiSelfOrAccount(h, as))
+		return apiReq{method: "GET", path: "/api/v1/invoices/" + inv.ID.String() + "/xml"}
+	}},
 	"POST /api/v1/invoices/run": {fablab.RoleStaff, http.StatusCreated, func(t *testing.T, h *apiHarness, _ *apiAccount) apiReq {
 		p := h.seedUninvoiced(t, h.alice)
 		return apiReq{method: "POST", path: "/api/v1/invoices/run?period=" + p.String()}
@@ -329,6 +338,14 @@ func apiWantSuccessBody(t *testing.T, key string, res apiResp) {
 	case key == "GET /api/v1/events":
 		if ct != "text/event-stream" || !strings.HasPrefix(string(res.body), ":") {
 			t.Errorf("%s: Content-Type %q, first block %q; want an event stream opening with a comment", key, ct, res.body)
+		}
+	case key == "GET /api/v1/invoices/:id/pdf":
+		if ct != "application/pdf" || !bytes.HasPrefix(res.body, []byte("%PDF-")) {
+			t.Errorf("%s: Content-Type %q, body %q", key, ct, apiShort(res.body))
+		}
+	case key == "GET /api/v1/invoices/:id/xml":
+		if ct != "application/xml" || !bytes.Contains(res.body, []byte("CrossIndustryInvoice")) {
+			t.Errorf("%s: Content-Type %q, body %q", key, ct, apiShort(res.body))
 		}
 	case !strings.HasPrefix(ct, "application/json"):
 		t.Errorf("%s: Content-Type %q, want JSON", key, ct)

@@ -1,16 +1,19 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/invoice"
 )
 
 // Billing: the ledger of charges, invoices, credit notes, payments and
@@ -26,6 +29,8 @@ func (s *Server) billingRoutes(anyone, staff *gin.RouterGroup) {
 	anyone.GET("/invoices", s.listInvoices)
 	staff.POST("/invoices/run", s.runInvoices)
 	anyone.GET("/invoices/:id", s.getInvoice)
+	anyone.GET("/invoices/:id/pdf", s.invoiceDocument)
+	anyone.GET("/invoices/:id/xml", s.invoiceDocument)
 	staff.POST("/invoices/:id/credit-notes", s.creditNote)
 	staff.POST("/invoices/:id/payments", s.payInvoice)
 	anyone.GET("/me/balance", s.myBalance)
@@ -228,38 +233,20 @@ func (s *Server) listInvoices(c *gin.Context) {
 	c.JSON(http.StatusOK, invs)
 }
 
-// invoicesCSV writes one row per invoice and VAT rate.
+// invoicesCSV writes one row per invoice and VAT rate (invoice.InvoicesCSV).
 func (s *Server) invoicesCSV(c *gin.Context, invs []fablab.Invoice) {
 	st, err := s.store.Settings(c.Request.Context())
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	loc := st.Location()
+	var buf bytes.Buffer
+	if err := invoice.InvoicesCSV(&buf, invs, st.Location()); err != nil {
+		s.fail(c, fablab.Internal(err, "write invoices CSV"))
+		return
+	}
 	c.Header("Content-Disposition", `attachment; filename="invoices.csv"`)
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Status(http.StatusOK)
-	w := csv.NewWriter(c.Writer)
-	_ = w.Write([]string{"number", "kind", "corrects", "issued_on", "due_on", "period", "payer", "buyer", "vat_rate_percent", "base_excl_vat", "vat", "total_incl_vat"})
-	numbers := map[fablab.ID]string{}
-	for _, inv := range invs {
-		numbers[inv.ID] = inv.Number
-	}
-	for _, inv := range invs {
-		corrects := ""
-		if inv.Corrects != 0 {
-			corrects = numbers[inv.Corrects]
-			if corrects == "" {
-				corrects = inv.Corrects.String()
-			}
-		}
-		for _, v := range inv.VAT {
-			_ = w.Write([]string{inv.Number, inv.Kind, corrects, inv.IssuedAt.In(loc).Format(time.DateOnly), inv.DueAt.In(loc).Format(time.DateOnly),
-				inv.Period, inv.Payer.String(), inv.Buyer.Name, percent(v.RateBP), fablab.FormatDecimal(v.BaseCents),
-				fablab.FormatDecimal(v.VATCents), fablab.FormatDecimal(v.BaseCents + v.VATCents)})
-		}
-	}
-	w.Flush()
+	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 }
 
 // runInvoices issues a period's invoices: 201 with them, or 200 with the
@@ -326,6 +313,43 @@ func (s *Server) getInvoice(c *gin.Context) {
 		st.Credits = []fablab.Invoice{}
 	}
 	c.JSON(http.StatusOK, gin.H{"invoice": inv, "state": st})
+}
+
+// invoiceDocument writes an invoice or credit note as a PDF
+// (GET /invoices/:id/pdf) or as UN/CEFACT CII XML, EN 16931
+// (GET /invoices/:id/xml), for the people who may see it.
+func (s *Server) invoiceDocument(c *gin.Context) {
+	inv, err := s.visibleInvoice(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	st, err := s.store.Settings(ctx)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var opt invoice.Options
+	if inv.Corrects != 0 {
+		orig, err := s.store.Invoice(ctx, inv.Corrects)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		opt.CorrectsNumber = orig.Number
+	}
+	var buf bytes.Buffer
+	render, ext, ctype := invoice.PDF, "pdf", "application/pdf"
+	if strings.HasSuffix(c.FullPath(), "/xml") {
+		render, ext, ctype = invoice.CII, "xml", "application/xml"
+	}
+	if err := render(inv, st.Location(), opt, &buf); err != nil {
+		s.fail(c, fablab.Internal(err, "render invoice %s", inv.Number))
+		return
+	}
+	c.Header("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.%s"`, inv.Number, ext))
+	c.Data(http.StatusOK, ctype, buf.Bytes())
 }
 
 type creditNoteRequest struct {
