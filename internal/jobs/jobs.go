@@ -295,9 +295,10 @@ func (r *Registry) schedule(e *entry) {
 	r.mu.Unlock()
 }
 
-// RunNow runs the job once, now, on the caller's goroutine and with ctx,
-// recorded like a scheduled run. Errors: ENOTFOUND (no such job),
-// ECONFLICT (the job is running); a run that fails returns a *Failed.
+// RunNow runs the job once, now, on the caller's goroutine, recorded like
+// a scheduled run. Its context ends with ctx or at Stop. Errors: ENOTFOUND
+// (no such job), ECONFLICT (the job is running); a run that fails returns
+// a *Failed.
 func (r *Registry) RunNow(ctx context.Context, name string) error {
 	r.mu.Lock()
 	e := r.entries[name]
@@ -305,6 +306,9 @@ func (r *Registry) RunNow(ctx context.Context, name string) error {
 	if e == nil {
 		return fablab.Errorf(fablab.ENOTFOUND, "there is no job named %q (GET /api/v1/jobs lists them)", name)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.ctx, cancel)()
 	return r.execute(ctx, e, TriggerManual, e.job.Run)
 }
 
@@ -375,14 +379,17 @@ func (r *Registry) execute(ctx context.Context, e *entry, trigger Trigger, fn fu
 	r.m.running.WithLabelValues(name).Set(0)
 	r.m.runs.WithLabelValues(name, string(outcome)).Inc()
 	r.m.duration.WithLabelValues(name).Observe(d.Seconds())
-	switch outcome {
-	case OutcomeOK:
+	switch {
+	case outcome == OutcomeOK:
 		r.m.lastSuccess.WithLabelValues(name).Set(float64(end.Unix()) + float64(end.Nanosecond())/1e9)
 		r.log.Debug("job done", "job", name, "trigger", trigger, "duration", d)
 		return nil
-	case OutcomePanic:
+	case outcome == OutcomePanic:
 		p := err.(*panicked)
 		r.log.Error("job panicked", "job", name, "trigger", trigger, "panic", p.value, "stack", p.stack)
+	case ctx.Err() != nil:
+		// Stopped (the server shutting down) or abandoned by its caller.
+		r.log.Warn("job cancelled", "job", name, "trigger", trigger, "duration", d, "err", err)
 	default:
 		r.log.Error("job failed", "job", name, "trigger", trigger, "duration", d, "err", err)
 	}
