@@ -485,7 +485,7 @@ func (r *Registry) status(e *entry, now time.Time) JobStatus {
 func (r *Registry) next(e *entry, now time.Time) time.Time {
 	if _, every := e.sched.(cron.ConstantDelaySchedule); every && e.id != 0 {
 		if n := r.cron.Entry(e.id).Next; !n.IsZero() {
-			return n.Add(now.Sub(time.Now()))
+			return n.Add(time.Until(now))
 		}
 	}
 	return e.sched.Next(now.In(r.loc))
