@@ -26,6 +26,7 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/demo"
 	"github.com/fabgate/fabgate/internal/httpapi"
+	"github.com/fabgate/fabgate/internal/jobs"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/mail"
 	"github.com/fabgate/fabgate/internal/mqtt"
@@ -93,9 +94,27 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL == "" {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		publicURL = scheme + "://" + ln.Addr().String()
+	}
+	notifier, stopMail, err := startMail(cfg, publicURL, store, now, reg, log)
+	if err != nil {
+		return err
+	}
+	// The mail is drained after the jobs that queue it have stopped (the
+	// lab's Close, deferred later, runs first) and before storage closes.
+	defer stopMail()
 	running, err := lab.Start(ctx, lab.Config{
 		Store: store, Log: log, Now: now, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
 		Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLS: mqttTLSConfig, Prefix: cfg.MQTTPrefix,
+		Metrics: reg, Jobs: mailJobs(notifier),
 	})
 	if err != nil {
 		return err
@@ -111,26 +130,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		accessEngine = demo
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerAccessMetrics(reg, running)
 	var connections httpapi.DeviceConnections
 	if running.Broker != nil { // Mosquitto: the operator rewrites its password file and reloads it
 		connections = running.Broker
 	}
-	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
-	if publicURL == "" {
-		scheme := "http"
-		if cfg.TLSCert != "" {
-			scheme = "https"
-		}
-		publicURL = scheme + "://" + ln.Addr().String()
-	}
-	notifier, stopMail, err := startMail(cfg, publicURL, store, now, reg, log)
-	if err != nil {
-		return err
-	}
-	defer stopMail() // before storage closes (deferred earlier)
 	api, err := httpapi.New(httpapi.Config{
 		PublicURL: publicURL, Mail: notifier,
 		Store: store, Log: log, Now: now, Registry: reg, Version: version,
@@ -138,6 +142,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		Access: accessEngine, Hub: running.Hub, HashDeviceSecret: mqtt.MosquittoPasswordHash, SimulateTaps: cfg.Demo,
 		MetricsToken: cfg.MetricsToken, MetricsOwnAddress: cfg.MetricsListen != "",
 		Connections: connections, BridgeBrokerURL: bridgeBrokerURL(cfg, publicURL), MQTTPrefix: cfg.MQTTPrefix,
+		Jobs: running.Jobs,
 	})
 	if err != nil {
 		return err
@@ -193,6 +198,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("http", "err", err)
 	}
+	running.Jobs.Stop() // the jobs queue mail: they stop before it drains
 	stopMail()
 	return nil
 }
@@ -201,9 +207,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 const mailDrainTimeout = 15 * time.Second
 
 // startMail starts the mail queue (to the SMTP server of smtp_url, or the
-// outbox) and the booking reminders, checked every minute. stop ends the
-// reminders, then sends what is queued, for mailDrainTimeout at most; what
-// is left then is logged, message by message.
+// outbox). stop sends what is queued, for mailDrainTimeout at most; what is
+// left then is logged, message by message. The booking jobs that mail
+// (mailJobs) run on the lab's schedule, stopped before.
 func startMail(cfg Config, publicURL string, store *bolt.Store, now func() time.Time, reg *prometheus.Registry, log *slog.Logger) (*mail.Notifier, func(), error) {
 	u, err := mail.ParseURL(cfg.SMTPURL)
 	if err != nil {
@@ -232,15 +238,7 @@ func startMail(cfg Config, publicURL string, store *bolt.Store, now func() time.
 		return nil, nil, err
 	}
 	n := mail.NewNotifier(mail.NotifierConfig{Store: store, Queue: queue, Outbox: outbox, PublicURL: publicURL, From: u.From, Now: now, Log: mlog})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.Run(ctx, time.Minute)
-	}()
 	stop := sync.OnceFunc(func() {
-		cancel()
-		<-done
 		dctx, dcancel := context.WithTimeout(context.Background(), mailDrainTimeout)
 		defer dcancel()
 		if err := queue.Close(dctx); err != nil {
@@ -248,6 +246,22 @@ func startMail(cfg Config, publicURL string, store *bolt.Store, now func() time.
 		}
 	})
 	return n, stop, nil
+}
+
+// mailJobs are the booking jobs that mail members, checked every minute:
+// reminders of bookings starting soon, and bookings nobody claimed marked
+// no_show (their slots released, their members told).
+func mailJobs(n *mail.Notifier) []jobs.Job {
+	return []jobs.Job{
+		{Name: "reminders", Schedule: "0 * * * * *", Run: func(ctx context.Context) error {
+			_, err := n.RemindDue(ctx)
+			return err
+		}},
+		{Name: "no_shows", Schedule: "0 * * * * *", Run: func(ctx context.Context) error {
+			_, err := n.ReleaseNoShows(ctx)
+			return err
+		}},
+	}
 }
 
 // seedDemo creates the demo lab at path, as of now, when there is no data

@@ -460,6 +460,7 @@ func newAPIAccessHarness(t testing.TB, simulate bool) *apiHarness {
 		SimulateTaps:     simulate,
 		PublicURL:        apiPublicURL,
 		Mail:             h.startMail(t),
+		Jobs:             l.Jobs,
 	})
 	if err != nil {
 		t.Fatalf("new server: %v", err)

@@ -58,6 +58,10 @@ var apiRouteTable = map[string]apiRouteCase{
 		return apiReq{method: "POST", path: "/api/v1/auth/forgot-password", body: map[string]string{"email": fmt.Sprintf("someone-%d@fablab.test", h.uniq())}}
 	}},
 	"GET /api/v1/outbox": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/outbox" })},
+	"GET /api/v1/jobs":   {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string { return "/api/v1/jobs" })},
+	"POST /api/v1/jobs/:name/run": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
+		return apiReq{method: "POST", path: "/api/v1/jobs/allowlists/run"}
+	}},
 	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
 		if as != nil { // a session of its own, so that the harness's token survives

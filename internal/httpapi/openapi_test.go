@@ -26,6 +26,7 @@ import (
 	"github.com/fabgate/fabgate/internal/booking"
 	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/jobs"
 )
 
 // The OpenAPI document is checked against the real server: its routes, the
@@ -465,6 +466,7 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"BookingCreate", bookingRequest{}, request},
 		{"ForgotPasswordRequest", forgotPasswordRequest{}, request},
 		{"OutboxMessage", outboxMessage{}, response},
+		{"JobStatus", jobs.JobStatus{}, response},
 		{"Member", fablab.Member{}, response},
 		{"MemberCreate", memberRequest{}, request},
 		{"MemberPatch", memberRequest{}, request},

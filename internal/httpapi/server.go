@@ -83,6 +83,9 @@ type Config struct {
 	// ReadHeaderTimeout and ReadTimeout bound how long a client may take to
 	// send a request's headers, and the whole request (defaults 10 s, 15 s).
 	ReadHeaderTimeout, ReadTimeout time.Duration
+	// Jobs are the scheduled jobs, listed and run at /api/v1/jobs (nil:
+	// none).
+	Jobs Jobs
 }
 
 // Server is the HTTP API.
@@ -122,6 +125,7 @@ type Server struct {
 	metricsOwn    bool
 	readHeader    time.Duration
 	readTimeout   time.Duration
+	jobs          Jobs
 }
 
 // New builds the server and its routes.
@@ -178,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 		metricsOwn:   cfg.MetricsOwnAddress,
 		readHeader:   cfg.ReadHeaderTimeout,
 		readTimeout:  cfg.ReadTimeout,
+		jobs:         cfg.Jobs,
 	}
 	for _, c := range []prometheus.Collector{s.requests, s.latency} {
 		if err := cfg.Registry.Register(c); err != nil {
@@ -333,6 +338,8 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.GET("/audit", s.audit)
 	anyone.GET("/events", s.events)
 	staff.GET("/outbox", s.outbox)
+	staff.GET("/jobs", s.listJobs)
+	admin.POST("/jobs/:name/run", s.runJob)
 	s.billingRoutes(anyone, staff)
 }
 

@@ -13,13 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fabgate/fabgate/internal/access"
 	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/jobs"
 	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/wire"
 )
@@ -40,8 +41,15 @@ type Config struct {
 	Prefix             string // topic prefix (default fabgate/v1)
 
 	// Manual leaves the schedule to the caller (tests call the engine's
-	// RetryDue and Sweep after moving their clock).
+	// RetryDue and Sweep after moving their clock, or Lab.Jobs.RunNow): the
+	// jobs are registered but never started.
 	Manual bool
+	// Jobs are scheduled beside the lab's own (sessions_sweep, allowlists,
+	// prune), their catch-ups run at start. More may be added to Lab.Jobs
+	// later (jobs.Registry.Add).
+	Jobs []jobs.Job
+	// Metrics, when set, receives the jobs' metrics.
+	Metrics prometheus.Registerer
 	// AckTimeout and Tries override the engine's defaults (3 s, 3).
 	AckTimeout time.Duration
 	Tries      int
@@ -58,10 +66,12 @@ type Lab struct {
 	Hub    *events.Hub
 	Topics wire.Topics
 	URL    string // the broker the server is connected to
+	// Jobs are the scheduled jobs, the lab's and Config.Jobs: their status,
+	// RunNow, and Add for more.
+	Jobs *jobs.Registry
 
 	queues    deviceQueues
 	closeOnce sync.Once
-	cron      *cron.Cron
 	stop      chan struct{}
 	done      sync.WaitGroup
 	log       *slog.Logger
@@ -183,44 +193,61 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	}
 
 	st.Engine.PublishAllowlists(ctx)
+	settings, err := store.Settings(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	st.Jobs, err = jobs.New(jobs.Config{Location: settings.Location(), Now: cfg.Now, Log: log.With("component", "jobs"), Metrics: cfg.Metrics})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, j := range append(st.jobs(store), cfg.Jobs...) {
+		if err := st.Jobs.Add(j); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	if cfg.Manual {
 		log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 		return st, nil
 	}
 	// Acks are due within seconds: check them often. Allow-lists take a scan
 	// of every badge: on a goroutine of their own, so that ack deadlines
-	// never wait for them. The rest is the 15-second job.
+	// never wait for them. The rest is the jobs'.
 	st.every(250*time.Millisecond, st.Engine.RetryDue)
 	st.every(500*time.Millisecond, st.Engine.FlushAllowlists)
-	settings, err := store.Settings(ctx)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	st.cron = newScheduler(settings.Location(), log)
-	if _, err := st.cron.AddFunc("*/15 * * * * *", func() { st.Engine.Sweep(context.Background()) }); err != nil {
-		st.Close()
-		return nil, err
-	}
-	// Lists are published again every hour, so that a device offline for a
-	// while holds one younger than its max offline age.
-	if _, err := st.cron.AddFunc("0 0 * * * *", st.Engine.AllowlistsChanged); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if _, err := st.cron.AddFunc("0 30 3 * * *", func() {
-		if n, err := store.PruneTaps(context.Background(), 100_000); err != nil {
-			log.Error("prune handled taps", "err", err)
-		} else if n > 0 {
-			log.Info("pruned handled taps", "count", n)
-		}
-	}); err != nil {
-		st.Close()
-		return nil, err
-	}
-	st.cron.Start()
+	st.Jobs.Start()
 	log.Info("access control running", "broker", url, "embedded", st.Broker != nil, "prefix", cfg.Prefix)
 	return st, nil
+}
+
+// jobs are the lab's own scheduled jobs (DESIGN §6).
+func (st *Lab) jobs(store *bolt.Store) []jobs.Job {
+	log := st.log
+	return []jobs.Job{
+		{Name: "sessions_sweep", Schedule: "*/15 * * * * *", Run: func(ctx context.Context) error {
+			st.Engine.Sweep(ctx) // logs its own errors, one by one
+			return nil
+		}},
+		// Lists are published again every hour, so that a device offline for
+		// a while holds one younger than its max offline age.
+		{Name: "allowlists", Schedule: "0 0 * * * *", Run: func(context.Context) error {
+			st.Engine.AllowlistsChanged()
+			return nil
+		}},
+		{Name: "prune", Schedule: "0 30 3 * * *", Run: func(ctx context.Context) error {
+			n, err := store.PruneTaps(ctx, 100_000)
+			if err != nil {
+				return fmt.Errorf("prune handled taps: %w", err)
+			}
+			if n > 0 {
+				log.Info("pruned handled taps", "count", n)
+			}
+			return nil
+		}},
+	}
 }
 
 // every runs fn every period on a goroutine of its own until Close.
@@ -248,8 +275,8 @@ func (st *Lab) Close() {
 }
 
 func (st *Lab) close() {
-	if st.cron != nil {
-		<-st.cron.Stop().Done()
+	if st.Jobs != nil {
+		st.Jobs.Stop()
 	}
 	close(st.stop)
 	st.done.Wait()

@@ -265,23 +265,3 @@ func (n *Notifier) ReleaseNoShows(ctx context.Context) (int, error) {
 	}
 	return len(marked), err
 }
-
-// Run calls RemindDue and ReleaseNoShows every period until ctx ends,
-// logging their errors. (These booking jobs live with the mail they send.)
-func (n *Notifier) Run(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := n.RemindDue(ctx); err != nil && ctx.Err() == nil {
-				n.cfg.Log.Error("booking reminders", "err", err)
-			}
-			if _, err := n.ReleaseNoShows(ctx); err != nil && ctx.Err() == nil {
-				n.cfg.Log.Error("booking no-shows", "err", err)
-			}
-		}
-	}
-}
