@@ -31,7 +31,7 @@ func TestE2EJobs(t *testing.T) {
 		t.Fatalf("GET /api/v1/jobs: %d", st)
 	}
 	want := map[string]string{"sessions_sweep": "*/15 * * * * *", "allowlists": "0 0 * * * *", "prune": "0 30 3 * * *",
-		"reminders": "0 * * * * *", "no_shows": "0 * * * * *"}
+		"reminders": "0 * * * * *", "no_shows": "0 * * * * *", "billing": "30 * * * * *", "invoices": "0 0 2 1 * *"}
 	if len(list) != len(want) {
 		t.Errorf("jobs %+v, want %v", list, want)
 	}
@@ -39,8 +39,19 @@ func TestE2EJobs(t *testing.T) {
 		if want[s.Name] != s.Schedule {
 			t.Errorf("job %s: schedule %q, want %q", s.Name, s.Schedule, want[s.Name])
 		}
-		// The lab's time, not the system's: within a day of it.
-		if s.NextRunAt == nil || s.NextRunAt.Before(labTime) || s.NextRunAt.After(labTime.Add(25*time.Hour)) {
+		// The lab's time, not the system's: within a day of it (the
+		// monthly invoices: within a month, on the 1st at 02:00).
+		bound := labTime.Add(25 * time.Hour)
+		if s.Name == "invoices" {
+			bound = labTime.AddDate(0, 1, 1)
+			if n := s.NextRunAt; n != nil && (n.In(labTime.Location()).Day() != 1 || n.In(labTime.Location()).Hour() != 2) {
+				t.Errorf("invoices next run %v, want the 1st at 02:00 lab time", n)
+			}
+			if s.Runs != 1 || s.LastTrigger != "catch_up" || s.LastOutcome != "ok" {
+				t.Errorf("invoices at start: %+v, want one catch-up run, ok", s)
+			}
+		}
+		if s.NextRunAt == nil || s.NextRunAt.Before(labTime) || s.NextRunAt.After(bound) {
 			t.Errorf("job %s: next_run_at %v, want after %v", s.Name, s.NextRunAt, labTime)
 		}
 	}

@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	running, err := lab.Start(ctx, lab.Config{
 		Store: store, Log: log, Now: now, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
 		Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLS: mqttTLSConfig, Prefix: cfg.MQTTPrefix,
-		Metrics: reg, Jobs: mailJobs(notifier),
+		Metrics: reg, Jobs: append(mailJobs(notifier), billingJobs(store, now)...),
 	})
 	if err != nil {
 		return err
@@ -261,6 +261,23 @@ func mailJobs(n *mail.Notifier) []jobs.Job {
 			_, err := n.ReleaseNoShows(ctx)
 			return err
 		}},
+	}
+}
+
+// billingJobs bill the closed sessions every minute and issue the monthly
+// invoices on the 1st at 02:00 lab time; at start, the invoices catch up on
+// the months that ended while the server was down (lab.RunDueInvoices).
+func billingJobs(store *bolt.Store, now func() time.Time) []jobs.Job {
+	invoices := func(ctx context.Context) error {
+		_, err := lab.RunDueInvoices(ctx, store, now())
+		return err
+	}
+	return []jobs.Job{
+		{Name: "billing", Schedule: "30 * * * * *", Run: func(ctx context.Context) error {
+			_, err := lab.BillSessions(ctx, store)
+			return err
+		}},
+		{Name: "invoices", Schedule: fmt.Sprintf("0 0 %d 1 * *", lab.InvoiceHour), Run: invoices, CatchUp: invoices},
 	}
 }
 
