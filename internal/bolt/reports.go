@@ -286,6 +286,14 @@ func (s *Store) UsageReport(ctx context.Context, from, to time.Time, by string) 
 			if err := json.Unmarshal(raw, &b); err != nil {
 				return fablab.Internal(err, "decode stored booking %s", btoi(k[16:24]))
 			}
+			var booked int64
+			if b.State == fablab.BookingConfirmed || b.State == fablab.BookingCompleted {
+				booked = max(0, min(b.End.Unix(), toU)-max(b.Start.Unix(), fromU))
+			}
+			startsIn := !b.Start.Before(from) && b.Start.Before(to) && b.State != fablab.BookingCancelled
+			if booked == 0 && !startsIn {
+				return nil
+			}
 			var g *usageAgg
 			switch by {
 			case ByMachine:
@@ -307,12 +315,8 @@ func (s *Store) UsageReport(ctx context.Context, from, to time.Time, by string) 
 					g = aggs.forGroup([]byte(mg.group))
 				}
 			}
-			if b.State == fablab.BookingConfirmed || b.State == fablab.BookingCompleted {
-				if a, e := max(b.Start.Unix(), fromU), min(b.End.Unix(), toU); e > a {
-					g.bookedSec += e - a
-				}
-			}
-			if !b.Start.Before(from) && b.Start.Before(to) && b.State != fablab.BookingCancelled {
+			g.bookedSec += booked
+			if startsIn {
 				g.bookings++
 				if b.State == fablab.BookingNoShow {
 					g.noShows++
