@@ -333,6 +333,8 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.GET("/audit", s.audit)
 	anyone.GET("/events", s.events)
 	staff.GET("/outbox", s.outbox)
+	staff.GET("/reports/usage", s.usageReport)
+	staff.GET("/reports/revenue", s.revenueReport)
 }
 
 func (s *Server) recover(c *gin.Context) {
