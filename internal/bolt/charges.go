@@ -20,7 +20,8 @@ import (
 // process dies.
 //
 //	charges/            id → JSON fablab.Charge
-//	charges_at/         at | id → payer key                (every charge, by the time of the use)
+//	charges_at/         at | id → chargeSummary            (every charge, by the time of the use;
+//	                    the figures the revenue report reads, drawn in reports.go)
 //	charges_payer/      payer key | at | id → nil
 //	charges_member/     member id | at | id → nil
 //	charges_uninvoiced/ payer key | at | id → nil          (removed when an invoice takes the charge)
@@ -177,7 +178,11 @@ func putCharge(tx *bbolt.Tx, c *fablab.Charge, now time.Time) error {
 		return err
 	}
 	pk, at, ik := payerKey(c.Payer), tkey(c.At), itob(id)
-	if err := tx.Bucket(bChargesAt).Put(cat(at, ik), pk); err != nil {
+	sum, err := summariseCharge(tx, *c)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bChargesAt).Put(cat(at, ik), sum.encode()); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bChargesPayer).Put(cat(pk, at, ik), nil); err != nil {

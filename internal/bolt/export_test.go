@@ -26,3 +26,11 @@ func IDKey(id fablab.ID) []byte { return itob(id) }
 
 // YearKey is a year as invoice_seq/ keys it.
 func YearKey(year int) []byte { return u64(uint64(year)) }
+
+// SetReportChunk makes the reports read n keys per read transaction until
+// the returned function restores the default.
+func SetReportChunk(n int) (restore func()) {
+	old := reportChunk
+	reportChunk = n
+	return func() { reportChunk = old }
+}

@@ -62,6 +62,12 @@ var apiRouteTable = map[string]apiRouteCase{
 	"POST /api/v1/jobs/:name/run": {fablab.RoleAdmin, http.StatusOK, func(*testing.T, *apiHarness, *apiAccount) apiReq {
 		return apiReq{method: "POST", path: "/api/v1/jobs/allowlists/run"}
 	}},
+	"GET /api/v1/reports/usage": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string {
+		return "/api/v1/reports/usage?from=2026-03-01&to=2026-04-01&by=member"
+	})},
+	"GET /api/v1/reports/revenue": {fablab.RoleStaff, http.StatusOK, apiGet(func(*apiHarness) string {
+		return "/api/v1/reports/revenue?from=2026-03-01T00:00:00%2B01:00&to=2026-04-01"
+	})},
 	"POST /api/v1/auth/logout": {fablab.RoleMaker, http.StatusNoContent, func(t *testing.T, h *apiHarness, as *apiAccount) apiReq {
 		rq := apiReq{method: "POST", path: "/api/v1/auth/logout"}
 		if as != nil { // a session of its own, so that the harness's token survives

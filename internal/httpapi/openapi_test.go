@@ -500,6 +500,10 @@ func TestOpenAPISchemasMatchGoJSON(t *testing.T) {
 		{"MachineChange", events.MachineChange{}, response},
 		{"Slot", booking.Slot{}, response},
 		{"MachineStatus", machineStatus{}, response},
+		{"UsageReport", usageReport{}, response},
+		{"UsageRow", usageRow{}, response},
+		{"RevenueReport", revenueReport{}, response},
+		{"RevenueRow", revenueRow{}, response},
 	}
 	doc := openapiParse(t)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)

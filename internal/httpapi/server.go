@@ -341,6 +341,8 @@ func (s *Server) routes(e *gin.Engine) {
 	staff.GET("/jobs", s.listJobs)
 	admin.POST("/jobs/:name/run", s.runJob)
 	s.billingRoutes(anyone, staff)
+	staff.GET("/reports/usage", s.usageReport)
+	staff.GET("/reports/revenue", s.revenueReport)
 }
 
 func (s *Server) recover(c *gin.Context) {
