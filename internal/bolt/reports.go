@@ -538,7 +538,9 @@ func (z *zoneSpans) span(a int64) int {
 }
 
 // spread adds the seconds of [a, b) to the weekday × hour cells of the
-// lab's wall clock.
+// lab's wall clock. The divisions are made once per span of constant
+// offset; from there the cells follow hour by hour (a report spreads a
+// million sessions).
 func (z *zoneSpans) spread(cells *[7 * 24]int64, a, b int64) {
 	i := z.span(a)
 	for a < b {
@@ -546,12 +548,19 @@ func (z *zoneSpans) spread(cells *[7 * 24]int64, a, b int64) {
 			i++
 		}
 		local := a + z.offs[i]
-		e := min(b, a+3600-floorMod(local, 3600), z.ends[i])
 		day := floorDiv(local, 86400)
-		weekday := floorMod(day+4, 7) // 1970-01-01 was a Thursday
-		hour := floorMod(local, 86400) / 3600
-		cells[weekday*24+hour] += e - a
-		a = e
+		sec := local - day*86400
+		cell := floorMod(day+4, 7)*24 + sec/3600 // 1970-01-01 was a Thursday; cell 0 is Sunday 00:00
+		next := a + 3600 - sec%3600              // the next hour on the wall clock
+		end := min(b, z.ends[i])
+		for a < end {
+			e := min(end, next)
+			cells[cell] += e - a
+			a, next = e, next+3600
+			if cell++; cell == 7*24 {
+				cell = 0
+			}
+		}
 	}
 }
 
@@ -596,9 +605,9 @@ type RevenueReport struct {
 
 // revenueKey is a row of the revenue report being summed.
 type revenueKey struct {
-	month        int // index in the report's months
 	machine, org fablab.ID
-	group        string
+	month        int32 // index in the report's months
+	group        int32 // index in the groups met
 }
 
 type revenueAgg struct {
@@ -627,7 +636,18 @@ func (s *Store) RevenueReport(ctx context.Context, from, to time.Time) (RevenueR
 		labels, starts = append(labels, p.String()), append(starts, p.Start(loc).Unix())
 	}
 	rows := map[revenueKey]*revenueAgg{}
-	intern := map[string]string{}
+	// A lab has a handful of tariff groups: found by a look along the
+	// list, cheaper than hashing the name of each of a million charges.
+	var groups []string
+	groupOf := func(g []byte) int32 {
+		for i, x := range groups {
+			if x == string(g) {
+				return int32(i)
+			}
+		}
+		groups = append(groups, string(g))
+		return int32(len(groups) - 1)
+	}
 	month := 0
 	err = s.scanChunked(ctx, bChargesAt, tkey(from), tkey(to), func(tx *bbolt.Tx, k, v []byte) error {
 		cs, err := readChargeSummary(tx, k, v)
@@ -638,12 +658,7 @@ func (s *Store) RevenueReport(ctx context.Context, from, to time.Time) (RevenueR
 		for month+1 < len(starts) && at >= starts[month+1] {
 			month++
 		}
-		g, ok := intern[string(cs.group)]
-		if !ok {
-			g = string(cs.group)
-			intern[g] = g
-		}
-		key := revenueKey{month: month, machine: cs.Machine, org: cs.Organisation, group: g}
+		key := revenueKey{month: int32(month), machine: cs.Machine, org: cs.Organisation, group: groupOf(cs.group)}
 		r := rows[key]
 		if r == nil {
 			r = &revenueAgg{}
@@ -660,7 +675,7 @@ func (s *Store) RevenueReport(ctx context.Context, from, to time.Time) (RevenueR
 	rep.Rows = make([]RevenueRow, 0, len(rows))
 	for k, r := range rows {
 		rep.Rows = append(rep.Rows, RevenueRow{
-			Month: labels[k.month], MachineID: k.machine, Group: k.group, OrganisationID: k.org,
+			Month: labels[k.month], MachineID: k.machine, Group: groups[k.group], OrganisationID: k.org,
 			Charges: r.charges, Minutes: r.minutes, AmountCents: r.amount,
 		})
 		rep.Charges += r.charges
