@@ -100,6 +100,9 @@ type invoiceRow struct {
 	Total, Left    string
 	Status, Class  string // the status in words and its badge's class
 	PDF, XML, Page string
+	// PDFLabel and XMLLabel name the documents ("Invoice FG-2026-000001
+	// as PDF"), for the links' accessible names.
+	PDFLabel, XMLLabel string
 }
 
 // invoiceStatus says where an invoice stands: a credit note; paid; wholly
@@ -124,6 +127,11 @@ func newInvoiceRow(v *view, inv fablab.Invoice, st bolt.InvoiceState) invoiceRow
 		Period: v.PeriodName(inv.Period), Total: v.Money(inv.TotalInclCents), Left: v.Money(st.DueCents),
 		PDF: invoicePDF(inv.ID), XML: invoiceXML(inv.ID), Page: "/staff/invoices/" + inv.ID.String()}
 	r.Status, r.Class = invoiceStatus(v, &inv, &st)
+	doc := "bill_"
+	if inv.Kind == fablab.InvoiceKindCreditNote {
+		doc = "bill_cn_"
+	}
+	r.PDFLabel, r.XMLLabel = v.T(doc+"pdf_of", "Number", inv.Number), v.T(doc+"xml_of", "Number", inv.Number)
 	return r
 }
 
