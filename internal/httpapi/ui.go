@@ -466,6 +466,7 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	staff := e.Group("", s.page(fablab.RoleStaff))
 	s.staffPages(staff)
 	s.machineAdminPages(staff)
+	s.billingPages(maker, staff)
 	admin := e.Group("", s.page(fablab.RoleAdmin))
 	s.adminPages(admin)
 }
