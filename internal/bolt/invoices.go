@@ -519,7 +519,7 @@ func invoiceState(tx *bbolt.Tx, id fablab.ID) (InvoiceState, error) {
 // does not parse; a date in the future).
 func (s *Store) MarkPaid(ctx context.Context, id fablab.ID, paidOn fablab.Date, method, reference string, by fablab.ID) (fablab.Payment, error) {
 	if !slices.Contains(fablab.PaymentMethods, method) {
-		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "method %q must be one of %s", truncateStr(method, 40), strings.Join(fablab.PaymentMethods, ", ")).On("method")
+		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "method %q must be one of %s", fablab.Truncate(method, 40), strings.Join(fablab.PaymentMethods, ", ")).On("method")
 	}
 	if len(reference) > 200 {
 		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "reference is limited to 200 characters").On("reference")
@@ -627,13 +627,6 @@ func (s *Store) InvoiceOfCharge(ctx context.Context, charge fablab.ID) (fablab.I
 		return nil
 	})
 	return id, err
-}
-
-func truncateStr(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // kInvoicingSince is the meta/ key holding when the lab started invoicing

@@ -24,7 +24,7 @@ import (
 func (sd *seeder) seedHistory() error {
 	loc := sd.st.Location()
 	this := fablab.PeriodOf(sd.now, loc)
-	older, last := this.Prev().Prev(), this.Prev()
+	older := this.Prev().Prev() // the last month, this.Prev(), is billed and left to staff to invoice
 	from, to := older.Start(loc), this.Start(loc)
 	if week := booking.WeekOf(&sd.st, sd.now); week.Start.Before(to) {
 		to = week.Start // the demo week is booked apart (seedBookings)
@@ -85,7 +85,6 @@ func (sd *seeder) seedHistory() error {
 	if _, _, err := sd.s.RunInvoices(sd.ctx, older); err != nil {
 		return fmt.Errorf("invoices of %s: %w", older, err)
 	}
-	_ = last // billed, left to staff to invoice
 	return nil
 }
 

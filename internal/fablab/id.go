@@ -33,6 +33,10 @@ func ParseID(s string) (ID, error) {
 	return ID(v), nil
 }
 
+// Truncate cuts s to n bytes, marking the cut with "…": a client's value
+// quoted in an error message.
+func Truncate(s string, n int) string { return truncate(s, n) }
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

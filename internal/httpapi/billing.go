@@ -50,17 +50,6 @@ func queryPayer(c *gin.Context) (*fablab.Payer, error) {
 	return &p, nil
 }
 
-// wantCSV reads ?format=json|csv.
-func wantCSV(c *gin.Context) (bool, error) {
-	switch c.Query("format") {
-	case "", "json":
-		return false, nil
-	case "csv":
-		return true, nil
-	}
-	return false, fablab.Errorf(fablab.EINVALID, "format must be json or csv").On("format")
-}
-
 // listCharges lists charges by the time of their use: a maker's own;
 // for staff, everyone's, one member's or one payer's.
 // GET /charges?from=&to=&member_id=&payer=&format=json|csv
@@ -77,7 +66,7 @@ func (s *Server) listCharges(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	asCSV, err := wantCSV(c)
+	format, err := reportFormat(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -102,7 +91,7 @@ func (s *Server) listCharges(c *gin.Context) {
 	if charges == nil {
 		charges = []fablab.Charge{}
 	}
-	if asCSV {
+	if format == "csv" {
 		s.chargesCSV(c, charges)
 		return
 	}
@@ -133,10 +122,8 @@ func (s *Server) chargesCSV(c *gin.Context, charges []fablab.Charge) {
 		return
 	}
 	loc := st.Location()
-	c.Header("Content-Disposition", `attachment; filename="charges.csv"`)
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Status(http.StatusOK)
-	w := csv.NewWriter(c.Writer)
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
 	_ = w.Write([]string{"charge_id", "kind", "at", "payer", "member_id", "member", "machine", "session_id", "booking_id", "corrects",
 		"tariff_group", "minutes", "prepaid_minutes", "unit_per_hour", "amount_excl_vat", "vat_rate_percent", "free", "note"})
 	for _, ch := range charges {
@@ -148,6 +135,7 @@ func (s *Server) chargesCSV(c *gin.Context, charges []fablab.Charge) {
 		})
 	}
 	w.Flush()
+	s.sendCSV(c, "charges.csv", buf.Bytes())
 }
 
 func idOrEmpty(id fablab.ID) string {
@@ -200,7 +188,7 @@ func (s *Server) listInvoices(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	asCSV, err := wantCSV(c)
+	format, err := reportFormat(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -226,7 +214,7 @@ func (s *Server) listInvoices(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if asCSV {
+	if format == "csv" {
 		s.invoicesCSV(c, invs)
 		return
 	}
@@ -245,8 +233,7 @@ func (s *Server) invoicesCSV(c *gin.Context, invs []fablab.Invoice) {
 		s.fail(c, fablab.Internal(err, "write invoices CSV"))
 		return
 	}
-	c.Header("Content-Disposition", `attachment; filename="invoices.csv"`)
-	c.Data(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
+	s.sendCSV(c, "invoices.csv", buf.Bytes())
 }
 
 // runInvoices issues a period's invoices: 201 with them, or 200 with the
@@ -412,7 +399,7 @@ func (s *Server) payInvoice(c *gin.Context) {
 	}
 	on, err := fablab.ParseDate(req.PaidOn)
 	if err != nil {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "paid_on %q must be a date as YYYY-MM-DD", truncateText(req.PaidOn, 40)).On("paid_on"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "paid_on %q must be a date as YYYY-MM-DD", fablab.Truncate(req.PaidOn, 40)).On("paid_on"))
 		return
 	}
 	p, err := s.store.MarkPaid(c.Request.Context(), id, on, req.Method, req.Reference, member(c).ID)
@@ -439,7 +426,7 @@ func (s *Server) myBalance(c *gin.Context) {
 func (s *Server) payerBalance(c *gin.Context) {
 	p, err := fablab.ParsePayer(c.Param("payer"))
 	if err != nil {
-		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no payer %q: payers are member-<id> or organisation-<id>", truncateText(c.Param("payer"), 40)))
+		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no payer %q: payers are member-<id> or organisation-<id>", fablab.Truncate(c.Param("payer"), 40)))
 		return
 	}
 	b, err := s.store.PayerBalance(c.Request.Context(), p)
@@ -448,11 +435,4 @@ func (s *Server) payerBalance(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, b)
-}
-
-func truncateText(s string, n int) string {
-	if len(s) > n {
-		return fmt.Sprintf("%s…", s[:n])
-	}
-	return s
 }
