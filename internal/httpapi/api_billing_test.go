@@ -61,6 +61,15 @@ func TestAPIChargesVisibility(t *testing.T) {
 		t.Errorf("CSV amounts sum to %d cents, the ledger to %d", sum, all[0].AmountCents+all[1].AmountCents)
 	}
 	h.do(t, "GET", "/api/v1/charges?format=xml", h.staff.Token, nil).want(t, http.StatusBadRequest, fablab.EINVALID)
+
+	// A note a spreadsheet would run as a formula is written as text.
+	h.do(t, "POST", "/api/v1/charges/"+all[0].ID.String()+"/corrections", h.staff.Token, map[string]any{"amount_cents": -100, "note": "=HYPERLINK(1)"}).want(t, http.StatusCreated, "")
+	r = h.do(t, "GET", "/api/v1/charges?format=csv&from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z", h.staff.Token, nil)
+	r.want(t, http.StatusOK, "")
+	rows, err = csv.NewReader(bytes.NewReader(r.body)).ReadAll()
+	if err != nil || len(rows) != 2 || rows[1][slicesIndex(rows[0], "note")] != "'=HYPERLINK(1)" {
+		t.Errorf("the correction's note in the CSV: %v (%v)", rows, err)
+	}
 }
 
 func slicesIndex(row []string, name string) int {

@@ -128,10 +128,10 @@ func (s *Server) chargesCSV(c *gin.Context, charges []fablab.Charge) {
 		"tariff_group", "minutes", "prepaid_minutes", "unit_per_hour", "amount_excl_vat", "vat_rate_percent", "free", "note"})
 	for _, ch := range charges {
 		_ = w.Write([]string{
-			ch.ID.String(), ch.Kind, ch.At.In(loc).Format(time.RFC3339), ch.Payer.String(), ch.MemberID.String(), members[ch.MemberID],
-			machines[ch.MachineID], idOrEmpty(ch.SessionID), idOrEmpty(ch.BookingID), idOrEmpty(ch.Corrects), ch.Group,
+			ch.ID.String(), ch.Kind, ch.At.In(loc).Format(time.RFC3339), ch.Payer.String(), ch.MemberID.String(), csvText(members[ch.MemberID]),
+			csvText(machines[ch.MachineID]), idOrEmpty(ch.SessionID), idOrEmpty(ch.BookingID), idOrEmpty(ch.Corrects), ch.Group,
 			strconv.FormatInt(ch.Minutes, 10), strconv.FormatInt(ch.PrepaidMinutes, 10), fablab.FormatDecimal(ch.UnitCents),
-			fablab.FormatDecimal(ch.AmountCents), percent(ch.VATRateBP), ch.Free, ch.Note,
+			fablab.FormatDecimal(ch.AmountCents), percent(ch.VATRateBP), ch.Free, csvText(ch.Note),
 		})
 	}
 	w.Flush()
