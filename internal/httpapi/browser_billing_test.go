@@ -179,3 +179,82 @@ func TestBrowserBillingSettings(t *testing.T) {
 	}
 	noPageErrors(t, tab, "status of 400 (Bad Request)")
 }
+
+// TestBrowserReports: staff open the reports page; Chart.js draws the
+// utilisation and revenue charts from the page's figures (each canvas
+// painted, each chart holding the table's numbers); they choose February
+// alone with the range form; on a phone the page stays within the screen.
+// The billing lab: February's uses and no-show, a correction on 2 March.
+func TestBrowserReports(t *testing.T) {
+	t.Parallel()
+	h := newAPIHarness(t)
+	newBillingLab(t, h)
+	b := browsertest.Start(t)
+	tab := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL})
+	browserCookieLogin(t, h, tab, h.staff)
+	tab.Go("/staff/reports")
+	tab.WaitText("main h1", "Reports")
+	tab.WaitText("table[data-revenue]", "€35.00")
+
+	// Each chart is drawn: Chart.js holds it, with the page's figures,
+	// and its canvas has painted pixels.
+	chart := func(id string) (labels []string, data [][]float64) {
+		eventually(t, "the "+id+" chart drawn", func() bool {
+			return pageState(tab, `document.querySelector('canvas[data-chart="`+id+`"]').dataset.drawn === "true"`)
+		})
+		tab.Eval(`Chart.getChart(document.querySelector('canvas[data-chart="`+id+`"]')).data.labels`, &labels)
+		tab.Eval(`Chart.getChart(document.querySelector('canvas[data-chart="`+id+`"]')).data.datasets.map(d => d.data)`, &data)
+		var painted int
+		tab.Eval(`(() => {
+			const c = document.querySelector('canvas[data-chart="`+id+`"]');
+			const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+			let n = 0;
+			for (let i = 3; i < px.length; i += 4) { if (px[i] > 0) n++; }
+			return n;
+		})()`, &painted)
+		if painted < 1000 {
+			t.Errorf("the %s chart's canvas has %d painted pixels: not drawn", id, painted)
+		}
+		return labels, data
+	}
+	labels, data := chart("utilisation")
+	if strings.Join(labels, "|") != "Laser|Printer|CNC|Router" || len(data) != 3 || data[1][3] != 2.5 {
+		t.Errorf("the utilisation chart: %v %v; want the router used 2.5 h", labels, data)
+	}
+	labels, data = chart("revenue")
+	if strings.Join(labels, "|") != "January 2026|February 2026|March 2026" || len(data) != 2 || data[0][1]+data[1][1] != 35 || data[0][2] != -3 {
+		t.Errorf("the revenue chart: %v %v; want February 35.00 and March -3.00", labels, data)
+	}
+	var stacked bool
+	tab.Eval(`Chart.getChart(document.querySelector('canvas[data-chart="revenue"]')).options.scales.y.stacked === true`, &stacked)
+	if !stacked {
+		t.Error("the revenue chart is not stacked by tariff group")
+	}
+	if n := tab.Count("table[data-heat] td.heat-5"); n != 2 {
+		t.Errorf("the heat map has %d busiest hours, want 2", n)
+	}
+	checkPage(t, tab, "reports")
+
+	// February alone, from the form.
+	tab.Fill("#r-from", "2026-02-01")
+	tab.Fill("#r-to", "2026-02-28")
+	submitAndWaitReload(t, tab, `form[action="/staff/reports"] button[type=submit]`)
+	tab.WaitText("[data-span]", "From Sunday 1 February 2026 to Saturday 28 February 2026")
+	labels, _ = chart("revenue")
+	if strings.Join(labels, "|") != "February 2026" {
+		t.Errorf("February's revenue chart: %v", labels)
+	}
+	noPageErrors(t, tab)
+
+	// On a phone, in French.
+	phone := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Viewport: browsertest.Phone, Lang: "fr"})
+	browserCookieLogin(t, h, phone, h.staff)
+	phone.Go("/staff/reports")
+	phone.WaitText("main h1", "Rapports")
+	eventually(t, "the phone's revenue chart drawn", func() bool {
+		return pageState(phone, `document.querySelector('canvas[data-chart="revenue"]').dataset.drawn === "true"`)
+	})
+	phone.NoHorizontalOverflow(t)
+	checkPage(t, phone, "reports-phone")
+	noPageErrors(t, phone)
+}

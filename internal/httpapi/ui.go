@@ -467,6 +467,7 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	s.staffPages(staff)
 	s.machineAdminPages(staff)
 	s.billingPages(maker, staff)
+	s.reportsPages(staff)
 	admin := e.Group("", s.page(fablab.RoleAdmin))
 	s.adminPages(admin)
 }
