@@ -355,15 +355,13 @@ func (s *Store) UsageReport(ctx context.Context, from, to time.Time, by string) 
 	} else {
 		slices.SortFunc(rows, func(a, b UsageRow) int { return cmpDecimal(a.Key, b.Key) })
 	}
-	var total usageAgg
-	for _, g := range aggs.ids {
-		total.add(g)
+	// The total adds up the rows as they are rounded, so that a Total line
+	// is the sum of the lines above it (summing the seconds first and
+	// rounding once may give a minute more or less).
+	rep.Rows, rep.Total = rows, UsageRow{Key: "total", Name: "Total", OpenMinutes: openMin}
+	for _, r := range rows {
+		rep.Total.add(r)
 	}
-	for _, g := range aggs.groups {
-		total.add(g)
-	}
-	rep.Rows, rep.Total = rows, total.row("total")
-	rep.Total.Name, rep.Total.OpenMinutes = "Total", openMin
 	return rep, nil
 }
 
@@ -410,14 +408,17 @@ func (s *Store) memberGroupingOf(tx *bbolt.Tx, id fablab.ID) (memberGrouping, er
 	return mg, nil
 }
 
-func (g *usageAgg) add(o *usageAgg) {
-	g.bookedSec += o.bookedSec
-	g.usedSec += o.usedSec
-	g.bookings += o.bookings
-	g.noShows += o.noShows
-	g.sessions += o.sessions
-	for i := range g.cells {
-		g.cells[i] += o.cells[i]
+// add adds the figures of row o to r, but for OpenMinutes.
+func (r *UsageRow) add(o UsageRow) {
+	r.BookedMinutes += o.BookedMinutes
+	r.UsedMinutes += o.UsedMinutes
+	r.Bookings += o.Bookings
+	r.NoShows += o.NoShows
+	r.Sessions += o.Sessions
+	for d := range r.BusiestHours {
+		for h := range r.BusiestHours[d] {
+			r.BusiestHours[d][h] += o.BusiestHours[d][h]
+		}
 	}
 }
 

@@ -337,6 +337,55 @@ func TestUsageReportChangeOfTime(t *testing.T) {
 	}
 }
 
+// TestUsageReportTotalAddsUpRoundedRows: each row rounds its own seconds
+// to the nearest minute, and the total is the sum of the rows as shown:
+// two sessions of 90 seconds on two machines are 2 minutes each, 4 in
+// all (not the 3 minutes of their 180 seconds rounded once).
+func TestUsageReportTotalAddsUpRoundedRows(t *testing.T) {
+	ctx := t.Context()
+	clock := bolttest.NewClock(paAt(time.March, 2, 8, 0))
+	s := bolttest.Open(t, clock.Now)
+	who, err := s.CreateMember(ctx, fablab.Member{Name: "alice", Email: "alice@example.org", Group: "student"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"Laser", "Printer"} {
+		m, err := s.CreateMachine(ctx, fablab.Machine{Name: name, Kind: fablab.KindLaserCutter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := paAt(time.March, 2, 10+i, 0)
+		end := start.Add(90 * time.Second)
+		if _, err := s.RecordSession(ctx, fablab.Session{MachineID: m.ID, MemberID: who.ID, DeviceID: "dev", Started: start, Until: end, Ended: &end,
+			EndReason: fablab.EndTapOut, Confirmed: true, Billable: true}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Set(paAt(time.March, 2, 12, 0))
+	if billed, _, err := s.BillSessions(ctx, 10); err != nil || billed != 2 {
+		t.Fatalf("billed %d sessions (%v), want 2", billed, err)
+	}
+	rep, err := s.UsageReport(ctx, paAt(time.March, 2, 0, 0), paAt(time.March, 3, 0, 0), bolt.ByMachine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used, cell int64
+	for _, r := range rep.Rows {
+		if r.UsedMinutes != 2 || r.Sessions != 1 {
+			t.Errorf("row %s (%s): %d minutes used in %d sessions, want 2 in 1", r.Key, r.Name, r.UsedMinutes, r.Sessions)
+		}
+		used += r.UsedMinutes
+		cell += r.BusiestHours[time.Monday][10] + r.BusiestHours[time.Monday][11]
+	}
+	if len(rep.Rows) != 2 || rep.Total.UsedMinutes != used || used != 4 || rep.Total.Sessions != 2 {
+		t.Errorf("%d rows of %d minutes; total %d minutes in %d sessions, want 4 in 2", len(rep.Rows), used, rep.Total.UsedMinutes, rep.Total.Sessions)
+	}
+	tot := rep.Total.BusiestHours[time.Monday]
+	if tot[10] != 2 || tot[11] != 2 || cell != 4 {
+		t.Errorf("total's Monday hours 10 and 11: %d and %d (rows %d), want 2 and 2", tot[10], tot[11], cell)
+	}
+}
+
 // wantRevenue sums every charge of the ledger over [from, to) by month,
 // machine, group and organisation, from the charges themselves.
 func (l *reportLab) wantRevenue(t *testing.T, from, to time.Time) (map[string]bolt.RevenueRow, int64) {

@@ -38,9 +38,10 @@ import (
 //
 // The test keeps its own model of what it did — every session's start, end
 // and reason, every booking left unclaimed — and prices it with its own
-// copy of the tariff: the ledger, the invoices and the payers' balances
-// must agree with that model to the cent, every closed session charged
-// exactly once, nothing billed twice, nothing lost.
+// copy of the tariff: the ledger, the invoices, the payers' balances and
+// the usage and revenue reports must agree with that model to the cent,
+// every closed session charged exactly once, nothing billed twice,
+// nothing lost.
 func TestMonthOfALab(t *testing.T) {
 	for _, kind := range []brokerKind{embedded, mosquitto} {
 		t.Run(string(kind), func(t *testing.T) {
@@ -117,6 +118,16 @@ type modelCharge struct {
 	invoice string
 }
 
+// modelCredit is a credit note the test issued: in the ledger, a
+// correction of -amount dated when it was issued, on no machine and in no
+// tariff group.
+type modelCredit struct {
+	at     time.Time
+	org    fablab.ID // the organisation credited (0: none)
+	amount int64     // excluding VAT
+	period string    // the period of the invoice it corrects
+}
+
 // noShow is a booking the test leaves unclaimed.
 type noShow struct {
 	b      fablab.Booking
@@ -143,6 +154,7 @@ type monthLab struct {
 
 	sessions []*modelSession
 	charges  []*modelCharge
+	credits  []modelCredit
 	noShows  []*noShow
 	bookings []fablab.Booking
 	prepaid  map[fablab.ID]int64 // the model's prepaid balances
@@ -750,6 +762,7 @@ func (m *monthLab) april() {
 	if cn.TotalExclCents != 1500 || cn.TotalVATCents != 300 || cn.Corrects != orgInv.ID || cn.Payer != orgInv.Payer {
 		t.Errorf("credit note %+v", cn)
 	}
+	m.credits = append(m.credits, modelCredit{at: m.clock.Now(), org: m.org.ID, amount: 1500, period: orgInv.Period})
 	if _, err := m.store.MarkPaid(m.ctx, adaInv.ID, fablab.DateOf(m.clock.Now().In(paris)), "transfer", "VIR-0410", m.sam.ID); err != nil {
 		t.Fatalf("mark paid: %v", err)
 	}
@@ -1517,11 +1530,318 @@ func (m *monthLab) checkBooks() {
 	t.Logf("%d sessions, %d charges (%d cents), %d invoices and credit notes; covered %v",
 		len(m.sessions), len(m.charges), ledgerTotal, len(m.allInvoices()), covered)
 
-	// ── Reports ─────────────────────────────────────────────────────────
-	// REPORTS: the usage and revenue reports (internal/report) are built
-	// beside this test. Once they land, check here that their revenue for
-	// 2026-03 and 2026-04, per payer, per machine and per tariff group,
-	// equals the model's charges (m.charges by at, in Paris) and the
-	// invoices above, to the cent, and that their usage minutes equal the
-	// sessions' billed minutes.
+	// The reports of March and April tell the same month.
+	m.checkRevenue()
+	m.checkUsage()
+}
+
+// reportMonths are the months the reports are checked over.
+var reportMonths = []fablab.Period{{Year: 2026, Month: time.March}, {Year: 2026, Month: time.April}}
+
+// labZone is the lab's zone as the store's settings give it: what the
+// reports find months, days and hours in.
+func (m *monthLab) labZone() *time.Location {
+	m.t.Helper()
+	st, err := m.store.Settings(m.ctx)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	loc := st.Location()
+	if loc.String() != paris.String() {
+		m.t.Fatalf("the lab's zone is %s, want %s", loc, paris)
+	}
+	return loc
+}
+
+// orgOf is the organisation a member's charges and sessions count under
+// (0: none).
+func (m *monthLab) orgOf(who *monthMember) fablab.ID {
+	if who.org {
+		return m.org.ID
+	}
+	return 0
+}
+
+// figures are a report's numbers by name ("2026-03 machine 1 cents"),
+// as read from the report or as the model expects them.
+type figures map[string]int64
+
+// diffFigures lists, in name order, the figures that differ between got
+// and want; a figure missing on one side counts as 0 there (a report has
+// rows of nothing, the model does not write them).
+func diffFigures(got, want figures) []string {
+	names := slices.Sorted(maps.Keys(got))
+	for k := range want {
+		if _, ok := got[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	var out []string
+	for _, k := range names {
+		if got[k] != want[k] {
+			out = append(out, fmt.Sprintf("%s: %d, want %d", k, got[k], want[k]))
+		}
+	}
+	return out
+}
+
+// compareFigures reports every figure of got that differs from want and
+// whether none did. When none did, it checks that the comparison can
+// fail: want must hold figures, and each one of them one unit off must be
+// reported, alone, as a difference.
+func (m *monthLab) compareFigures(what string, got, want figures) bool {
+	m.t.Helper()
+	diff := diffFigures(got, want)
+	for _, d := range diff {
+		m.t.Errorf("%s: %s", what, d)
+	}
+	if len(diff) > 0 {
+		return false
+	}
+	if len(want) == 0 {
+		m.t.Errorf("%s: the model expects no figure at all", what)
+	}
+	for k := range want {
+		off := maps.Clone(want)
+		off[k]++
+		if d := diffFigures(got, off); len(d) != 1 || !strings.HasPrefix(d[0], k+": ") {
+			m.t.Errorf("%s: %s one off is reported as %q", what, k, d)
+		}
+	}
+	return true
+}
+
+// revenueFigures sums charges and credit notes as the revenue report
+// should: by the month of their use (a credit note's: of its issue) in
+// loc, and in each month by machine, tariff group and organisation, and
+// in all. A session charge counts its billable minutes; a no-show fee and
+// a credit note none. A credit note's correction is on no machine and in
+// no tariff group.
+func (m *monthLab) revenueFigures(loc *time.Location, charges []*modelCharge, credits []modelCredit) figures {
+	f := figures{}
+	for _, c := range charges {
+		addRevenue(f, fablab.PeriodOf(c.at, loc).String(), c.mach.ID, c.who.group, m.orgOf(c.who), 1, c.minutes, c.amount)
+	}
+	for _, c := range credits {
+		addRevenue(f, fablab.PeriodOf(c.at, loc).String(), 0, "", c.org, 1, 0, -c.amount)
+	}
+	return f
+}
+
+// addRevenue adds lines, minutes and cents of a month, machine, tariff
+// group and organisation to f.
+func addRevenue(f figures, month string, machine fablab.ID, group string, org fablab.ID, lines int, minutes, cents int64) {
+	for _, by := range []string{"machine " + machine.String(), fmt.Sprintf("group %q", group), "organisation " + org.String(), "total"} {
+		k := month + " " + by
+		f[k+" lines"] += int64(lines)
+		f[k+" minutes"] += minutes
+		f[k+" cents"] += cents
+	}
+	f["all lines"] += int64(lines)
+	f["all minutes"] += minutes
+	f["all cents"] += cents
+}
+
+// checkRevenue checks the revenue report of March and April against the
+// model's charges and credit note, to the cent, and each month's total
+// against the invoices' lines.
+func (m *monthLab) checkRevenue() {
+	t := m.t
+	loc := m.labZone()
+	from, to := reportMonths[0].Start(loc), reportMonths[len(reportMonths)-1].End(loc)
+	rep, err := m.store.RevenueReport(m.ctx, from, to)
+	if err != nil {
+		t.Fatalf("revenue report: %v", err)
+	}
+	got := figures{}
+	for _, r := range rep.Rows {
+		addRevenue(got, r.Month, r.MachineID, r.Group, r.OrganisationID, r.Charges, r.Minutes, r.AmountCents)
+	}
+	if rep.Charges != int(got["all lines"]) || rep.Minutes != got["all minutes"] || rep.AmountCents != got["all cents"] {
+		t.Errorf("revenue report's totals: %d lines, %d minutes, %d cents; its rows add up to %d, %d, %d",
+			rep.Charges, rep.Minutes, rep.AmountCents, got["all lines"], got["all minutes"], got["all cents"])
+	}
+	want := m.revenueFigures(loc, m.charges, m.credits)
+	if m.compareFigures("revenue report", got, want) {
+		// One cent off in one charge of the model is seen: in its
+		// month's machine, group, organisation and total, and in all.
+		var paid int
+		for paid < len(m.charges) && m.charges[paid].amount == 0 {
+			paid++
+		}
+		if paid == len(m.charges) {
+			t.Fatal("no charge of the model is of something")
+		}
+		off := slices.Clone(m.charges)
+		c := *off[paid]
+		c.amount++
+		off[paid] = &c
+		month := fablab.PeriodOf(c.at, loc).String()
+		d := diffFigures(got, m.revenueFigures(loc, off, m.credits))
+		if len(d) != 5 || slices.ContainsFunc(d, func(s string) bool {
+			return !strings.Contains(s, " cents: ") || !strings.HasPrefix(s, month+" ") && !strings.HasPrefix(s, "all ")
+		}) {
+			t.Errorf("a charge of the model one cent off (%s on %s at %s): differences %q, want its month's machine, group, organisation and total, and all",
+				c.who.Name, c.mach.Name, c.at, d)
+		}
+	}
+
+	// The invoices. The report dates a charge by its use and the credit
+	// note's correction by its issue, and so does an invoice line; a
+	// credit note's line gives back its amount. The invoices' lines summed
+	// by the month of their date, credit notes' lines negative, are
+	// therefore the report's month totals: every charge of something is
+	// on an invoice (checkBooks), one of nothing on none. Summed by the
+	// invoices' period they are not: the late March charge is on April's
+	// invoice, and the credit note issued in April corrects March's. The
+	// difference is exactly those moves, as the model has them.
+	byUse, byPeriod := figures{}, figures{}
+	for _, inv := range m.allInvoices() {
+		sign := int64(1)
+		if inv.Kind == fablab.InvoiceKindCreditNote {
+			sign = -1
+		}
+		for _, l := range inv.Lines {
+			byUse[fablab.PeriodOf(l.At, loc).String()+" cents"] += sign * l.AmountCents
+			byPeriod[inv.Period+" cents"] += sign * l.AmountCents
+		}
+	}
+	reported := figures{}
+	for _, p := range reportMonths {
+		r, err := m.store.RevenueReport(m.ctx, p.Start(loc), p.End(loc))
+		if err != nil {
+			t.Fatalf("revenue report of %s: %v", p, err)
+		}
+		reported[p.String()+" cents"] = r.AmountCents
+		if r.AmountCents != got[p.String()+" total cents"] {
+			t.Errorf("revenue report of %s alone: %d cents, %d in the report of both months", p, r.AmountCents, got[p.String()+" total cents"])
+		}
+	}
+	m.compareFigures("revenue by month against the invoices' lines by month of use", reported, byUse)
+	moved := maps.Clone(reported)
+	for _, c := range m.charges {
+		if used := fablab.PeriodOf(c.at, loc).String(); c.invoice != used {
+			moved[used+" cents"] -= c.amount
+			moved[c.invoice+" cents"] += c.amount
+		}
+	}
+	for _, c := range m.credits {
+		if issued := fablab.PeriodOf(c.at, loc).String(); c.period != issued {
+			moved[issued+" cents"] += c.amount
+			moved[c.period+" cents"] -= c.amount
+		}
+	}
+	m.compareFigures("invoices' lines by period against the revenue by month, moved as the model says", byPeriod, moved)
+	for _, p := range reportMonths {
+		if k := p.String() + " cents"; moved[k] == reported[k] {
+			t.Errorf("%s: the month never had a charge or credit invoiced in another month's run (%d cents)", p, reported[k])
+		}
+	}
+}
+
+// roundMinutes is d to the nearest minute, half a minute up: the usage
+// report's rounding of the seconds it sums (billing rounds each session up
+// to its increment instead: the revenue report's minutes).
+func roundMinutes(d time.Duration) int64 { return int64((d + 30*time.Second) / time.Minute) }
+
+// within is the part of [a, b) inside [from, to).
+func within(a, b, from, to time.Time) time.Duration {
+	if a.Before(from) {
+		a = from
+	}
+	if b.After(to) {
+		b = to
+	}
+	return max(0, b.Sub(a))
+}
+
+// checkUsage checks the usage report of March and of April, by machine,
+// tariff group, member and organisation, against the model: the minutes
+// its sessions ran within the month (the midnight session of 31 March
+// counted in both months, the DST night for its four real hours), the
+// sessions starting in it; the bookings starting in it (the test cancels
+// none), those released as no-shows, and the minutes within the month of
+// those not released.
+func (m *monthLab) checkUsage() {
+	t := m.t
+	loc := m.labZone()
+	members := map[fablab.ID]*monthMember{}
+	for _, mm := range m.members() {
+		members[mm.ID] = mm
+	}
+	machines := map[fablab.ID]*monthMachine{}
+	for _, mach := range []*monthMachine{m.laser, m.printer, m.cnc} {
+		machines[mach.ID] = mach
+	}
+	for _, p := range reportMonths {
+		from, to := p.Start(loc), p.End(loc)
+		in := func(at time.Time) bool { return !at.Before(from) && at.Before(to) }
+		for _, by := range bolt.UsageGroupings {
+			rep, err := m.store.UsageReport(m.ctx, from, to, by)
+			if err != nil {
+				t.Fatalf("usage report of %s by %s: %v", p, by, err)
+			}
+			keyOf := func(who *monthMember, mach *monthMachine) string {
+				switch by {
+				case bolt.ByMachine:
+					return mach.ID.String()
+				case bolt.ByMember:
+					return who.ID.String()
+				case bolt.ByOrganisation:
+					return m.orgOf(who).String()
+				}
+				return who.group
+			}
+			got := figures{}
+			for _, r := range append(rep.Rows, rep.Total) {
+				k := r.Key
+				got[k+" used minutes"] = r.UsedMinutes
+				got[k+" sessions"] = int64(r.Sessions)
+				got[k+" booked minutes"] = r.BookedMinutes
+				got[k+" bookings"] = int64(r.Bookings)
+				got[k+" no-shows"] = int64(r.NoShows)
+			}
+			want := figures{}
+			used, booked := map[string]time.Duration{}, map[string]time.Duration{}
+			for _, s := range m.sessions {
+				k := keyOf(s.who, s.mach)
+				used[k] += within(s.started, s.ended, from, to)
+				if in(s.started) {
+					want[k+" sessions"]++
+					want["total sessions"]++
+				}
+			}
+			for _, b := range m.bookings {
+				who, mach := members[b.MemberID], machines[b.MachineID]
+				if who == nil || mach == nil {
+					t.Fatalf("booking %+v of a member or machine the test does not know", b)
+				}
+				k := keyOf(who, mach)
+				if !m.released(b.ID) {
+					booked[k] += within(b.Start, b.End, from, to)
+				}
+				if in(b.Start) {
+					want[k+" bookings"]++
+					want["total bookings"]++
+					if m.released(b.ID) {
+						want[k+" no-shows"]++
+						want["total no-shows"]++
+					}
+				}
+			}
+			// Each row rounds its own seconds; the total adds up the rows
+			// as rounded (in March by machine a minute less than all the
+			// seconds rounded once).
+			for k, d := range used {
+				want[k+" used minutes"] = roundMinutes(d)
+				want["total used minutes"] += roundMinutes(d)
+			}
+			for k, d := range booked {
+				want[k+" booked minutes"] = roundMinutes(d)
+				want["total booked minutes"] += roundMinutes(d)
+			}
+			m.compareFigures(fmt.Sprintf("usage report of %s by %s", p, by), got, want)
+		}
+	}
 }
