@@ -13,7 +13,7 @@ import (
 
 // staffPagePaths are the staff area's pages for h (a member's page: alice's).
 func staffPagePaths(h *apiHarness) []string {
-	return []string{"/staff", "/staff/members", "/staff/members/" + h.alice.ID.String(), "/staff/trainings", "/staff/audit"}
+	return []string{"/staff", "/staff/members", "/staff/members/" + h.alice.ID.String(), "/staff/trainings", "/staff/audit", "/staff/reports"}
 }
 
 func TestStaffPagesRender(t *testing.T) {
@@ -24,6 +24,7 @@ func TestStaffPagesRender(t *testing.T) {
 		"/staff/members/" + h.alice.ID.String(): {"Qualifications", "Habilitations"},
 		"/staff/trainings":                      {"New training", "Nouvelle formation"},
 		"/staff/audit":                          {"Events, newest first", "Événements, du plus récent au plus ancien"},
+		"/staff/reports":                        {"Busiest hours", "Heures d&#39;affluence"},
 	}
 	for _, who := range []*apiAccount{h.staff, h.admin} {
 		p := newPageClient(t, h)
