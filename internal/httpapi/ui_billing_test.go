@@ -342,6 +342,12 @@ func TestBillingProblemsInFrench(t *testing.T) {
 			"Un avoir de 20,00\u00a0€ ferait passer la ligne de frais n° " + l.aliceUse.ID.String() + " sous zéro : indiquez au plus 15,00\u00a0€."},
 		{"an invoice that does not exist", "GET", "/api/v1/invoices/999999", nil, http.StatusNotFound, "",
 			"La facture n° 999999 n'existe pas."},
+		{"a report's range backwards", "GET", "/api/v1/reports/revenue?from=2026-03-10&to=2026-03-01", nil, http.StatusBadRequest, "to",
+			"La fin de la période doit être après son début."},
+		{"a report's start not a time", "GET", "/api/v1/reports/usage?from=yesterday", nil, http.StatusBadRequest, "from",
+			"« yesterday » n'est pas une heure RFC 3339 comme 2026-03-02T09:00:00+01:00 (dans une adresse, écrivez + sous la forme %2B)."},
+		{"charges over more than a year", "GET", "/api/v1/charges?from=2025-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", nil, http.StatusBadRequest, "",
+			"La période du mercredi 1er janvier 2025 au dimanche 1er mars 2026 dépasse un an : demandez une période plus courte."},
 	} {
 		r := p.pageAPI(c.method, c.path, c.body)
 		if r.status != c.status {
