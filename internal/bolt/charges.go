@@ -197,6 +197,9 @@ func putCharge(tx *bbolt.Tx, c *fablab.Charge, now time.Time) error {
 func getCharge(tx *bbolt.Tx, id fablab.ID) (fablab.Charge, error) {
 	var c fablab.Charge
 	err := getJSON(tx.Bucket(bCharges), itob(id), &c, fmt.Sprintf("charge %s", id))
+	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+		return c, fablab.Errorf(fablab.ENOTFOUND, "charge %s does not exist", id).Say("problem_charge_not_found", "ID", id.String())
+	}
 	return c, err
 }
 
@@ -472,10 +475,11 @@ func chargeNoShowInTx(tx *bbolt.Tx, st fablab.Settings, b fablab.Booking, now ti
 // Errors: ENOTFOUND, EINVALID.
 func (s *Store) AddCorrection(ctx context.Context, id fablab.ID, amount int64, note string, by fablab.ID) (fablab.Charge, error) {
 	if amount == 0 {
-		return fablab.Charge{}, fablab.Errorf(fablab.EINVALID, "amount_cents must not be 0: give the amount to credit (negative) or to add").On("amount_cents")
+		return fablab.Charge{}, fablab.Errorf(fablab.EINVALID, "amount_cents must not be 0: give the amount to credit (negative) or to add").On("amount_cents").
+			Say("problem_correction_amount")
 	}
 	if len(note) == 0 || len(note) > 500 {
-		return fablab.Charge{}, fablab.Errorf(fablab.EINVALID, "note must say why, in 1–500 characters").On("note")
+		return fablab.Charge{}, fablab.Errorf(fablab.EINVALID, "note must say why, in 1–500 characters").On("note").Say("problem_correction_note")
 	}
 	var out fablab.Charge
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -484,7 +488,8 @@ func (s *Store) AddCorrection(ctx context.Context, id fablab.ID, amount int64, n
 			return err
 		}
 		if first.Kind == fablab.ChargeCorrection {
-			return fablab.Errorf(fablab.EINVALID, "charge %s is itself a correction: correct charge %s instead", id, first.Corrects).On("charge_id")
+			return fablab.Errorf(fablab.EINVALID, "charge %s is itself a correction: correct charge %s instead", id, first.Corrects).On("charge_id").
+				Say("problem_correction_of_correction", "ID", id.String(), "First", first.Corrects.String())
 		}
 		from := first.At
 		if first.SessionID != 0 {
@@ -499,7 +504,12 @@ func (s *Store) AddCorrection(ctx context.Context, id fablab.ID, amount int64, n
 			total += c.AmountCents
 		}
 		if total+amount < 0 {
-			return fablab.Errorf(fablab.EINVALID, "a credit of %s would take charge %s below zero: at most %s is left to credit", fablab.FormatDecimal(-amount), id, fablab.FormatDecimal(total)).On("amount_cents")
+			var st fablab.Settings
+			if st, err = loadSettings(tx); err != nil {
+				return err
+			}
+			return fablab.Errorf(fablab.EINVALID, "a credit of %s would take charge %s below zero: at most %s is left to credit", fablab.FormatDecimal(-amount), id, fablab.FormatDecimal(total)).On("amount_cents").
+				Say("problem_correction_below_zero", "Amount", fablab.Money{Cents: -amount, Currency: st.Currency}, "ID", id.String(), "Left", fablab.Money{Cents: total, Currency: st.Currency})
 		}
 		c := fablab.Charge{
 			Kind: fablab.ChargeCorrection, Corrects: id, Payer: first.Payer, MemberID: first.MemberID,

@@ -53,6 +53,9 @@ type invoiceRun struct {
 func getInvoice(tx *bbolt.Tx, id fablab.ID) (fablab.Invoice, error) {
 	var inv fablab.Invoice
 	err := getJSON(tx.Bucket(bInvoices), itob(id), &inv, fmt.Sprintf("invoice %s", id))
+	if fablab.ErrorCode(err) == fablab.ENOTFOUND {
+		return inv, fablab.Errorf(fablab.ENOTFOUND, "invoice %s does not exist", id).Say("problem_invoice_not_found", "ID", id.String())
+	}
 	return inv, err
 }
 
@@ -183,7 +186,8 @@ func (s *Store) RunInvoices(ctx context.Context, period fablab.Period) (invs []f
 		loc := st.Location()
 		end := period.End(loc)
 		if now.Before(end) {
-			return fablab.Errorf(fablab.EINVALID, "period %s has not ended: its invoices can be run from %s", period, end.Format("2006-01-02")).On("period")
+			return fablab.Errorf(fablab.EINVALID, "period %s has not ended: its invoices can be run from %s", period, end.Format("2006-01-02")).On("period").
+				Say("problem_period_not_ended", "Period", period, "From", fablab.DateOf(end))
 		}
 		runs := tx.Bucket(bInvoiceRuns)
 		if runs.Get([]byte(period.String())) != nil {
@@ -380,10 +384,10 @@ func creditedOf(tx *bbolt.Tx, id fablab.ID) ([]fablab.Invoice, error) {
 func (s *Store) CreditNote(ctx context.Context, id fablab.ID, amount int64, rate int, reason string, by fablab.ID) (fablab.Invoice, error) {
 	reason = strings.TrimSpace(reason)
 	if amount <= 0 {
-		return fablab.Invoice{}, fablab.Errorf(fablab.EINVALID, "amount_cents must be a positive amount excluding VAT to credit").On("amount_cents")
+		return fablab.Invoice{}, fablab.Errorf(fablab.EINVALID, "amount_cents must be a positive amount excluding VAT to credit").On("amount_cents").Say("problem_credit_amount")
 	}
 	if reason == "" || len(reason) > 500 {
-		return fablab.Invoice{}, fablab.Errorf(fablab.EINVALID, "reason must say why, in 1–500 characters").On("reason")
+		return fablab.Invoice{}, fablab.Errorf(fablab.EINVALID, "reason must say why, in 1–500 characters").On("reason").Say("problem_credit_reason")
 	}
 	now := s.now()
 	var out fablab.Invoice
@@ -393,11 +397,12 @@ func (s *Store) CreditNote(ctx context.Context, id fablab.ID, amount int64, rate
 			return err
 		}
 		if inv.Kind != fablab.InvoiceKindInvoice {
-			return fablab.Errorf(fablab.EINVALID, "%s is a credit note: credit the invoice it corrects", inv.Number)
+			return fablab.Errorf(fablab.EINVALID, "%s is a credit note: credit the invoice it corrects", inv.Number).Say("problem_credit_of_credit_note", "Number", inv.Number)
 		}
 		if rate < 0 {
 			if len(inv.VAT) != 1 {
-				return fablab.Errorf(fablab.EINVALID, "invoice %s has several VAT rates: give vat_rate_bp, one of its rates", inv.Number).On("vat_rate_bp")
+				return fablab.Errorf(fablab.EINVALID, "invoice %s has several VAT rates: give vat_rate_bp, one of its rates", inv.Number).On("vat_rate_bp").
+					Say("problem_credit_vat_needed", "Number", inv.Number)
 			}
 			rate = inv.VAT[0].RateBP
 		}
@@ -408,7 +413,8 @@ func (s *Store) CreditNote(ctx context.Context, id fablab.ID, amount int64, rate
 			}
 		}
 		if base < 0 {
-			return fablab.Errorf(fablab.EINVALID, "invoice %s has no line at VAT rate %d bp", inv.Number, rate).On("vat_rate_bp")
+			return fablab.Errorf(fablab.EINVALID, "invoice %s has no line at VAT rate %d bp", inv.Number, rate).On("vat_rate_bp").
+				Say("problem_credit_vat_rate", "Number", inv.Number, "Rate", fablab.VATRate(rate))
 		}
 		credits, err := creditedOf(tx, id)
 		if err != nil {
@@ -422,7 +428,8 @@ func (s *Store) CreditNote(ctx context.Context, id fablab.ID, amount int64, rate
 			}
 		}
 		if amount > base {
-			return fablab.Errorf(fablab.EINVALID, "a credit of %s exceeds what is left of invoice %s at that rate: %s excluding VAT", fablab.FormatDecimal(amount), inv.Number, fablab.FormatDecimal(base)).On("amount_cents")
+			return fablab.Errorf(fablab.EINVALID, "a credit of %s exceeds what is left of invoice %s at that rate: %s excluding VAT", fablab.FormatDecimal(amount), inv.Number, fablab.FormatDecimal(base)).On("amount_cents").
+				Say("problem_credit_exceeds", "Amount", fablab.Money{Cents: amount, Currency: inv.Currency}, "Number", inv.Number, "Left", fablab.Money{Cents: base, Currency: inv.Currency})
 		}
 		st, err := loadSettings(tx)
 		if err != nil {
@@ -519,10 +526,10 @@ func invoiceState(tx *bbolt.Tx, id fablab.ID) (InvoiceState, error) {
 // does not parse; a date in the future).
 func (s *Store) MarkPaid(ctx context.Context, id fablab.ID, paidOn fablab.Date, method, reference string, by fablab.ID) (fablab.Payment, error) {
 	if !slices.Contains(fablab.PaymentMethods, method) {
-		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "method %q must be one of %s", fablab.Truncate(method, 40), strings.Join(fablab.PaymentMethods, ", ")).On("method")
+		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "method %q must be one of %s", fablab.Truncate(method, 40), strings.Join(fablab.PaymentMethods, ", ")).On("method").Say("problem_payment_method")
 	}
 	if len(reference) > 200 {
-		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "reference is limited to 200 characters").On("reference")
+		return fablab.Payment{}, fablab.Errorf(fablab.EINVALID, "reference is limited to 200 characters").On("reference").Say("problem_payment_reference")
 	}
 	now := s.now()
 	var out fablab.Payment
@@ -532,7 +539,7 @@ func (s *Store) MarkPaid(ctx context.Context, id fablab.ID, paidOn fablab.Date, 
 			return err
 		}
 		if inv.Kind != fablab.InvoiceKindInvoice {
-			return fablab.Errorf(fablab.EINVALID, "%s is a credit note: only invoices are paid", inv.Number)
+			return fablab.Errorf(fablab.EINVALID, "%s is a credit note: only invoices are paid", inv.Number).Say("problem_pay_credit_note", "Number", inv.Number)
 		}
 		st, err := loadSettings(tx)
 		if err != nil {
@@ -540,17 +547,24 @@ func (s *Store) MarkPaid(ctx context.Context, id fablab.ID, paidOn fablab.Date, 
 		}
 		today := fablab.DateOf(now.In(st.Location()))
 		if today.Before(paidOn) {
-			return fablab.Errorf(fablab.EINVALID, "paid_on %s is in the future (today is %s)", paidOn, today).On("paid_on")
+			return fablab.Errorf(fablab.EINVALID, "paid_on %s is in the future (today is %s)", paidOn, today).On("paid_on").
+				Say("problem_paid_in_future", "PaidOn", paidOn, "Today", today)
 		}
-		if paidOn.Before(fablab.DateOf(inv.IssuedAt.In(st.Location()))) {
-			return fablab.Errorf(fablab.EINVALID, "paid_on %s is before the invoice was issued", paidOn).On("paid_on")
+		if issued := fablab.DateOf(inv.IssuedAt.In(st.Location())); paidOn.Before(issued) {
+			return fablab.Errorf(fablab.EINVALID, "paid_on %s is before the invoice was issued", paidOn).On("paid_on").
+				Say("problem_paid_before_issue", "PaidOn", paidOn, "Issued", issued)
 		}
 		state, err := invoiceState(tx, id)
 		if err != nil {
 			return err
 		}
 		if state.Payment != nil {
-			return fablab.Errorf(fablab.ECONFLICT, "invoice %s was paid already, on %s (%s)", inv.Number, state.Payment.PaidOn, state.Payment.Method)
+			var paidOn any = state.Payment.PaidOn
+			if d, perr := fablab.ParseDate(state.Payment.PaidOn); perr == nil {
+				paidOn = d
+			}
+			return fablab.Errorf(fablab.ECONFLICT, "invoice %s was paid already, on %s (%s)", inv.Number, state.Payment.PaidOn, state.Payment.Method).
+				Say("problem_paid_already", "Number", inv.Number, "PaidOn", paidOn)
 		}
 		out = fablab.Payment{InvoiceID: id, PaidOn: paidOn.String(), Method: method, Reference: reference, AmountCents: state.DueCents, RecordedBy: by, RecordedAt: now.UTC()}
 		if err := putJSON(tx.Bucket(bPayments), itob(id), out); err != nil {

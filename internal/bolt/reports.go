@@ -71,16 +71,16 @@ var UsageGroupings = []string{ByMachine, ByGroup, ByMember, ByOrganisation}
 // checkReportRange validates a report's range. Errors: EINVALID.
 func checkReportRange(from, to time.Time) error {
 	if from.IsZero() {
-		return fablab.Errorf(fablab.EINVALID, "from is required: the start of the report's range").On("from")
+		return fablab.Errorf(fablab.EINVALID, "from is required: the start of the report's range").On("from").Say("problem_report_from")
 	}
 	if to.IsZero() {
-		return fablab.Errorf(fablab.EINVALID, "to is required: the end of the report's range (exclusive)").On("to")
+		return fablab.Errorf(fablab.EINVALID, "to is required: the end of the report's range (exclusive)").On("to").Say("problem_report_to")
 	}
 	if !to.After(from) {
-		return fablab.Errorf(fablab.EINVALID, "to must be after from").On("to")
+		return fablab.Errorf(fablab.EINVALID, "to must be after from").On("to").Say("problem_range_order")
 	}
 	if to.Sub(from) > MaxReportSpan {
-		return fablab.Errorf(fablab.EINVALID, "a report covers at most 5 years: move to closer to from").On("to")
+		return fablab.Errorf(fablab.EINVALID, "a report covers at most 5 years: move to closer to from").On("to").Say("problem_report_span")
 	}
 	return nil
 }
@@ -211,7 +211,8 @@ func (s *Store) UsageReport(ctx context.Context, from, to time.Time, by string) 
 		return UsageReport{}, err
 	}
 	if !slices.Contains(UsageGroupings, by) {
-		return UsageReport{}, fablab.Errorf(fablab.EINVALID, "by must be one of %s", strings.Join(UsageGroupings, ", ")).On("by")
+		return UsageReport{}, fablab.Errorf(fablab.EINVALID, "by must be one of %s", strings.Join(UsageGroupings, ", ")).On("by").
+			Say("problem_report_by", "Got", fablab.Truncate(by, 40))
 	}
 	from, to = from.UTC(), to.UTC()
 	st, err := s.Settings(ctx)

@@ -34,11 +34,11 @@ func ParsePayer(s string) (Payer, error) {
 	kind, id, ok := strings.Cut(s, "-")
 	p := Payer{Kind: PayerKind(kind)}
 	if !ok || (p.Kind != PayerIsMember && p.Kind != PayerIsOrganisation) {
-		return Payer{}, Errorf(EINVALID, "payer %q must be member-<id> or organisation-<id>", truncate(s, 60))
+		return Payer{}, Errorf(EINVALID, "payer %q must be member-<id> or organisation-<id>", truncate(s, 60)).Say("problem_payer", "Got", truncate(s, 60))
 	}
 	n, err := ParseID(id)
 	if err != nil || n == 0 {
-		return Payer{}, Errorf(EINVALID, "payer %q must be member-<id> or organisation-<id>", truncate(s, 60))
+		return Payer{}, Errorf(EINVALID, "payer %q must be member-<id> or organisation-<id>", truncate(s, 60)).Say("problem_payer", "Got", truncate(s, 60))
 	}
 	p.ID = n
 	return p, nil
@@ -234,7 +234,8 @@ type Period struct {
 func ParsePeriod(s string) (Period, error) {
 	t, err := time.Parse("2006-01", s)
 	if err != nil || len(s) != 7 {
-		return Period{}, Errorf(EINVALID, "period %q must be a month as YYYY-MM, e.g. 2026-03", truncate(s, 40)).On("period")
+		return Period{}, Errorf(EINVALID, "period %q must be a month as YYYY-MM, e.g. 2026-03", truncate(s, 40)).On("period").
+			Say("problem_period", "Got", truncate(s, 40))
 	}
 	return Period{Year: t.Year(), Month: t.Month()}, nil
 }
@@ -391,6 +392,17 @@ type Payment struct {
 
 // PaymentMethods are the ways an invoice can be paid.
 var PaymentMethods = []string{"transfer", "card", "cash", "cheque", "direct_debit", "other"}
+
+// Money is an amount of a currency (ISO 4217) as a refusal's parameter
+// (Error.Say): each language writes it its own way, "18,00 €" or "€18.00".
+type Money struct {
+	Cents    int64
+	Currency string
+}
+
+// VATRate is a VAT rate in basis points as a refusal's parameter: "5,5 %"
+// or "5.5 %".
+type VATRate int
 
 // FormatDecimal writes cents as a plain decimal, "1234.56" or "-0.50":
 // the machine-readable form CSV and XML use.

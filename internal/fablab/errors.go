@@ -52,8 +52,9 @@ type Error struct {
 	Field string
 	// Key names Message in the translated messages (web/i18n, "problem_…"),
 	// and Args are its parameters as name/value pairs (strings, numbers,
-	// time.Time in the lab's zone, Date): a client reading French gets the
-	// message in French. Message stays the English text.
+	// time.Time in the lab's zone, Date, Period, Money, VATRate): a client
+	// reading French gets the message in French. Message stays the English
+	// text.
 	Key  string
 	Args []any
 }

@@ -90,10 +90,10 @@ func (m *Machine) Validate(groups []TariffGroup) error {
 		}
 	}
 	if m.MinimumChargeCents < 0 || m.NoShowFeeCents < 0 || m.GraceMinutes < 0 || m.GraceMinutes > 240 || m.IdlePowerW < 0 {
-		return Errorf(EINVALID, "minimum charge, no-show fee, grace (0–240 min) and idle power must not be negative")
+		return Errorf(EINVALID, "minimum charge, no-show fee, grace (0–240 min) and idle power must not be negative").Say("problem_machine_fees_negative")
 	}
 	if m.MinimumChargeCents > maxFeeCents || m.NoShowFeeCents > maxFeeCents || m.IdlePowerW > 1e6 {
-		return Errorf(EINVALID, "minimum charge and no-show fee are limited to %d cents, idle power to 1000000 W", maxFeeCents)
+		return Errorf(EINVALID, "minimum charge and no-show fee are limited to %d cents, idle power to 1000000 W", maxFeeCents).Say("problem_machine_fees_max")
 	}
 	if m.RequiredTrainings == nil {
 		m.RequiredTrainings = []ID{}

@@ -45,7 +45,8 @@ func queryPayer(c *gin.Context) (*fablab.Payer, error) {
 	}
 	p, err := fablab.ParsePayer(v)
 	if err != nil {
-		return nil, fablab.Errorf(fablab.EINVALID, "query payer: %s", fablab.ErrorMessage(err)).On("payer")
+		return nil, fablab.Errorf(fablab.EINVALID, "query payer: %s", fablab.ErrorMessage(err)).On("payer").
+			Say("problem_payer", "Got", fablab.Truncate(v, 60))
 	}
 	return &p, nil
 }
@@ -73,7 +74,7 @@ func (s *Server) listCharges(c *gin.Context) {
 	}
 	if !isStaff(c) {
 		if memberID != 0 && memberID != me.ID || payer != nil {
-			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "makers see only their own charges"))
+			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "makers see only their own charges").Say("problem_charges_own"))
 			return
 		}
 		memberID = me.ID
@@ -167,7 +168,8 @@ func (s *Server) correctCharge(c *gin.Context) {
 		return
 	}
 	if req.AmountCents == nil {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "amount_cents is required: the amount to add, negative for a credit").On("amount_cents"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "amount_cents is required: the amount to add, negative for a credit").On("amount_cents").
+			Say("problem_correction_amount"))
 		return
 	}
 	ch, err := s.store.AddCorrection(c.Request.Context(), id, *req.AmountCents, req.Note, member(c).ID)
@@ -196,7 +198,7 @@ func (s *Server) listInvoices(c *gin.Context) {
 	if !isStaff(c) {
 		mine := fablab.Payer{Kind: fablab.PayerIsMember, ID: member(c).ID}
 		if payer != nil && *payer != mine {
-			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "makers see only the invoices addressed to them"))
+			s.fail(c, fablab.Errorf(fablab.EFORBIDDEN, "makers see only the invoices addressed to them").Say("problem_invoices_own"))
 			return
 		}
 		payer = &mine
@@ -242,7 +244,7 @@ func (s *Server) invoicesCSV(c *gin.Context, invs []fablab.Invoice) {
 func (s *Server) runInvoices(c *gin.Context) {
 	p := c.Query("period")
 	if p == "" {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "period is required: the month to invoice, as YYYY-MM").On("period"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "period is required: the month to invoice, as YYYY-MM").On("period").Say("problem_period_required"))
 		return
 	}
 	period, err := fablab.ParsePeriod(p)
@@ -278,7 +280,7 @@ func (s *Server) visibleInvoice(c *gin.Context) (fablab.Invoice, error) {
 		return inv, err
 	}
 	if !isStaff(c) && inv.Payer != (fablab.Payer{Kind: fablab.PayerIsMember, ID: member(c).ID}) {
-		return fablab.Invoice{}, fablab.Errorf(fablab.ENOTFOUND, "invoice %s does not exist", id)
+		return fablab.Invoice{}, fablab.Errorf(fablab.ENOTFOUND, "invoice %s does not exist", id).Say("problem_invoice_not_found", "ID", id.String())
 	}
 	return inv, nil
 }
@@ -359,13 +361,14 @@ func (s *Server) creditNote(c *gin.Context) {
 		return
 	}
 	if req.AmountCents == nil {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "amount_cents is required: the amount excluding VAT to credit").On("amount_cents"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "amount_cents is required: the amount excluding VAT to credit").On("amount_cents").Say("problem_credit_amount"))
 		return
 	}
 	rate := -1
 	if req.VATRateBP != nil {
 		if *req.VATRateBP < 0 {
-			s.fail(c, fablab.Errorf(fablab.EINVALID, "vat_rate_bp must be one of the invoice's VAT rates in basis points (2000 = 20 %%)").On("vat_rate_bp"))
+			s.fail(c, fablab.Errorf(fablab.EINVALID, "vat_rate_bp must be one of the invoice's VAT rates in basis points (2000 = 20 %%)").On("vat_rate_bp").
+				Say("problem_credit_vat_rate_bp"))
 			return
 		}
 		rate = *req.VATRateBP
@@ -399,7 +402,8 @@ func (s *Server) payInvoice(c *gin.Context) {
 	}
 	on, err := fablab.ParseDate(req.PaidOn)
 	if err != nil {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "paid_on %q must be a date as YYYY-MM-DD", fablab.Truncate(req.PaidOn, 40)).On("paid_on"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "paid_on %q must be a date as YYYY-MM-DD", fablab.Truncate(req.PaidOn, 40)).On("paid_on").
+			Say("problem_paid_on", "Got", fablab.Truncate(req.PaidOn, 40)))
 		return
 	}
 	p, err := s.store.MarkPaid(c.Request.Context(), id, on, req.Method, req.Reference, member(c).ID)
@@ -426,7 +430,8 @@ func (s *Server) myBalance(c *gin.Context) {
 func (s *Server) payerBalance(c *gin.Context) {
 	p, err := fablab.ParsePayer(c.Param("payer"))
 	if err != nil {
-		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no payer %q: payers are member-<id> or organisation-<id>", fablab.Truncate(c.Param("payer"), 40)))
+		s.fail(c, fablab.Errorf(fablab.ENOTFOUND, "no payer %q: payers are member-<id> or organisation-<id>", fablab.Truncate(c.Param("payer"), 40)).
+			Say("problem_payer", "Got", fablab.Truncate(c.Param("payer"), 40)))
 		return
 	}
 	b, err := s.store.PayerBalance(c.Request.Context(), p)

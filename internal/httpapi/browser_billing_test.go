@@ -43,6 +43,24 @@ func TestBrowserBilling(t *testing.T) {
 	tab.WaitText("main", "No invoice matches.")
 	checkPage(t, tab, "invoices-empty")
 
+	// Staff reading French who ask for March, not over yet (a page left
+	// open since before midnight would not stop them: its form's max is
+	// lifted here), read why next to the month, in French.
+	fr := b.NewTab(t, browsertest.TabOptions{BaseURL: h.srv.URL, Lang: "fr"})
+	browserCookieLogin(t, h, fr, h.staff)
+	fr.Go("/staff/invoices")
+	fr.WaitText("main h1", "Factures")
+	fr.Eval(`document.querySelector("#run-period").removeAttribute("max")`, nil)
+	fr.Fill("#run-period", "2026-03")
+	fr.Click("form[data-run] button[type=submit]")
+	fr.WaitText("#run-period-error", "Le mois de mars 2026 n'est pas terminé : ses factures pourront être émises à partir du mercredi 1er avril 2026.")
+	var invalid string
+	fr.Eval(`document.querySelector("#run-period").getAttribute("aria-invalid")`, &invalid)
+	if invalid != "true" {
+		t.Errorf("the refused month: aria-invalid %q, want it marked", invalid)
+	}
+	noPageErrors(t, fr, "status of 400 (Bad Request) ("+h.srv.URL+"/api/v1/invoices/run?period=2026-03)")
+
 	// Run February.
 	tab.Click("form[data-run] button[type=submit]")
 	eventually(t, "the run's result page", func() bool {
@@ -73,7 +91,7 @@ func TestBrowserBilling(t *testing.T) {
 	tab.Fill("#cn-reason", "Spindle jammed")
 	tab.Click("form[data-credit] button[type=submit]")
 	tab.WaitText("#cn-amount-error", "exceeds what is left")
-	var invalid, kept string
+	var kept string
 	tab.Eval(`document.querySelector("#cn-amount").getAttribute("aria-invalid")`, &invalid)
 	tab.Eval(`document.querySelector("#cn-amount").value`, &kept)
 	if invalid != "true" || kept != "30" {

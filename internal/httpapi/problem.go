@@ -291,7 +291,8 @@ func queryTime(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return t, fablab.Errorf(fablab.EINVALID, "query %s must be an RFC 3339 time such as 2026-03-02T09:00:00+01:00 (in a URL, write + as %%2B)", name)
+		return t, fablab.Errorf(fablab.EINVALID, "query %s must be an RFC 3339 time such as 2026-03-02T09:00:00+01:00 (in a URL, write + as %%2B)", name).
+			Say("problem_query_time", "Got", fablab.Truncate(v, 40))
 	}
 	return t, checkInstant("query "+name, t)
 }
@@ -307,7 +308,7 @@ var (
 // checkInstant rejects instants outside [minInstant, maxInstant].
 func checkInstant(name string, t time.Time) error {
 	if t.Before(minInstant) || t.After(maxInstant) {
-		return fablab.Errorf(fablab.EINVALID, "%s must lie between the years 0001 and 9999", name)
+		return fablab.Errorf(fablab.EINVALID, "%s must lie between the years 0001 and 9999", name).Say("problem_instant_range")
 	}
 	return nil
 }
@@ -327,9 +328,10 @@ func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, 
 		return
 	}
 	if !to.After(from) {
-		err = fablab.Errorf(fablab.EINVALID, "to must be after from")
+		err = fablab.Errorf(fablab.EINVALID, "to must be after from").Say("problem_range_order")
 	} else if to.Sub(from) > maxRange {
-		err = fablab.Errorf(fablab.EINVALID, "the range from %s to %s is longer than a year; ask for less", from.Format(time.DateOnly), to.Format(time.DateOnly))
+		err = fablab.Errorf(fablab.EINVALID, "the range from %s to %s is longer than a year; ask for less", from.Format(time.DateOnly), to.Format(time.DateOnly)).
+			Say("problem_range_too_long", "From", fablab.DateOf(from), "To", fablab.DateOf(to))
 	}
 	return
 }
@@ -403,12 +405,16 @@ func queryInt(c *gin.Context, name string, def, min, max int) (int, error) {
 // English message, or its translation when the client asks for French
 // (the pages' language switch, or Accept-Language) and there is one.
 func problemDetail(c *gin.Context, err error) string {
+	return problemDetailIn(chosenLang(c), err)
+}
+
+// problemDetailIn is err's message in language l ("" for English).
+func problemDetailIn(l string, err error) string {
 	msg := fablab.ErrorMessage(err)
 	key, args := fablab.ErrorKey(err)
 	if key == "" {
 		return msg
 	}
-	l := chosenLang(c)
 	if l == "" || l == "en" {
 		return msg
 	}
@@ -423,6 +429,12 @@ func problemDetail(c *gin.Context, err error) string {
 			shown[i] = i18n.FormatDateTime(l, v, v.Location())
 		case fablab.Date:
 			shown[i] = i18n.FormatDate(l, v.In(time.UTC), time.UTC)
+		case fablab.Period:
+			shown[i] = periodName(vs.cat, l, v)
+		case fablab.Money:
+			shown[i] = i18n.FormatMoney(l, v.Cents, v.Currency)
+		case fablab.VATRate:
+			shown[i] = vatPercentIn(l, int(v))
 		default:
 			shown[i] = a
 		}

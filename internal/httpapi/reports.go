@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -88,15 +89,17 @@ func reportInstant(c *gin.Context, name string, def time.Time, loc *time.Locatio
 	if len(v) == len(time.DateOnly) {
 		d, err := fablab.ParseDate(v)
 		if err != nil {
-			return time.Time{}, fablab.Errorf(fablab.EINVALID, "query %s must be a date such as 2026-03-01 or an RFC 3339 time", name).On(name)
+			return time.Time{}, fablab.Errorf(fablab.EINVALID, "query %s must be a date such as 2026-03-01 or an RFC 3339 time", name).On(name).
+				Say("problem_report_date", "Got", v)
 		}
 		return d.In(loc), nil
 	}
 	t, err := queryTime(c, name, def)
-	if err != nil {
-		return t, fablab.Errorf(fablab.EINVALID, "%s", fablab.ErrorMessage(err)).On(name)
+	var fe *fablab.Error
+	if errors.As(err, &fe) {
+		return t, fe.On(name) // queryTime's own refusal, with its translation
 	}
-	return t, nil
+	return t, err
 }
 
 // reportFormat reads ?format=json|csv.
@@ -105,7 +108,7 @@ func reportFormat(c *gin.Context) (string, error) {
 	case "json", "csv":
 		return f, nil
 	default:
-		return "", fablab.Errorf(fablab.EINVALID, "format must be json or csv").On("format")
+		return "", fablab.Errorf(fablab.EINVALID, "format must be json or csv").On("format").Say("problem_format")
 	}
 }
 

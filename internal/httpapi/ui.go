@@ -345,7 +345,7 @@ func (s *Server) pageFail(c *gin.Context, err error) {
 	case fablab.EFORBIDDEN:
 		s.renderError(c, http.StatusForbidden, "error_forbidden")
 	case fablab.EINVALID:
-		s.renderErrorText(c, http.StatusBadRequest, fablab.ErrorMessage(err))
+		s.renderErrorPage(c, errorPage{Status: http.StatusBadRequest, MsgID: "error_invalid", err: err})
 	default:
 		s.log.Error("page failed", "path", c.FullPath(), "err", err)
 		s.renderError(c, http.StatusInternalServerError, "error_internal")
@@ -357,18 +357,17 @@ func (s *Server) renderError(c *gin.Context, status int, msgID string) {
 	s.renderErrorPage(c, errorPage{Status: status, MsgID: msgID})
 }
 
-// renderErrorText shows the error page with a detail from the API's rules.
-func (s *Server) renderErrorText(c *gin.Context, status int, detail string) {
-	s.renderErrorPage(c, errorPage{Status: status, MsgID: "error_invalid", Detail: detail})
-}
-
 func (s *Server) renderErrorPage(c *gin.Context, p errorPage) {
 	status := p.Status
-	v, err := s.newView(c, "error", "error_title", p)
+	v, err := s.newView(c, "error", "error_title", nil)
 	if err != nil {
 		c.Data(status, "text/plain; charset=utf-8", []byte(http.StatusText(status)))
 		return
 	}
+	if p.err != nil {
+		p.Detail = problemDetailIn(v.Lang, p.err) // in the page's language
+	}
+	v.Data = p
 	s.write(c, status, v)
 }
 
@@ -377,6 +376,7 @@ type errorPage struct {
 	Status int
 	MsgID  string // the message explaining the error
 	Detail string // the rule's own words, when there are some
+	err    error  // the refusal Detail tells, in the page's language
 }
 
 // fragments caches the rendered rows of list pages. A list of fifty

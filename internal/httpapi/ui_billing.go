@@ -14,6 +14,7 @@ import (
 
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/i18n"
 )
 
 // The billing pages: a maker's charges, balance and invoices (/charges),
@@ -53,12 +54,21 @@ func (v *view) PeriodName(period string) string {
 	if err != nil {
 		return period
 	}
-	return v.T("bill_month_"+strconv.Itoa(int(p.Month))) + " " + strconv.Itoa(p.Year)
+	return periodName(v.cat, v.Lang, p)
+}
+
+// periodName names month p in lang.
+func periodName(cat *i18n.Catalog, lang string, p fablab.Period) string {
+	return cat.T(lang, "bill_month_"+strconv.Itoa(int(p.Month))) + " " + strconv.Itoa(p.Year)
 }
 
 // VATPercent writes a VAT rate in basis points as a percent: "20 %", "5.5 %".
-func (v *view) VATPercent(bp int) string {
-	if v.Lang == "fr" {
+func (v *view) VATPercent(bp int) string { return vatPercentIn(v.Lang, bp) }
+
+// vatPercentIn writes a VAT rate in basis points as a percent in lang:
+// "5,5 %" (fr), "5.5 %" (en).
+func vatPercentIn(lang string, bp int) string {
+	if lang == "fr" {
 		return vatPercentFr(bp) + "\u00a0%"
 	}
 	return vatPercent(bp) + "\u00a0%"

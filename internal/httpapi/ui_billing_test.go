@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -287,5 +288,100 @@ func TestSettingsPageBilling(t *testing.T) {
 		if f := r.problem(t).Field; f != field {
 			t.Errorf("a bad %s is refused on field %q", field, f)
 		}
+	}
+}
+
+// pageAPI sends an API request as the pages' script does: with the
+// client's cookies (session, language) and the CSRF token it was given.
+func (p *pageClient) pageAPI(method, path string, body any) apiResp {
+	p.t.Helper()
+	u, _ := url.Parse(p.h.srv.URL)
+	csrf := ""
+	for _, c := range p.http.Jar.Cookies(u) {
+		if c.Name == csrfCookie {
+			csrf = c.Value
+		}
+	}
+	return apiSendWith(p.t, p.http, p.h.srv.URL, apiReq{method: method, path: path, body: body, header: http.Header{csrfHeader: {csrf}}})
+}
+
+// TestBillingProblemsInFrench: staff who chose French read the billing
+// forms' refusals in French — dates, months, amounts and VAT rates written
+// the French way — next to the field at fault, and the error page of a
+// bad filter too; an API client asking for no language gets the English.
+// The clock reads Monday 2 March 2026; February is invoiced.
+func TestBillingProblemsInFrench(t *testing.T) {
+	h := newAPIHarness(t)
+	l := newBillingLab(t, h)
+	p := newPageClient(t, h)
+	p.login(h.staff)
+	if status, _, _ := p.get("/lang/fr?next=/staff/invoices"); status != http.StatusSeeOther {
+		t.Fatalf("switch to French: %d", status)
+	}
+	// The run form of the invoices page, as the page shows it.
+	_, _, body := p.get("/staff/invoices", "Accept-Language", "en")
+	if !strings.Contains(body, `<h1>Factures</h1>`) || !strings.Contains(body, `data-api="POST /api/v1/invoices/run?period={period}"`) {
+		t.Fatal("the French invoices page lacks its run form")
+	}
+	inv := "/api/v1/invoices/" + l.aliceInv.ID.String()
+	for _, c := range []struct {
+		name, method, path string
+		body               any
+		status             int
+		field, fr          string
+	}{
+		{"a month not over", "POST", "/api/v1/invoices/run?period=2026-03", map[string]any{"period": "2026-03"}, http.StatusBadRequest, "period",
+			"Le mois de mars 2026 n'est pas terminé : ses factures pourront être émises à partir du mercredi 1er avril 2026."},
+		{"a credit note larger than the invoice", "POST", inv + "/credit-notes", map[string]any{"amount_cents": 3000, "reason": "Spindle jammed"}, http.StatusBadRequest, "amount_cents",
+			"Un avoir de 30,00\u00a0€ dépasse ce qui reste à créditer sur la facture " + l.aliceInv.Number + " à ce taux de TVA : indiquez au plus 23,00\u00a0€ HT."},
+		{"a VAT rate the invoice lacks", "POST", inv + "/credit-notes", map[string]any{"amount_cents": 100, "vat_rate_bp": 550, "reason": "Spindle jammed"}, http.StatusBadRequest, "vat_rate_bp",
+			"La facture " + l.aliceInv.Number + " n'a aucune ligne à 5,5\u00a0% de TVA : choisissez l'un de ses taux."},
+		{"a payment tomorrow", "POST", inv + "/payments", map[string]any{"paid_on": "2026-03-03", "method": "cheque"}, http.StatusBadRequest, "paid_on",
+			"Le paiement ne peut pas être daté du mardi 3 mars 2026, qui est dans le futur (nous sommes le lundi 2 mars 2026) : indiquez le jour où il a été reçu."},
+		{"a correction below zero", "POST", "/api/v1/charges/" + l.aliceUse.ID.String() + "/corrections", map[string]any{"amount_cents": -2000, "note": "Refund"}, http.StatusBadRequest, "amount_cents",
+			"Un avoir de 20,00\u00a0€ ferait passer la ligne de frais n° " + l.aliceUse.ID.String() + " sous zéro : indiquez au plus 15,00\u00a0€."},
+		{"an invoice that does not exist", "GET", "/api/v1/invoices/999999", nil, http.StatusNotFound, "",
+			"La facture n° 999999 n'existe pas."},
+		{"a report's range backwards", "GET", "/api/v1/reports/revenue?from=2026-03-10&to=2026-03-01", nil, http.StatusBadRequest, "to",
+			"La fin de la période doit être après son début."},
+		{"a report's start not a time", "GET", "/api/v1/reports/usage?from=yesterday", nil, http.StatusBadRequest, "from",
+			"« yesterday » n'est pas une heure RFC 3339 comme 2026-03-02T09:00:00+01:00 (dans une adresse, écrivez + sous la forme %2B)."},
+		{"charges over more than a year", "GET", "/api/v1/charges?from=2025-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", nil, http.StatusBadRequest, "",
+			"La période du mercredi 1er janvier 2025 au dimanche 1er mars 2026 dépasse un an : demandez une période plus courte."},
+	} {
+		r := p.pageAPI(c.method, c.path, c.body)
+		if r.status != c.status {
+			t.Errorf("%s: %d, want %d (%s)", c.name, r.status, c.status, r.body)
+			continue
+		}
+		if pr := r.problem(t); pr.Detail != c.fr || pr.Field != c.field {
+			t.Errorf("%s in French: %q on field %q\nwant %q on %q", c.name, pr.Detail, pr.Field, c.fr, c.field)
+		}
+	}
+	if st, _ := h.store.InvoiceState(context.Background(), l.aliceInv.ID); len(st.Credits) != 0 || st.Payment != nil {
+		t.Fatalf("a refused request changed alice's invoice: %+v", st)
+	}
+	// An API client that asks for no language reads the English message.
+	r := h.do(t, "POST", "/api/v1/invoices/run?period=2026-03", h.staff.Token, nil)
+	r.want(t, http.StatusBadRequest, fablab.EINVALID)
+	if pr := r.problem(t); pr.Detail != "period 2026-03 has not ended: its invoices can be run from 2026-04-01" || pr.Field != "period" {
+		t.Errorf("English problem: %q on field %q", pr.Detail, pr.Field)
+	}
+	r = h.do(t, "POST", inv+"/credit-notes", h.staff.Token, map[string]any{"amount_cents": 3000, "reason": "Spindle jammed"})
+	r.want(t, http.StatusBadRequest, fablab.EINVALID)
+	if d := r.problem(t).Detail; d != "a credit of 30.00 exceeds what is left of invoice "+l.aliceInv.Number+" at that rate: 23.00 excluding VAT" {
+		t.Errorf("English credit note problem: %q", d)
+	}
+
+	// A bad filter of the invoices page: the error page says why in French,
+	// in English to an English page.
+	status, _, body := p.get("/staff/invoices?period=2026-13", "Accept-Language", "en")
+	if status != http.StatusBadRequest || !strings.Contains(body, "Le mois « 2026-13 » doit s&#39;écrire AAAA-MM, par exemple 2026-03.") {
+		t.Errorf("a bad month on the French page: %d, want the French reason", status)
+	}
+	e := newPageClient(t, h)
+	e.login(h.staff)
+	if _, _, body := e.get("/staff/invoices?period=2026-13", "Accept-Language", "en"); !strings.Contains(body, "period &#34;2026-13&#34; must be a month as YYYY-MM") {
+		t.Error("a bad month on the English page: want the English reason")
 	}
 }

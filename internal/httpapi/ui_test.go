@@ -239,7 +239,7 @@ func TestProblemsTranslated(t *testing.T) {
 	}
 	for k := range keys {
 		if !vs.cat.Has("fr", k) {
-			t.Errorf("refusal %q has no French text in web/i18n/problems.fr.toml", k)
+			t.Errorf("refusal %q has no French text in web/i18n/*problems.fr.toml", k)
 		}
 	}
 
