@@ -26,42 +26,35 @@
     canvas.dataset.drawn = 'true';
   }
 
-  var u = charts.utilisation;
-  var useColors = [use.booked, use.used, use.open];
-  draw('utilisation', {
-    type: 'bar',
-    data: {
-      labels: u.labels,
-      datasets: u.datasets.map(function (s, i) {
-        return {label: s.label, data: s.data, backgroundColor: useColors[i % useColors.length]};
-      })
-    },
-    options: {
-      scales: {y: {beginAtZero: true, title: {display: true, text: charts.hours_title}}},
-      plugins: {tooltip: {callbacks: {label: function (ctx) {
-        return ctx.dataset.label + ': ' + hours.format(ctx.parsed.y) + ' h';
-      }}}}
-    }
+  // bars draws a bar chart of the series of chart c in the given colours.
+  function bars(id, c, colors, options) {
+    draw(id, {
+      type: 'bar',
+      data: {
+        labels: c.labels,
+        datasets: c.datasets.map(function (s, i) {
+          return {label: s.label, data: s.data, backgroundColor: colors[i % colors.length]};
+        })
+      },
+      options: options
+    });
+  }
+
+  function tooltip(format) {
+    return {callbacks: {label: function (ctx) { return ctx.dataset.label + ': ' + format(ctx.parsed.y); }}};
+  }
+
+  bars('utilisation', charts.utilisation, [use.booked, use.used, use.open], {
+    scales: {y: {beginAtZero: true, title: {display: true, text: charts.hours_title}}},
+    plugins: {tooltip: tooltip(function (v) { return hours.format(v) + ' h'; })}
   });
 
-  var r = charts.revenue;
-  draw('revenue', {
-    type: 'bar',
-    data: {
-      labels: r.labels,
-      datasets: r.datasets.map(function (s, i) {
-        return {label: s.label, data: s.data, backgroundColor: palette[i % palette.length]};
-      })
+  bars('revenue', charts.revenue, palette, {
+    scales: {
+      x: {stacked: true},
+      y: {stacked: true, title: {display: true, text: charts.amount_title},
+        ticks: {callback: function (v) { return money.format(v); }}}
     },
-    options: {
-      scales: {
-        x: {stacked: true},
-        y: {stacked: true, title: {display: true, text: charts.amount_title},
-          ticks: {callback: function (v) { return money.format(v); }}}
-      },
-      plugins: {tooltip: {callbacks: {label: function (ctx) {
-        return ctx.dataset.label + ': ' + money.format(ctx.parsed.y);
-      }}}}
-    }
+    plugins: {tooltip: tooltip(function (v) { return money.format(v); })}
   });
 }());
