@@ -249,18 +249,16 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
 // URL returns the address a client on this host reaches the broker at:
-// ssl:// with TLS, else tcp://; on loopback when the broker listens on
-// every interface.
+// ssl:// with TLS, else tcp://; on 127.0.0.1 when the broker listens on
+// every interface (Go listens on both IPv4 and IPv6 then, whichever of
+// 0.0.0.0 and [::] it was given).
 func (b *Broker) URL() string {
 	host, port, err := net.SplitHostPort(b.Addr())
 	if err != nil {
 		return "tcp://" + b.Addr()
 	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "::1"
-		if ip.To4() != nil {
-			host = "127.0.0.1"
-		}
+		host = "127.0.0.1"
 	}
 	scheme := "tcp"
 	if b.clientTLS != nil {
