@@ -37,14 +37,17 @@ type Config struct {
 	PublicURL      string   `json:"public_url"`      // the address people open, for links in mail, feeds and labels
 	SMTPURL        string   `json:"smtp_url"`        // where mail goes: smtp://, smtps:// or outbox:
 
-	MQTTListen   string `json:"mqtt_listen"`   // embedded broker address ("" with mqtt_url set: none)
-	MQTTURL      string `json:"mqtt_url"`      // external broker (tcp:// or ssl://); disables the embedded one
-	MQTTUsername string `json:"mqtt_username"` // the server's user on the external broker
-	MQTTPassword string `json:"mqtt_password"` // …and password (default: the one fabgate mosquitto-config wrote)
-	MQTTCA       string `json:"mqtt_ca"`       // CA certificate file for ssl://
-	MQTTCert     string `json:"mqtt_cert"`     // client certificate file for ssl://
-	MQTTKey      string `json:"mqtt_key"`      // client key file for ssl://
-	MQTTPrefix   string `json:"mqtt_prefix"`   // topic prefix
+	MQTTListen      string `json:"mqtt_listen"`       // embedded broker address ("" with mqtt_url set: none)
+	MQTTTLSCert     string `json:"mqtt_tls_cert"`     // the embedded broker speaks TLS with this certificate…
+	MQTTTLSKey      string `json:"mqtt_tls_key"`      // …and key
+	MQTTInsecureLAN bool   `json:"mqtt_insecure_lan"` // let the embedded broker listen beyond loopback without TLS
+	MQTTURL         string `json:"mqtt_url"`          // external broker (tcp:// or ssl://); disables the embedded one
+	MQTTUsername    string `json:"mqtt_username"`     // the server's user on the external broker
+	MQTTPassword    string `json:"mqtt_password"`     // …and password (default: the one fabgate mosquitto-config wrote)
+	MQTTCA          string `json:"mqtt_ca"`           // CA certificate file for an ssl:// external broker
+	MQTTCert        string `json:"mqtt_cert"`         // client certificate file for an ssl:// external broker
+	MQTTKey         string `json:"mqtt_key"`          // client key file for an ssl:// external broker
+	MQTTPrefix      string `json:"mqtt_prefix"`       // topic prefix
 }
 
 // Duration is a time.Duration written as "12h", "30m" in files and variables.
@@ -106,8 +109,18 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "tcp" && u.Scheme != "ssl" && u.Scheme != "mqtts" && u.Scheme != "tls") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("mqtt_url: %q must be tcp://host:port or ssl://host:port", c.MQTTURL))
 		}
+		if c.MQTTTLSCert != "" || c.MQTTTLSKey != "" {
+			errs = append(errs, errors.New("mqtt_tls_cert and mqtt_tls_key: they are the embedded broker's, which mqtt_url replaces: give the external broker its certificate in its own configuration (and trust its CA with mqtt_ca), or leave mqtt_url empty"))
+		}
 	} else if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
 		errs = append(errs, fmt.Errorf("mqtt_listen: %q is not host:port (e.g. 127.0.0.1:1883)", c.MQTTListen))
+	} else if !onLoopback(c.MQTTListen) && c.MQTTTLSCert == "" && c.MQTTTLSKey == "" && !c.MQTTInsecureLAN {
+		errs = append(errs, fmt.Errorf("mqtt_listen: %s can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: "+
+			"give the broker a certificate (--mqtt-tls-cert FILE --mqtt-tls-key FILE, see docs/operations.md), listen on loopback (127.0.0.1:1883), "+
+			"or, on a network only the lab's devices share, add --mqtt-insecure-lan", c.MQTTListen))
+	}
+	if (c.MQTTTLSCert == "") != (c.MQTTTLSKey == "") {
+		errs = append(errs, errors.New("mqtt_tls_cert and mqtt_tls_key: set both for the embedded broker to speak TLS (--mqtt-tls-cert FILE --mqtt-tls-key FILE), or neither"))
 	}
 	if (c.MQTTCert == "") != (c.MQTTKey == "") {
 		errs = append(errs, errors.New("mqtt_cert and mqtt_key: set both for a client certificate, or neither"))
@@ -142,6 +155,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// onLoopback reports whether the host of the host:port addr is a loopback
+// address or localhost: only this host's programs can reach it.
+func onLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // DBPath is the bbolt file inside the data directory.
@@ -181,13 +208,16 @@ var settings = []setting{
 	{"metrics-token", "bearer token a scraper must send to read /metrics (prefer the variable or file to the flag)", func(c *Config) any { return &c.MetricsToken }},
 	{"public-url", "the server's address as people open it, for links in mail, calendar feeds and machine labels (default http://<http address>)", func(c *Config) any { return &c.PublicURL }},
 	{"smtp-url", "where mail goes: outbox: (kept for staff to read; the default), smtp://user:pass@host:587 (STARTTLS when offered; ?tls=starttls requires it, ?tls=none for a local relay), or smtps://user:pass@host:465; ?from=address sets the sender", func(c *Config) any { return &c.SMTPURL }},
-	{"mqtt-listen", "embedded MQTT broker address (default 127.0.0.1:1883)", func(c *Config) any { return &c.MQTTListen }},
+	{"mqtt-listen", "embedded MQTT broker address (default 127.0.0.1:1883); beyond loopback (e.g. 0.0.0.0:8883, for bridges on the LAN) it needs --mqtt-tls-cert and --mqtt-tls-key, or --mqtt-insecure-lan", func(c *Config) any { return &c.MQTTListen }},
+	{"mqtt-tls-cert", "certificate file (PEM) of the embedded broker: with --mqtt-tls-key it speaks MQTT over TLS only (TLS 1.2 or later); bridges connect to ssl://host:port, trusting the CA that signed it (ca_file)", func(c *Config) any { return &c.MQTTTLSCert }},
+	{"mqtt-tls-key", "private key file (PEM) of --mqtt-tls-cert", func(c *Config) any { return &c.MQTTTLSKey }},
+	{"mqtt-insecure-lan", "let the embedded broker listen beyond loopback without TLS: device secrets then cross the network in clear (only on a network the lab's devices alone share)", func(c *Config) any { return &c.MQTTInsecureLAN }},
 	{"mqtt-url", "external MQTT broker, tcp:// or ssl:// (disables the embedded one)", func(c *Config) any { return &c.MQTTURL }},
 	{"mqtt-username", "server's user on the external broker (default fabgate-server)", func(c *Config) any { return &c.MQTTUsername }},
 	{"mqtt-password", "server's password on the external broker (default: from fabgate mosquitto-config)", func(c *Config) any { return &c.MQTTPassword }},
-	{"mqtt-ca", "CA certificate file for ssl://", func(c *Config) any { return &c.MQTTCA }},
-	{"mqtt-cert", "client certificate file for ssl://", func(c *Config) any { return &c.MQTTCert }},
-	{"mqtt-key", "client key file for ssl://", func(c *Config) any { return &c.MQTTKey }},
+	{"mqtt-ca", "CA certificate file to trust an ssl:// external broker", func(c *Config) any { return &c.MQTTCA }},
+	{"mqtt-cert", "client certificate file for an ssl:// external broker", func(c *Config) any { return &c.MQTTCert }},
+	{"mqtt-key", "client key file for an ssl:// external broker", func(c *Config) any { return &c.MQTTKey }},
 	{"mqtt-prefix", "MQTT topic prefix (default fabgate/v1)", func(c *Config) any { return &c.MQTTPrefix }},
 }
 

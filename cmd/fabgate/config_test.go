@@ -94,6 +94,13 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 		{"smtp url scheme", []string{"--smtp-url", "mail.example.org:587"}, nil, "smtp_url: \"mail.example.org:587\" has an unknown scheme; write outbox:"},
 		{"smtp url tls", []string{"--smtp-url", "smtp://mail.example.org?tls=yes", "--public-url", "https://fablab.example.org"}, nil, "?tls=none for a local relay"},
 		{"smtp without public url", nil, map[string]string{"FABGATE_SMTP_URL": "smtps://u:p@mail.example.org"}, "set public_url too"},
+		{"broker certificate alone", []string{"--mqtt-tls-cert", "broker.pem"}, nil, "mqtt_tls_cert and mqtt_tls_key: set both for the embedded broker to speak TLS"},
+		{"broker key alone", nil, map[string]string{"FABGATE_MQTT_TLS_KEY": "broker-key.pem"}, "mqtt_tls_cert and mqtt_tls_key: set both"},
+		{"broker certificate with an external broker", []string{"--mqtt-url", "ssl://broker.lab:8883", "--mqtt-tls-cert", "c.pem", "--mqtt-tls-key", "k.pem"}, nil, "which mqtt_url replaces"},
+		{"broker on every interface in clear", []string{"--mqtt-listen", "0.0.0.0:1883"}, nil, "mqtt_listen: 0.0.0.0:1883 can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: give the broker a certificate (--mqtt-tls-cert FILE --mqtt-tls-key FILE"},
+		{"broker on a LAN address in clear", []string{"--mqtt-listen", "192.168.1.10:1883"}, nil, "add --mqtt-insecure-lan"},
+		{"broker on all interfaces, no host", nil, map[string]string{"FABGATE_MQTT_LISTEN": ":1883"}, "can be reached from the network"},
+		{"broker on a host name in clear", []string{"--mqtt-listen", "fablab.lan:1883"}, nil, "can be reached from the network"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +109,39 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLoadConfigBrokerListen: the embedded broker listens beyond loopback
+// with a certificate, or when told the network is the lab devices' own.
+func TestLoadConfigBrokerListen(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "fabgate.json")
+	if err := os.WriteFile(file, []byte(`{"mqtt_listen":"0.0.0.0:8883","mqtt_tls_cert":"/etc/fabgate/broker.pem","mqtt_tls_key":"/etc/fabgate/broker-key.pem"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"loopback", []string{"--mqtt-listen", "127.0.0.1:1883"}, nil},
+		{"localhost", []string{"--mqtt-listen", "localhost:1883"}, nil},
+		{"IPv6 loopback", []string{"--mqtt-listen", "[::1]:1883"}, nil},
+		{"every interface with TLS", []string{"--mqtt-listen", "0.0.0.0:8883", "--mqtt-tls-cert", "broker.pem", "--mqtt-tls-key", "broker-key.pem"}, nil},
+		{"TLS from the environment", nil, map[string]string{"FABGATE_MQTT_LISTEN": ":8883", "FABGATE_MQTT_TLS_CERT": "b.pem", "FABGATE_MQTT_TLS_KEY": "k.pem"}},
+		{"TLS from the file", []string{"--config", file}, nil},
+		{"LAN in clear, accepted", []string{"--mqtt-listen", "192.168.1.10:1883", "--mqtt-insecure-lan"}, nil},
+		{"external broker: the listen address is not used", []string{"--mqtt-listen", "0.0.0.0:1883", "--mqtt-url", "tcp://broker.lab:1883"}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := loadConfig(tt.args, envOf(tt.env), io.Discard); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	c, err := loadConfig([]string{"--config", file}, envOf(nil), io.Discard)
+	if err != nil || c.MQTTListen != "0.0.0.0:8883" || c.MQTTTLSCert != "/etc/fabgate/broker.pem" || c.MQTTTLSKey != "/etc/fabgate/broker-key.pem" {
+		t.Fatalf("from the file: %+v, %v", c, err)
 	}
 }
 

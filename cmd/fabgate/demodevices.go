@@ -68,7 +68,7 @@ func startDemoBridges(ctx context.Context, store *bolt.Store, running *lab.Lab, 
 		}
 		rd := reader.NewSim()
 		d, err := bridge.Start(ctx, bridge.DeviceConfig{
-			ID: m.DeviceID, Secret: secret, Broker: running.URL, Prefix: running.Topics.Prefix, BadgeKey: store.BadgeSecret(),
+			ID: m.DeviceID, Secret: secret, Broker: running.URL, TLS: running.ClientTLS, Prefix: running.Topics.Prefix, BadgeKey: store.BadgeSecret(),
 			AllowlistKey: auth.DeviceAllowlistKey(key.Root, key.ID, m.DeviceID), AllowlistKeyID: key.ID,
 			StateDir: filepath.Join(dataDir, "demo-bridge", m.DeviceID), Reader: rd, Relay: relay.NewSim(150),
 			FW: "fabgate-bridge demo " + version, Clock: clock, Log: log.With("component", "demo_bridge"),

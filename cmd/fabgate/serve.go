@@ -34,8 +34,9 @@ import (
 
 // serveOptions are what end-to-end tests set beyond the configuration.
 type serveOptions struct {
-	ready func(addr string) // when not nil, receives the bound HTTP address
-	clock labClock          // the lab's time: the system clock when zero
+	ready  func(addr string) // when not nil, receives the bound HTTP address
+	broker func(url string)  // when not nil, receives the embedded broker's URL (ssl:// with TLS)
+	clock  labClock          // the lab's time: the system clock when zero
 }
 
 // labClock is the server's time: the system clock, or (in tests) one that
@@ -72,6 +73,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		return fmt.Errorf("http: listen on %s: %w (is another program using it? change --http)", cfg.HTTP, err)
 	}
 	defer ln.Close()
+	brokerTLS, err := embeddedBrokerTLS(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory %s: %w", cfg.Data, err)
 	}
@@ -112,7 +117,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 	// lab's Close, deferred later, runs first) and before storage closes.
 	defer stopMail()
 	running, err := lab.Start(ctx, lab.Config{
-		Store: store, Log: log, Now: now, Listen: cfg.MQTTListen, URL: cfg.MQTTURL,
+		Store: store, Log: log, Now: now, Listen: cfg.MQTTListen, BrokerTLS: brokerTLS, URL: cfg.MQTTURL,
 		Username: cfg.MQTTUsername, Password: cfg.MQTTPassword, TLS: mqttTLSConfig, Prefix: cfg.MQTTPrefix,
 		Metrics: reg, Jobs: append(mailJobs(notifier), billingJobs(store, now)...),
 	})
@@ -120,6 +125,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		return err
 	}
 	defer running.Close()
+	if running.Broker != nil {
+		logBrokerSecurity(log, cfg, running.Broker.Addr(), brokerTLS, now())
+		if opts.broker != nil {
+			opts.broker(running.URL)
+		}
+	}
 	var accessEngine httpapi.AccessEngine = running.Engine
 	if cfg.Demo && cfg.MQTTURL == "" {
 		demo, err := startDemoBridges(ctx, store, running, cfg.Data, opts.clock, log)
@@ -348,7 +359,7 @@ func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
 			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: "Refused by the embedded broker's ACL: " + strings.TrimSuffix(strings.TrimPrefix(name, "fabgate_mqtt_refused_"), "_total") + "."},
 				func() float64 { return float64(get(b.Stats())) }))
 		}
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fabgate_mqtt_dropped_connections_total", Help: "Connections the embedded broker's listener closed: over the connection caps, no CONNECT first, or a packet over its limit."},
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fabgate_mqtt_dropped_connections_total", Help: "Connections the embedded broker's listener closed: over the connection caps, a failed TLS handshake, no CONNECT first, or a packet over its limit."},
 			func() float64 { return float64(b.Stats().DroppedConnections) }))
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_mqtt_clients", Help: "Clients connected to the embedded broker."},
 			func() float64 { return float64(b.Stats().Clients) }))
@@ -370,11 +381,54 @@ func mqttTLS(cfg Config) (*tls.Config, error) {
 	return t, nil
 }
 
+// embeddedBrokerTLS loads the embedded broker's certificate and key, when
+// it is given them; nil when it listens in plain TCP.
+func embeddedBrokerTLS(cfg Config) (*tls.Config, error) {
+	if cfg.MQTTURL != "" || cfg.MQTTTLSCert == "" {
+		return nil, nil
+	}
+	t, err := mqtt.ServerTLS(cfg.MQTTTLSCert, cfg.MQTTTLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt_tls_cert and mqtt_tls_key: %w (give --mqtt-tls-cert the broker's PEM certificate and --mqtt-tls-key its own private key)", err)
+	}
+	return t, nil
+}
+
+// certExpiryWarning is how long before its certificate expires the
+// embedded broker warns at start.
+const certExpiryWarning = 30 * 24 * time.Hour
+
+// logBrokerSecurity says how devices reach the embedded broker: over TLS
+// (warning of a certificate that has expired or soon will: bridges refuse
+// it), or in clear beyond loopback (--mqtt-insecure-lan).
+func logBrokerSecurity(log *slog.Logger, cfg Config, addr string, t *tls.Config, now time.Time) {
+	if t == nil {
+		if !onLoopback(cfg.MQTTListen) {
+			log.Warn("the embedded MQTT broker listens beyond loopback without TLS (--mqtt-insecure-lan): device secrets cross the network in clear; give it --mqtt-tls-cert and --mqtt-tls-key", "addr", addr)
+		}
+		return
+	}
+	leaf := t.Certificates[0].Leaf
+	names := append([]string{}, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	attrs := []any{"addr", addr, "names", strings.Join(names, ","), "expires", leaf.NotAfter.UTC().Format(time.RFC3339)}
+	switch {
+	case now.After(leaf.NotAfter):
+		log.Error("the embedded MQTT broker's certificate has expired: bridges refuse it; renew it and restart", attrs...)
+	case now.Add(certExpiryWarning).After(leaf.NotAfter):
+		log.Warn("the embedded MQTT broker's certificate expires soon: renew it and restart", attrs...)
+	default:
+		log.Info("the embedded MQTT broker speaks TLS", attrs...)
+	}
+}
+
 // bridgeBrokerURL is the broker address a bridge at a machine connects to,
 // for the configuration shown when a device is registered: the external
-// broker, else the embedded one, reached on the public address's host when
-// it listens on every interface or on loopback (a bridge runs on another
-// computer).
+// broker, else the embedded one (ssl:// when it speaks TLS), reached on the
+// public address's host when it listens on every interface or on loopback
+// (a bridge runs on another computer).
 func bridgeBrokerURL(cfg Config, publicURL string) string {
 	if cfg.MQTTURL != "" {
 		return cfg.MQTTURL
@@ -388,5 +442,9 @@ func bridgeBrokerURL(cfg Config, publicURL string) string {
 			host = u.Hostname()
 		}
 	}
-	return "tcp://" + net.JoinHostPort(host, port)
+	scheme := "tcp"
+	if cfg.MQTTTLSCert != "" {
+		scheme = "ssl"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

@@ -249,7 +249,10 @@ func (b *BrokerConfig) check() error {
 	if (b.CertFile == "") != (b.KeyFile == "") {
 		return fmt.Errorf("cert_file and key_file go together")
 	}
-	return nil
+	// The files are read now, so that --check finds a CA file that is
+	// missing or not PEM before the bridge is started.
+	_, err := b.TLS()
+	return err
 }
 
 // TLS returns the TLS settings of an ssl:// broker (nil for tcp://).

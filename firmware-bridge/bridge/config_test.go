@@ -48,6 +48,8 @@ func TestParseConfigRefusals(t *testing.T) {
 		{"no broker", strings.Replace(dev(""), `"broker":{"url":"tcp://b:1883"},`, "", 1), "broker: url"},
 		{"bad broker scheme", strings.Replace(dev(""), "tcp://b:1883", "http://b", 1), "use tcp://host:port or ssl://host:port"},
 		{"tls files on tcp", strings.Replace(dev(""), `"url":"tcp://b:1883"`, `"url":"tcp://b:1883","ca_file":"ca.pem"`, 1), "use ssl://"},
+		{"missing CA file", strings.Replace(dev(""), `"url":"tcp://b:1883"`, `"url":"ssl://b:8883","ca_file":"/nonexistent/ca.pem"`, 1), "devices[0] (laser-1).broker: ca_file: CA file: open /nonexistent/ca.pem"},
+		{"CA file not PEM", strings.Replace(dev(""), `"url":"tcp://b:1883"`, `"url":"ssl://b:8883","ca_file":"config_test.go"`, 1), "ca_file: CA file: config_test.go holds no PEM certificate"},
 		{"unknown reader", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{"kind":"laser-eyes"}`, 1), `reader: kind "laser-eyes" is not one of`},
 		{"no reader kind", strings.Replace(dev(""), `"reader":{"kind":"sim"}`, `"reader":{}`, 1), "reader.kind: choose one of"},
 		{"unknown relay", strings.Replace(dev(""), `"relay":{"kind":"sim"}`, `"relay":{"kind":"zigbee"}`, 1), `relay: kind "zigbee" is not one of`},

@@ -33,6 +33,10 @@ type Config struct {
 
 	// Listen is the embedded broker's address, used when URL is empty.
 	Listen string
+	// BrokerTLS, when set, makes the embedded broker speak MQTT over TLS
+	// only (mqtt.ServerTLS loads it); the server's own client then trusts
+	// the broker's certificate alone (mqtt.Broker.ClientTLS).
+	BrokerTLS *tls.Config
 	// URL is an external broker (tcp:// or ssl://), with the server's
 	// Username, Password and TLS settings on it.
 	URL                string
@@ -66,6 +70,10 @@ type Lab struct {
 	Hub    *events.Hub
 	Topics wire.Topics
 	URL    string // the broker the server is connected to
+	// ClientTLS are the TLS settings the server's client uses at URL (nil
+	// for tcp://); other clients in the server (the demo's bridges) use
+	// them too.
+	ClientTLS *tls.Config
 	// Jobs are the scheduled jobs, the lab's and Config.Jobs: their status,
 	// RunNow, and Add for more.
 	Jobs *jobs.Registry
@@ -118,23 +126,23 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("mqtt_prefix: %w", err)
 	}
 	st := &Lab{Hub: events.NewHub(), Topics: topics, stop: make(chan struct{}), log: log, queues: deviceQueues{queues: map[string]chan func(){}, dropping: map[string]bool{}, log: log}}
-	url, user, password := cfg.URL, cfg.Username, cfg.Password
+	url, user, password, clientTLS := cfg.URL, cfg.Username, cfg.Password, cfg.TLS
 	if url == "" {
 		user, password = "fabgate-server", auth.NewToken() // the embedded broker's server user, new at each start
 		st.Broker, err = mqtt.StartBroker(mqtt.BrokerConfig{
-			Listen: cfg.Listen, Prefix: cfg.Prefix, Devices: deviceAuth{store},
+			Listen: cfg.Listen, TLS: cfg.BrokerTLS, Prefix: cfg.Prefix, Devices: deviceAuth{store},
 			ServerUser: user, ServerPassword: password, Log: log.With("component", "broker"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: embedded broker on %s: %w (is another broker running? change --mqtt-listen)", cfg.Listen, err)
 		}
-		url = "tcp://" + st.Broker.Addr()
+		url, clientTLS = st.Broker.URL(), st.Broker.ClientTLS()
 	} else if password == "" {
 		if password, err = store.ServerMQTTPassword(ctx); err != nil {
 			return nil, err
 		}
 	}
-	st.URL = url
+	st.URL, st.ClientTLS = url, clientTLS
 	pub := &clientPublisher{}
 	st.Engine = access.New(access.Config{Store: store, Pub: pub, Topics: topics, Now: cfg.Now, Log: log.With("component", "access"), Hub: st.Hub,
 		AckTimeout: cfg.AckTimeout, Tries: cfg.Tries})
@@ -150,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	var subscribedOnce sync.Once
 	markSubscribed := func() { subscribedOnce.Do(func() { close(subscribed) }) }
 	st.Client, err = mqtt.Dial(mqtt.ClientConfig{
-		Broker: url, ClientID: "fabgate-server-" + auth.NewToken()[:8], Username: user, Password: password, TLS: cfg.TLS,
+		Broker: url, ClientID: "fabgate-server-" + auth.NewToken()[:8], Username: user, Password: password, TLS: clientTLS,
 		Will: &mqtt.Message{Topic: topics.ServerStatus(), Payload: offline, QoS: 1, Retained: true},
 		OnConnect: func(c *mqtt.Client) {
 			<-subscribed

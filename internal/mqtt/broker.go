@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,10 @@ type BrokerConfig struct {
 	// Listen is the TCP address to listen on, e.g. 127.0.0.1:1883, or
 	// 127.0.0.1:0 for a random port (see Broker.Addr).
 	Listen string
+	// TLS, when set, makes the listener speak MQTT over TLS only (TLS 1.2
+	// at least, whatever MinVersion says), with its first certificate
+	// (ServerTLS loads it from files); nil listens in plain TCP.
+	TLS *tls.Config
 	// Prefix is the topic prefix; empty means wire.DefaultPrefix
 	// ("fabgate/v1").
 	Prefix string
@@ -77,9 +82,11 @@ type BrokerStats struct {
 	// RefusedSubscribes counts topic filters refused in SUBSCRIBE packets.
 	RefusedSubscribes uint64
 	// DroppedConnections counts connections the listener closed (or failed
-	// to accept): beyond the connection caps, not starting with a CONNECT,
-	// or sending a packet over its limit (a CONNECT over 4 KiB; a device's packet over its
-	// payload limit plus 512 bytes).
+	// to accept): beyond the connection caps, failing the TLS handshake (a
+	// TLS listener; a connection closed before its first byte is not
+	// counted), not starting with a CONNECT, or sending a packet over its
+	// limit (a CONNECT over 4 KiB; a device's packet over its payload limit
+	// plus 512 bytes).
 	DroppedConnections uint64
 	// Clients is the number of clients connected now.
 	Clients int64
@@ -101,21 +108,23 @@ type BrokerStats struct {
 //     and to the server status, spelled out.
 //
 // Its listener bounds what a client may cost before logging in: a deadline
-// for the CONNECT, a CONNECT of at most 4 KiB, caps on connections in all
+// for the CONNECT (the TLS handshake included), a CONNECT of at most 4 KiB, caps on connections in all
 // and per address; and after: a device's packets are refused at their
 // header, before they are read, when they cannot fit the payload limit.
 // DisconnectDevice cuts a device whose secret was rotated or that was
 // disabled or deleted.
 //
 // A refused SUBSCRIBE gets a failure code in the SUBACK; a refused PUBLISH
-// is acknowledged and dropped. It speaks MQTT 3.1.1 (and 5) over plain TCP:
-// keep it on loopback or behind a TLS-terminating proxy.
+// is acknowledged and dropped. It speaks MQTT 3.1.1 (and 5) over plain TCP,
+// or over TLS with BrokerConfig.TLS: without TLS, keep it on loopback or
+// behind a TLS-terminating proxy, since MQTT sends the secrets in clear.
 type Broker struct {
 	srv       *mochi.Server
 	ln        net.Listener
 	hook      *aclHook
 	cancel    context.CancelFunc
 	closeOnce sync.Once
+	clientTLS *tls.Config // the server's own client's, pinned to the certificate; nil without TLS
 }
 
 // authTimeout bounds one VerifyDevice call, so a slow store cannot hold a
@@ -161,6 +170,15 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var serverTLS, clientTLS *tls.Config
+	if cfg.TLS != nil {
+		if len(cfg.TLS.Certificates) == 0 || len(cfg.TLS.Certificates[0].Certificate) == 0 {
+			return nil, errors.New("mqtt broker: the TLS settings hold no certificate (load them with ServerTLS)")
+		}
+		serverTLS = cfg.TLS.Clone()
+		serverTLS.MinVersion = max(serverTLS.MinVersion, tls.VersionTLS12)
+		clientTLS = pinnedTLS(serverTLS.Certificates[0].Certificate[0])
+	}
 	pol, err := newPolicy(cfg.Prefix, cfg.ServerUser)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt broker: %w", err)
@@ -202,6 +220,11 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		cancel()
 		return nil, fmt.Errorf("mqtt broker: %w", err)
 	}
+	if serverTLS != nil {
+		// Under the guard: its deadline bounds the handshake too, and it
+		// reads the MQTT packets decrypted.
+		tcp = tls.NewListener(tcp, serverTLS)
+	}
 	ln := &guardListener{
 		Listener: tcp, timeout: cfg.ConnectTimeout, max: cfg.MaxConnections, maxAddr: cfg.MaxConnectionsPerAddr,
 		maxPending: cfg.MaxPending, maxPendingAddr: cfg.MaxPendingPerAddr,
@@ -217,13 +240,44 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("mqtt broker: serve: %w", err)
 	}
-	log.Info("mqtt broker listening", "addr", ln.Addr().String(), "prefix", cfg.Prefix)
-	return &Broker{srv: srv, ln: ln, hook: hook, cancel: cancel}, nil
+	log.Info("mqtt broker listening", "addr", ln.Addr().String(), "prefix", cfg.Prefix, "tls", serverTLS != nil)
+	return &Broker{srv: srv, ln: ln, hook: hook, cancel: cancel, clientTLS: clientTLS}, nil
 }
 
 // Addr returns the host:port the broker listens on (the actual port when
 // Listen asked for port 0).
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// URL returns the address a client on this host reaches the broker at:
+// ssl:// with TLS, else tcp://; on 127.0.0.1 when the broker listens on
+// every interface (Go listens on both IPv4 and IPv6 then, whichever of
+// 0.0.0.0 and [::] it was given).
+func (b *Broker) URL() string {
+	host, port, err := net.SplitHostPort(b.Addr())
+	if err != nil {
+		return "tcp://" + b.Addr()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	scheme := "tcp"
+	if b.clientTLS != nil {
+		scheme = "ssl"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// ClientTLS returns the TLS settings for the server's own clients at URL,
+// or nil when the broker speaks plain TCP. They accept the broker's own
+// certificate and no other, whatever names it holds: the server reaches
+// its broker on a local address the certificate need not name, and
+// trusts the one certificate it was given rather than a CA.
+func (b *Broker) ClientTLS() *tls.Config {
+	if b.clientTLS == nil {
+		return nil
+	}
+	return b.clientTLS.Clone()
+}
 
 // Stats returns the broker's counters.
 func (b *Broker) Stats() BrokerStats {

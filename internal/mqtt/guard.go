@@ -1,8 +1,10 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -97,7 +99,9 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		// mochi replaces this deadline with the keepalive's once the
 		// CONNECT is read.
 		_ = c.SetDeadline(time.Now().Add(l.timeout))
-		return &guardConn{Conn: c, l: l, addr: addr, limit: maxConnectSize}, nil
+		gc := &guardConn{Conn: c, l: l, addr: addr, limit: maxConnectSize}
+		gc.tls, _ = c.(*tls.Conn)
+		return gc, nil
 	}
 }
 
@@ -158,10 +162,12 @@ type guardConn struct {
 	net.Conn
 	l     *guardListener
 	addr  string
-	limit uint32 // atomic: the largest remaining length accepted now
+	limit uint32    // atomic: the largest remaining length accepted now
+	tls   *tls.Conn // Conn, when the listener speaks TLS
 
 	// Read is only called by the client's own goroutine (mochi reads a
 	// connection from one goroutine), so the framing state needs no lock.
+	handshook bool   // the TLS handshake was tried
 	started   bool   // the first packet's type byte has been seen
 	inLength  bool   // reading the remaining length
 	lenShift  uint   // bits of remaining length decoded so far
@@ -188,6 +194,19 @@ func (c *guardConn) setLimit(n uint32) { atomic.StoreUint32(&c.limit, n) }
 func (c *guardConn) Read(p []byte) (int, error) {
 	if c.pending != nil {
 		return 0, c.pending
+	}
+	if c.tls != nil && !c.handshook {
+		c.handshook = true
+		if err := c.tls.Handshake(); err != nil {
+			c.pending = err
+			// A connection closed before its first byte (a port check) is
+			// not worth a line; a client speaking plain MQTT, or refusing
+			// the certificate, is.
+			if !errors.Is(err, io.EOF) {
+				c.l.onDrop(c.RemoteAddr().String(), "", "tls handshake: "+err.Error())
+			}
+			return 0, err
+		}
 	}
 	n, err := c.Conn.Read(p)
 	for i := 0; i < n; {

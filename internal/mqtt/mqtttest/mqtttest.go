@@ -1,4 +1,5 @@
-// Package mqtttest runs real Mosquitto brokers for tests.
+// Package mqtttest runs real Mosquitto brokers for tests, and makes the
+// TLS certificates of test brokers.
 //
 // Tests that need Mosquitto call RequireMosquitto (or StartMosquitto, which
 // calls it): when Mosquitto is not installed the test is skipped, unless the
