@@ -3,11 +3,13 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
+# How long `make fuzz` runs each fuzzer.
+FUZZTIME ?= 5s
 # staticcheck is run at this pinned version with `go run`, so `make lint` needs only Go
 # (the first run downloads and builds it; later runs use the Go build cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build cross run test bench lint assets e2e clean help
+.PHONY: all build cross run test bench lint fuzz assets e2e clean help
 
 all: build cross
 
@@ -41,6 +43,9 @@ lint: ## go vet, staticcheck, gofmt and go mod tidy must be clean
 	@cp go.mod /tmp/fabgate-go.mod.bak && cp go.sum /tmp/fabgate-go.sum.bak && $(GO) mod tidy && \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
 	  cp /tmp/fabgate-go.mod.bak go.mod; cp /tmp/fabgate-go.sum.bak go.sum; exit 1; fi
+
+fuzz: ## run every fuzzer for FUZZTIME each (5s); FUZZ_SAVE=1 adds what they found to the packages' testdata/fuzz
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 assets: ## vendor the browser libraries listed in web/vendor.txt from the npm registry
 	./web/vendor.sh
