@@ -1,0 +1,50 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/fabgate/fabgate/internal/fablab"
+)
+
+// CheckFile checks the data file at path without writing to it, as a backup
+// is checked before it is kept: the file opens read-only, it is a FabGate
+// data file of a schema version this code can open (older ones are migrated
+// when Open opens them, not here), and bbolt's consistency check finds
+// nothing. Open, by contrast, migrates the file it opens.
+func CheckFile(path string) error {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return fablab.Errorf(fablab.ECONFLICT, "%s is locked by another process (a running server's data file? check a copy)", path)
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			return fmt.Errorf("%s is not a FabGate data file (no meta bucket)", path)
+		}
+		b := meta.Get(kSchema)
+		if len(b) != 8 {
+			return fmt.Errorf("%s is not a FabGate data file (no schema version)", path)
+		}
+		if v := binary.BigEndian.Uint64(b); v > SchemaVersion {
+			return fmt.Errorf("%s has schema version %d, newer than this fabgate (%d): upgrade fabgate", path, v, SchemaVersion)
+		}
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%s is inconsistent:\n%w", path, errors.Join(errs...))
+		}
+		return nil
+	})
+}
