@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -26,6 +27,9 @@ func CheckFile(path string) error {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
 	defer db.Close()
+	if err := checkSize(db); err != nil {
+		return err
+	}
 	return db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bMeta)
 		if meta == nil {
@@ -44,6 +48,24 @@ func CheckFile(path string) error {
 		}
 		if len(errs) > 0 {
 			return fmt.Errorf("%s is inconsistent:\n%w", path, errors.Join(errs...))
+		}
+		return nil
+	})
+}
+
+// checkSize refuses a file shorter than its own pages reach: a copy cut
+// short (a full disk, an interrupted transfer). bbolt maps the file into
+// memory and would fault on the first page past its end, killing the
+// process instead of returning an error. It reads only the meta page, so it
+// runs before anything else touches the file's pages.
+func checkSize(db *bbolt.DB) error {
+	fi, err := os.Stat(db.Path())
+	if err != nil {
+		return err
+	}
+	return db.View(func(tx *bbolt.Tx) error {
+		if reach := tx.Size(); fi.Size() < reach {
+			return fmt.Errorf("data file %s is cut short: %d bytes, where its pages reach %d (a copy that did not finish? use another copy or a backup)", db.Path(), fi.Size(), reach)
 		}
 		return nil
 	})

@@ -200,6 +200,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db: db, now: opts.Now,
 		settingsCache: newDecodeCache[int](1, decodeSettings),
