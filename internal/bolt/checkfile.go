@@ -57,7 +57,8 @@ func CheckFile(path string) error {
 // short (a full disk, an interrupted transfer). bbolt maps the file into
 // memory and would fault on the first page past its end, killing the
 // process instead of returning an error. It reads only the meta page, so it
-// runs before anything else touches the file's pages.
+// runs before anything else touches the file's pages; a read-only open
+// reads nothing else (a write open reads the freelist: see checkExisting).
 func checkSize(db *bbolt.DB) error {
 	fi, err := os.Stat(db.Path())
 	if err != nil {
@@ -65,8 +66,32 @@ func checkSize(db *bbolt.DB) error {
 	}
 	return db.View(func(tx *bbolt.Tx) error {
 		if reach := tx.Size(); fi.Size() < reach {
-			return fmt.Errorf("data file %s is cut short: %d bytes, where its pages reach %d (a copy that did not finish? use another copy or a backup)", db.Path(), fi.Size(), reach)
+			return &cutShortError{path: db.Path(), size: fi.Size(), reach: reach}
 		}
 		return nil
 	})
+}
+
+// checkExisting runs checkSize on the file at path, opened read-only, when
+// there is one: a write open cannot be checked before it reads the file.
+func checkExisting(path string, timeout time.Duration) error {
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		return nil // a new file; the write open reports anything else
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return checkSize(db)
+}
+
+// cutShortError is a data file shorter than its pages reach.
+type cutShortError struct {
+	path        string
+	size, reach int64
+}
+
+func (e *cutShortError) Error() string {
+	return fmt.Sprintf("data file %s is cut short: %d bytes, where its pages reach %d (a copy that did not finish? use another copy or a backup)", e.path, e.size, e.reach)
 }

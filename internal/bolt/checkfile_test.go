@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,29 +102,49 @@ func TestCheckFile(t *testing.T) {
 	}
 }
 
-// A data file cut short (a copy that did not finish) is refused by Open with
-// a message, where bbolt would fault on its first page past the end.
+// A data file cut short (a copy that did not finish), wherever the cut
+// falls, is refused by Open and CheckFile with a message, where bbolt would
+// fault or panic on the first page past its end; a cut that loses only
+// the file's unused tail keeps a file that opens and checks clean.
 func TestOpenRefusesFileCutShort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "fabgate.db")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "whole.db")
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateMember(t.Context(), fablab.Member{Email: "ada@example.org", Name: "Ada", Group: "student"}); err != nil {
-		t.Fatal(err)
+	for i := range 200 {
+		if _, err := s.CreateMember(t.Context(), fablab.Member{Email: fmt.Sprintf("m%d@example.org", i), Name: "Ada", Group: "student"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.Close()
 	whole, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, whole[:len(whole)/2], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "cut short") {
-		if s != nil {
-			s.Close()
+	page := os.Getpagesize()
+	refused := 0
+	for n := 2 * page; n < len(whole); n += page {
+		cut := filepath.Join(dir, fmt.Sprintf("cut-%d.db", n))
+		if err := os.WriteFile(cut, whole[:n], 0o600); err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("Open of a file cut short: %v, want a 'cut short' error", err)
+		errCheck := CheckFile(cut)
+		s, err := Open(cut, Options{})
+		if err == nil {
+			if cerr := s.Check(); cerr != nil || errCheck != nil {
+				t.Errorf("cut at %d: opens, but Check: %v, CheckFile: %v", n, cerr, errCheck)
+			}
+			s.Close()
+			continue
+		}
+		refused++
+		if !strings.Contains(err.Error(), "cut short") || errCheck == nil || !strings.Contains(errCheck.Error(), "cut short") {
+			t.Errorf("cut at %d of %d: Open: %v; CheckFile: %v; want both to say 'cut short'", n, len(whole), err, errCheck)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("no cut of a %d-byte file was refused", len(whole))
 	}
 }

@@ -193,16 +193,21 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = fablab.SystemClock
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
-	if errors.Is(err, bolterrors.ErrTimeout) {
+	// A write open reads the file's freelist before it returns: a file cut
+	// short is refused before that (checkExisting), or bbolt would fault.
+	err := checkExisting(path, opts.Timeout)
+	var db *bbolt.DB
+	if err == nil {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
+	}
+	var short *cutShortError
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, fablab.Errorf(fablab.ECONFLICT, "data file %s is locked by another process (is `fabgate serve` running? stop it, or use the HTTP API)", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open data file %s: %w", path, err)
-	}
-	if err := checkSize(db); err != nil {
-		db.Close()
+	case errors.As(err, &short):
 		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
 	s := &Store{
 		db: db, now: opts.Now,
