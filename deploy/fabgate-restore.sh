@@ -71,6 +71,7 @@ fi
 
 if [ -e "$db" ]; then
   kept=$db.before-restore-$(date -u +%Y%m%dT%H%M%SZ)
+  [ ! -e "$kept" ] || die "$kept exists already (a restore a second ago?); nothing was changed"
   mv -- "$db" "$kept"
   echo "kept the replaced data file as $kept (remove it once the restored lab is checked)"
 fi
