@@ -17,10 +17,59 @@ import (
 	"github.com/fabgate/fabgate/internal/mqtt"
 )
 
-func newFlags(name string) *flag.FlagSet {
+// commandFlags are an admin command's flags. -h prints the command's usage
+// and flags to stdout and ends the command with flag.ErrHelp, which run
+// turns into success; a bad flag or a stray argument is an error that
+// points to -h.
+type commandFlags struct {
+	*flag.FlagSet
+	usage  string // the synopsis after "usage: fabgate "
+	about  string // what the command does, in a sentence or two
+	stdout io.Writer
+}
+
+func newFlags(name, usage, about string, stdout io.Writer) *commandFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return fs
+	fs.Usage = func() {} // printed by parse, on -h only
+	return &commandFlags{FlagSet: fs, usage: usage, about: about, stdout: stdout}
+}
+
+// parse parses args; see commandFlags.
+func (f *commandFlags) parse(args []string) error {
+	err := f.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		f.printUsage()
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	case err != nil:
+		return fmt.Errorf("%s: %w (see fabgate %s -h)", f.Name(), err, f.Name())
+	case f.NArg() > 0:
+		return fmt.Errorf("%s: unexpected argument %q (see fabgate %s -h)", f.Name(), f.Arg(0), f.Name())
+	}
+	return nil
+}
+
+func (f *commandFlags) printUsage() {
+	fmt.Fprintf(f.stdout, "usage: fabgate %s\n\n%s\n", f.usage, f.about)
+	n := 0
+	f.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprint(f.stdout, "\nflags:\n")
+	f.SetOutput(f.stdout)
+	f.PrintDefaults()
+	f.SetOutput(io.Discard)
+}
+
+// userAddUsage is the synopsis of `fabgate user add`.
+const userAddUsage = "user add --data DIR --email E --name N [--role admin|staff|maker] [--group G] [--password-stdin]"
+
+// userAddFlags are the flags of `fabgate user add`.
+func userAddFlags(stdout io.Writer) *commandFlags {
+	return newFlags("user add", userAddUsage,
+		"Adds an account to a stopped data directory (the first admin of a new lab). Without\n--password-stdin the account has no password: staff send it an invitation.", stdout)
 }
 
 // openStopped opens the data file of a stopped server; a running server holds
@@ -38,15 +87,15 @@ func openStopped(data string, mustExist bool) (*bolt.Store, error) {
 }
 
 func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := newFlags("user add")
+	fs := userAddFlags(stdout)
 	data := fs.String("data", "data", "data directory")
 	email := fs.String("email", "", "email (login)")
 	name := fs.String("name", "", "full name")
 	role := fs.String("role", "maker", "admin, staff or maker")
 	group := fs.String("group", "", "tariff group (default: staff for admin and staff, non-member for makers)")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("user add: %w", err)
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *email == "" || *name == "" {
 		return errors.New("user add: --email and --name are required")
@@ -86,10 +135,11 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 }
 
 func check(args []string, stdout io.Writer) error {
-	fs := newFlags("check")
+	fs := newFlags("check", "check --data DIR",
+		"Runs bbolt's consistency check on a stopped data directory's file, after the\nmigrations to this fabgate's schema (which it writes). Exits 1 when a problem is found.", stdout)
 	data := fs.String("data", "data", "data directory")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("check: %w", err)
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	store, err := openStopped(*data, true)
 	if err != nil {
@@ -103,63 +153,18 @@ func check(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// backupCmd copies the data file of a stopped server to --out, atomically:
-// the copy is written beside the target and renamed into place once complete.
-// The copy holds the badge key, the server's MQTT password and every
-// password hash, so it is readable by its owner only (0600), whatever the
-// umask and whatever file it replaces.
-func backupCmd(args []string, stdout io.Writer) error {
-	fs := newFlags("backup")
-	data := fs.String("data", "data", "data directory")
-	out := fs.String("out", "", "backup file to write")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	if *out == "" {
-		return errors.New("backup: --out FILE is required")
-	}
-	store, err := openStopped(*data, true)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer store.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".fabgate-backup-*")
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	var n int64
-	if err == nil {
-		n, err = store.WriteTo(tmp)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), *out)
-	}
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	fmt.Fprintf(stdout, "wrote %d bytes to %s\n", n, *out)
-	return nil
-}
-
 // mosquittoConfig writes the password file, ACL file and configuration
 // snippet that let Mosquitto stand in for the embedded broker.
 func mosquittoConfig(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("mosquitto-config")
+	fs := newFlags("mosquitto-config", "mosquitto-config --data DIR --out DIR [--listen ADDR] [--prefix P] [--server-user U]",
+		"Writes Mosquitto's password file, ACL file and fabgate.conf for the registered devices\nof a stopped data directory, to use Mosquitto instead of the embedded broker.", stdout)
 	data := fs.String("data", "data", "data directory")
 	out := fs.String("out", "", "directory to write passwd, acl and fabgate.conf into")
 	listen := fs.String("listen", "127.0.0.1:1883", "address Mosquitto listens on")
 	prefix := fs.String("prefix", "fabgate/v1", "MQTT topic prefix")
 	user := fs.String("server-user", "fabgate-server", "the FabGate server's MQTT user")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("mosquitto-config: %w", err)
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *out == "" {
 		return errors.New("mosquitto-config: --out DIR is required")

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -232,7 +233,13 @@ func (s setting) jsonName() string { return strings.ReplaceAll(s.name, "-", "_")
 // fieldValue is a Config field as a flag.Value.
 type fieldValue struct{ p any }
 
+// String is the field's value, and "" for a zero value, so that -h shows
+// no "(default …)" of the flags' own zero values: each help text says the
+// real default.
 func (v fieldValue) String() string {
+	if v.p == nil || reflect.ValueOf(v.p).Elem().IsZero() {
+		return ""
+	}
 	switch p := v.p.(type) {
 	case *string:
 		return *p
@@ -286,11 +293,14 @@ func copyField(dst, src any) {
 }
 
 // loadConfig builds the configuration of `serve` from args and the
-// environment. -h prints the flags to helpOut and returns flag.ErrHelp.
+// environment. -h prints the usage and flags to helpOut and returns an
+// error that wraps flag.ErrHelp.
 func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (Config, error) {
 	cfg := DefaultConfig()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(helpOut)
+	fs := newFlags("serve", "serve [--config FILE] [flags]",
+		"Runs the server. Each setting comes from, the later winning: its default, the JSON\n"+
+			"file of --config (or FABGATE_CONFIG), its FABGATE_* environment variable (--token-ttl:\n"+
+			"FABGATE_TOKEN_TTL), then its flag. The README's Configuration table lists them all.", helpOut)
 	var flagCfg Config
 	configPath := fs.String("config", getenv("FABGATE_CONFIG"), "JSON configuration file")
 	byName := map[string]setting{}
@@ -298,14 +308,8 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 		byName[st.name] = st
 		fs.Var(fieldValue{st.field(&flagCfg)}, st.name, st.help)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, fmt.Errorf("serve: %w (see fabgate serve -h)", err)
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	if err := fs.parse(args); err != nil {
+		return cfg, err
 	}
 	if *configPath != "" {
 		data, err := os.ReadFile(*configPath)

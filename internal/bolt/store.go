@@ -193,11 +193,20 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = fablab.SystemClock
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fablab.Errorf(fablab.ECONFLICT, "data file %s is locked by another process (is `fabgate serve` running? stop it, or use the HTTP API)", path)
+	// A write open reads the file's freelist before it returns: a file cut
+	// short is refused before that (checkExisting), or bbolt would fault.
+	err := checkExisting(path, opts.Timeout)
+	var db *bbolt.DB
+	if err == nil {
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, FreelistType: bbolt.FreelistMapType})
 	}
-	if err != nil {
+	var short *cutShortError
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fablab.Errorf(fablab.ECONFLICT, "data file %s is locked by another process (is `fabgate serve` running? stop it, or use the HTTP API)", path)
+	case errors.As(err, &short):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("open data file %s: %w", path, err)
 	}
 	s := &Store{
