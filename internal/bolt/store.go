@@ -1,6 +1,6 @@
 // Package bolt stores FabGate's data in one bbolt file.
 //
-// Schema (version 5). Integers in keys are big-endian so that keys sort in
+// Schema (version 6). Integers in keys are big-endian so that keys sort in
 // numeric and chronological order; times in keys are Unix seconds (int64,
 // written as uint64 after adding 1<<63 so that sorting holds before 1970 too).
 //
