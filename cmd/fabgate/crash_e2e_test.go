@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -104,16 +105,23 @@ func crashSeed(t *testing.T) uint64 {
 //     machine overlap;
 //   - every session a device was told to unlock is in the file, closed if
 //     its tap-out was answered; at most one session is open per machine;
-//   - every charge listed before the crash is in the file, unchanged, and
-//     no session has two charges;
+//   - every charge and invoice listed before the crash is in the file,
+//     unchanged; no session has two charges, no charge is on two invoices,
+//     invoice numbers have no gap;
 //   - `fabgate check` passes on the file as the crash left it;
 //
 // and, once the server is back, that reconciliation leaves no relay on
-// without its open session, nor a session open without its relay. The
-// devices and the broker (an embedded one run by the test, standing for
-// Mosquitto) outlive the server, as they do in a lab: a relay switched on
-// before a crash is still on after it. At the end the server is stopped
-// cleanly and every ended session has been billed exactly once.
+// without its open session, nor a session open (or unconfirmed) without
+// its relay. The devices and the broker (an embedded one run by the test,
+// standing for Mosquitto) outlive the server, as they do in a lab: a relay
+// switched on before a crash is still on after it.
+//
+// Most crashes hit a server under load; some hit one shutting down
+// (SIGKILL shortly after SIGTERM) or one starting (reconciling, catching
+// up). Halfway, the lab clock jumps over the month's end while the server
+// is down, so the restart catches up on the month's invoices, and is
+// killed while it starts. At the end the server is stopped cleanly and
+// every ended session has been billed exactly once.
 func TestCrashLoopE2E(t *testing.T) {
 	iterations := crashIterations(t)
 	seed := crashSeed(t)
@@ -123,12 +131,13 @@ func TestCrashLoopE2E(t *testing.T) {
 	ack := newAcked()
 
 	// Where the time goes, by phase, over the whole loop.
-	phases := []string{"reconciliation", "load", "fabgate check", "file checks", "restart"}
+	phases := []string{"reconciliation", "load and crash", "fabgate check", "file checks", "restart"}
 	spent := make([]time.Duration, len(phases))
+	modes := map[string]int{}
 	began := time.Now()
 	var slowest time.Duration
 	proc := lab.start(t)
-	lab.admin = login(t, proc.url, crashAdminEmail, crashAdminPassword)
+	lab.login(t, proc)
 	for i := 1; i <= iterations; i++ {
 		itStart := time.Now()
 		mark := itStart
@@ -139,13 +148,36 @@ func TestCrashLoopE2E(t *testing.T) {
 		}
 		lab.awaitReconciled(t, proc, fmt.Sprintf("iteration %d, before the load", i))
 		phase(0)
+
 		delay := time.Duration(rng.IntN(300)) * time.Millisecond
-		when := fmt.Sprintf("iteration %d (killed %s into the load)", i, delay)
+		mode := "under load"
+		switch r := rng.IntN(10); {
+		case r < 2:
+			mode = "shutting down"
+		case r < 4:
+			mode = "starting"
+		}
+		monthChange := i == (iterations+1)/2
+		if monthChange {
+			mode = "starting, after the month's end"
+		}
+		modes[mode]++
+		when := fmt.Sprintf("iteration %d (%s, killed %s into the load)", i, mode, delay)
 		load := lab.startLoad(proc, ack, rng.Uint64())
-		<-time.After(delay) // the fault's moment: the one wait on time in this test
-		proc.kill(t)
+		<-time.After(delay) // the fault's moment: waiting on time is the fault here
+		if mode == "shutting down" {
+			proc.sigterm(t)
+			select {
+			case <-proc.exited:
+			case <-time.After(time.Duration(rng.IntN(100)) * time.Millisecond):
+			}
+		}
+		err := proc.kill()
 		load.stop()
-		if err := proc.raceOrPanic(); err != nil {
+		if err == nil {
+			err = proc.raceOrPanic()
+		}
+		if err != nil {
 			t.Fatalf("%s: %v", when, err)
 		}
 		phase(1)
@@ -156,7 +188,34 @@ func TestCrashLoopE2E(t *testing.T) {
 		if t.Failed() {
 			t.Fatalf("stopped at iteration %d of %d (FABGATE_CRASH_SEED=%d); the server's log:\n%s", i, iterations, seed, proc.stderr.String())
 		}
+
+		if monthChange {
+			lab.clock.jumpTo(crashMonthChange)
+		}
+		if strings.HasPrefix(mode, "starting") {
+			// A server killed while it starts: reconciling the relays,
+			// catching up on jobs, or not even listening yet.
+			p := lab.spawn(t)
+			early := time.Duration(rng.IntN(400)) * time.Millisecond
+			select {
+			case <-p.exited:
+			case <-time.After(early):
+			}
+			err := p.kill()
+			if err == nil {
+				err = p.raceOrPanic()
+			}
+			when := fmt.Sprintf("iteration %d (%s, killed %s after its start)", i, mode, early)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			lab.check(t, when)
+			lab.verifyFile(t, ack, when)
+		}
 		proc = lab.start(t)
+		if monthChange {
+			lab.login(t, proc) // the login did not last over the weekend
+		}
 		phase(4)
 		slowest = max(slowest, time.Since(itStart))
 	}
@@ -177,8 +236,8 @@ func TestCrashLoopE2E(t *testing.T) {
 	lab.verifyAllBilled(t)
 
 	total := time.Since(began)
-	t.Logf("crash loop: %d crashes in %s (%s per iteration on average, slowest %s)",
-		iterations, total.Round(time.Millisecond), (total / time.Duration(iterations)).Round(time.Millisecond), slowest.Round(time.Millisecond))
+	t.Logf("crash loop: %d crashes in %s (%s per iteration on average, slowest %s); server killed %v",
+		iterations, total.Round(time.Millisecond), (total / time.Duration(iterations)).Round(time.Millisecond), slowest.Round(time.Millisecond), modes)
 	var per []string
 	for k, name := range phases {
 		per = append(per, fmt.Sprintf("%s %s", name, (spent[k]/time.Duration(iterations)).Round(time.Millisecond)))
@@ -189,6 +248,28 @@ func TestCrashLoopE2E(t *testing.T) {
 		t.Errorf("the load did too little to prove anything: %s", ack.summary())
 	}
 }
+
+// The loop's lab time: it starts on a Friday afternoon, at the end of a
+// month, and jumps halfway (the server down) to the Monday just after the
+// month's invoices were due (lab.InvoiceHour on the 1st).
+var (
+	crashStart       = time.Date(2026, 5, 29, 15, 7, 0, 0, parisTZ)
+	crashMonthChange = time.Date(2026, 6, 1, 2, 0, 5, 0, parisTZ)
+	crashMonth       = fablab.Period{Year: 2026, Month: time.May}
+)
+
+// crashClock is the loop's lab clock, shared by the test, its devices and
+// each server it starts (which gets its offset at start): the system
+// clock moved by an offset that only grows.
+type crashClock struct{ offset atomic.Int64 }
+
+func (c *crashClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// labClock is the clock a server started now runs on.
+func (c *crashClock) labClock() labClock { return labClock{offset: time.Duration(c.offset.Load())} }
+
+// jumpTo moves the lab time forward to t.
+func (c *crashClock) jumpTo(t time.Time) { c.offset.Store(int64(time.Until(t))) }
 
 const (
 	crashAdminEmail    = "admin@crash.test"
@@ -201,7 +282,7 @@ const (
 type crashLab struct {
 	data     string
 	broker   string // tcp://host:port
-	clock    labClock
+	clock    *crashClock
 	members  []fablab.ID
 	machines []fablab.ID
 	devices  []*crashDevice
@@ -232,7 +313,8 @@ func (d deviceSecrets) VerifyDevice(_ context.Context, id, secret string) (bool,
 func newCrashLab(t *testing.T) *crashLab {
 	t.Helper()
 	ctx := context.Background()
-	lab := &crashLab{data: t.TempDir(), clock: clockAt(labTime)}
+	lab := &crashLab{data: t.TempDir(), clock: &crashClock{}}
+	lab.clock.jumpTo(crashStart)
 	s, err := bolt.Open(filepath.Join(lab.data, "fabgate.db"), bolt.Options{Now: lab.clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -309,12 +391,14 @@ func newCrashLab(t *testing.T) *crashLab {
 
 // fabgateProc is one `fabgate serve` child process.
 type fabgateProc struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *syncBuffer
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // Wait's outcome, once exited is closed
-	client *http.Client
+	cmd      *exec.Cmd
+	ready    chan string // its URL, once it serves
+	url      string
+	stderr   *syncBuffer
+	exited   chan struct{} // closed once the process has been waited for
+	err      error         // Wait's outcome, once exited is closed
+	stopping bool          // SIGTERM was sent
+	client   *http.Client
 }
 
 // syncBuffer is a bytes.Buffer safe for the writes of exec's copying
@@ -366,14 +450,14 @@ func fabgateCommand(t *testing.T, clock labClock, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// start starts `fabgate serve` on the lab's data, on a random HTTP port,
-// connected to the lab's broker, and waits until it serves.
-func (lab *crashLab) start(t *testing.T) *fabgateProc {
+// spawn starts `fabgate serve` on the lab's data, on a random HTTP port,
+// connected to the lab's broker, without waiting for it.
+func (lab *crashLab) spawn(t *testing.T) *fabgateProc {
 	t.Helper()
 	lab.starts++
 	out := &addrWriter{addr: make(chan string, 1)}
-	p := &fabgateProc{stderr: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}}
-	p.cmd = fabgateCommand(t, lab.clock, "serve", "--data", lab.data, "--http", "127.0.0.1:0", "--mqtt-url", lab.broker, "--log-level", "warn")
+	p := &fabgateProc{ready: out.addr, stderr: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}}
+	p.cmd = fabgateCommand(t, lab.clock.labClock(), "serve", "--data", lab.data, "--http", "127.0.0.1:0", "--mqtt-url", lab.broker, "--log-level", "warn")
 	p.cmd.Stdout, p.cmd.Stderr = out, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -382,10 +466,16 @@ func (lab *crashLab) start(t *testing.T) *fabgateProc {
 		p.err = p.cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() { p.kill(t) })
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+// start spawns a server and waits until it serves.
+func (lab *crashLab) start(t *testing.T) *fabgateProc {
+	t.Helper()
+	p := lab.spawn(t)
 	select {
-	case u := <-out.addr:
-		p.url = u
+	case p.url = <-p.ready:
 	case <-p.exited:
 		t.Fatalf("start %d: fabgate serve stopped before serving (%v):\n%s", lab.starts, p.err, p.stderr.String())
 	case <-time.After(60 * time.Second):
@@ -398,28 +488,46 @@ func (lab *crashLab) start(t *testing.T) *fabgateProc {
 	return p
 }
 
-// kill kills the server with SIGKILL and waits for it to be gone.
-func (p *fabgateProc) kill(t *testing.T) {
+// login logs the admin in; the token lasts across crashes.
+func (lab *crashLab) login(t *testing.T, p *fabgateProc) {
 	t.Helper()
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("kill: %v", err)
-	}
-	<-p.exited
-	p.client.CloseIdleConnections()
+	lab.admin = login(t, p.url, crashAdminEmail, crashAdminPassword)
 }
 
-// terminate stops the server as an operator does (SIGTERM) and expects a
-// clean exit.
+// kill kills the server with SIGKILL, unless it has exited, and waits for
+// it to be gone. It reports a server that ended by itself (but for a clean
+// exit after SIGTERM): a crash of its own, not the test's.
+func (p *fabgateProc) kill() error {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGKILL) // fails only if it has just exited
+		<-p.exited
+	}
+	p.client.CloseIdleConnections()
+	ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
+		return nil
+	case p.stopping && ws.Exited() && ws.ExitStatus() == 0:
+		return nil // stopped cleanly before the SIGKILL
+	}
+	return fmt.Errorf("fabgate serve ended by itself (%v):\n%s", p.err, p.stderr.String())
+}
+
+// sigterm asks the server to stop, as an operator (or systemd) does.
+func (p *fabgateProc) sigterm(t *testing.T) {
+	t.Helper()
+	p.stopping = true
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+}
+
+// terminate stops the server with SIGTERM and expects a clean exit.
 func (p *fabgateProc) terminate(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("terminate: %v", err)
-	}
+	p.sigterm(t)
 	select {
 	case <-p.exited:
 	case <-time.After(60 * time.Second):
@@ -491,16 +599,17 @@ func (p *fabgateProc) do(ctx context.Context, method, path, token string, body, 
 // would after a crash.
 func (lab *crashLab) check(t *testing.T, when string) {
 	t.Helper()
-	cmd := fabgateCommand(t, lab.clock, "check", "--data", lab.data)
+	cmd := fabgateCommand(t, lab.clock.labClock(), "check", "--data", lab.data)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ": ok") {
 		t.Fatalf("%s: fabgate check: %v\n%s", when, err, out)
 	}
 }
 
-// awaitReconciled waits until every relay is on exactly when its machine
-// has an open session, for that session, confirmed: the server reconciles
-// the relays with the file as it comes back (DESIGN §3).
+// awaitReconciled waits until the server hears every device, and every
+// relay is on exactly when its machine has an open session, for that
+// session, confirmed: the server reconciles the relays with the file as it
+// comes back (DESIGN §3).
 func (lab *crashLab) awaitReconciled(t *testing.T, p *fabgateProc, when string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -546,10 +655,34 @@ func (lab *crashLab) unreconciled(p *fabgateProc) (string, error) {
 		}
 		byMachine[s.MachineID] = s
 	}
+	// The server hears every device: each is online, with the relay the
+	// device has.
+	var views []struct {
+		ID     string
+		Online bool
+		Relay  string
+	}
+	if code, err := lab.do(p, "GET", "/api/v1/devices", nil, &views); err != nil || code != 200 {
+		return "", fmt.Errorf("devices: %d %v", code, err)
+	}
+	seen := map[string]string{}
+	for _, v := range views {
+		if v.Online {
+			seen[v.ID] = v.Relay
+		}
+	}
 	var bad []string
 	for _, d := range lab.devices {
 		relay, session := d.sim.Relay()
 		s, isOpen := byMachine[d.machine]
+		switch server, online := seen[d.id]; {
+		case !online:
+			bad = append(bad, fmt.Sprintf("%s: not online for the server", d.id))
+			continue
+		case server != relay:
+			bad = append(bad, fmt.Sprintf("%s: relay %s, %q for the server", d.id, relay, server))
+			continue
+		}
 		switch {
 		case relay == wire.RelayOn && !isOpen:
 			bad = append(bad, fmt.Sprintf("%s: relay on for session %s, no open session", d.id, session))
@@ -579,20 +712,21 @@ type acked struct {
 	sessions map[fablab.ID]string // → device
 	closed   map[fablab.ID]bool
 	charges  map[fablab.ID]fablab.Charge
+	invoices map[fablab.ID]fablab.Invoice
 
 	created, cancelled, conflicts, grants, tapOuts, denials, billingRuns int
 }
 
 func newAcked() *acked {
 	return &acked{bookings: map[fablab.ID]fablab.Booking{}, cancelling: map[fablab.ID]bool{},
-		sessions: map[fablab.ID]string{}, closed: map[fablab.ID]bool{}, charges: map[fablab.ID]fablab.Charge{}}
+		sessions: map[fablab.ID]string{}, closed: map[fablab.ID]bool{}, charges: map[fablab.ID]fablab.Charge{}, invoices: map[fablab.ID]fablab.Invoice{}}
 }
 
 func (a *acked) summary() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return fmt.Sprintf("%d bookings created, %d cancelled (%d refused as conflicts), %d sessions opened, %d tapped out, %d taps denied, %d charges seen in %d billing runs",
-		a.created, a.cancelled, a.conflicts, a.grants, a.tapOuts, a.denials, len(a.charges), a.billingRuns)
+	return fmt.Sprintf("%d bookings created, %d cancelled (%d refused as conflicts), %d sessions opened, %d tapped out, %d taps denied, %d charges seen in %d billing runs, %d invoices",
+		a.created, a.cancelled, a.conflicts, a.grants, a.tapOuts, a.denials, len(a.charges), a.billingRuns, len(a.invoices))
 }
 
 // crashLoad is the load of one iteration: bookers, tappers and a biller.
@@ -721,26 +855,41 @@ func tap(ctx context.Context, d *crashDevice, ack *acked, rng *rand.Rand) bool {
 	}
 }
 
-// bill runs the billing job and records the charges then listed.
+// bill runs the billing job and records the charges then listed; past
+// the month's end, it runs the month's invoices too (a second run issues
+// nothing) and records the invoices listed.
 func (lab *crashLab) bill(ctx context.Context, p *fabgateProc, ack *acked) bool {
 	code, err := p.do(ctx, "POST", "/api/v1/jobs/billing/run", lab.admin, nil, nil)
-	if err != nil {
+	if err != nil || code != 200 && code != 409 { // 409: the scheduled run is on
 		return false
 	}
-	if code != 200 && code != 409 { // 409: the scheduled run is on
-		return false
-	}
-	from := labTime.Add(-24 * time.Hour).UTC().Format(time.RFC3339)
-	to := labTime.Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	from := crashStart.Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+	to := crashStart.Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	var charges []fablab.Charge
 	if code, err := p.do(ctx, "GET", "/api/v1/charges?from="+url.QueryEscape(from)+"&to="+url.QueryEscape(to), lab.admin, nil, &charges); err != nil || code != 200 {
 		return false
 	}
 	ack.mu.Lock()
-	defer ack.mu.Unlock()
 	ack.billingRuns++
 	for _, c := range charges {
 		ack.charges[c.ID] = c
+	}
+	ack.mu.Unlock()
+	if lab.clock.Now().Before(crashMonthChange) {
+		return true
+	}
+	var run struct{ Invoices []fablab.Invoice }
+	if code, err := p.do(ctx, "POST", "/api/v1/invoices/run?period="+crashMonth.String(), lab.admin, nil, &run); err != nil || code != 200 && code != 201 {
+		return false
+	}
+	var invs []fablab.Invoice
+	if code, err := p.do(ctx, "GET", "/api/v1/invoices", lab.admin, nil, &invs); err != nil || code != 200 {
+		return false
+	}
+	ack.mu.Lock()
+	defer ack.mu.Unlock()
+	for _, inv := range append(run.Invoices, invs...) {
+		ack.invoices[inv.ID] = inv
 	}
 	return true
 }
@@ -773,7 +922,7 @@ func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
 		}
 	}
 	for _, m := range lab.machines {
-		occ, err := s.Bookings(ctx, bolt.BookingFilter{MachineID: m, From: labTime.Add(-24 * time.Hour), To: labTime.Add(60 * 24 * time.Hour), OnlyOccupying: true})
+		occ, err := s.Bookings(ctx, bolt.BookingFilter{MachineID: m, From: crashStart.Add(-24 * time.Hour), To: crashStart.Add(60 * 24 * time.Hour), OnlyOccupying: true})
 		if err != nil {
 			t.Fatalf("%s: bookings of machine %s: %v", when, m, err)
 		}
@@ -829,6 +978,7 @@ func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
 	if err != nil {
 		t.Fatalf("%s: charges: %v", when, err)
 	}
+	verifyInvoices(t, s, ack, when)
 	billed := map[fablab.ID]fablab.ID{}
 	for _, c := range all {
 		if c.Kind != fablab.ChargeSession {
@@ -849,6 +999,70 @@ func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
 	}
 }
 
+// verifyInvoices checks that every invoice listed is in the file,
+// unchanged, that the numbers of each year run from 1 without a gap, that
+// no charge is on two invoices and each line is its charge's amount, and
+// that a payer has one monthly invoice per period at most.
+func verifyInvoices(t *testing.T, s *bolt.Store, ack *acked, when string) {
+	t.Helper()
+	ctx := context.Background()
+	for id, want := range ack.invoices {
+		got, err := s.Invoice(ctx, id)
+		if err != nil {
+			t.Errorf("%s: listed invoice %s: %v", when, id, err)
+			continue
+		}
+		if got.Number != want.Number || got.Payer != want.Payer || got.Period != want.Period || got.TotalInclCents != want.TotalInclCents || len(got.Lines) != len(want.Lines) {
+			t.Errorf("%s: invoice %s is %s %+v %s %d¢ (%d lines), was listed as %s %+v %s %d¢ (%d lines)", when, id,
+				got.Number, got.Payer, got.Period, got.TotalInclCents, len(got.Lines), want.Number, want.Payer, want.Period, want.TotalInclCents, len(want.Lines))
+		}
+	}
+	invs, err := s.Invoices(ctx, bolt.InvoiceFilter{})
+	if err != nil {
+		t.Fatalf("%s: invoices: %v", when, err)
+	}
+	numbers := map[string][]int{} // year → numbers
+	onInvoice := map[fablab.ID]string{}
+	monthly := map[string]string{}
+	for _, inv := range invs {
+		parts := strings.Split(inv.Number, "-")
+		n, err := strconv.Atoi(parts[len(parts)-1])
+		if len(parts) < 3 || err != nil {
+			t.Errorf("%s: invoice %s has the number %q", when, inv.ID, inv.Number)
+			continue
+		}
+		year := parts[len(parts)-2]
+		numbers[year] = append(numbers[year], n)
+		if inv.Kind != fablab.InvoiceKindInvoice {
+			continue
+		}
+		key := inv.Period + " " + inv.Payer.String()
+		if other, twice := monthly[key]; twice {
+			t.Errorf("%s: payer %s has two invoices for %s: %s and %s", when, inv.Payer, inv.Period, other, inv.Number)
+		}
+		monthly[key] = inv.Number
+		for _, l := range inv.Lines {
+			if other, twice := onInvoice[l.ChargeID]; twice {
+				t.Errorf("%s: charge %s is on invoices %s and %s", when, l.ChargeID, other, inv.Number)
+			}
+			onInvoice[l.ChargeID] = inv.Number
+			if c, err := s.Charge(ctx, l.ChargeID); err != nil || c.AmountCents != l.AmountCents {
+				t.Errorf("%s: invoice %s bills charge %s at %d¢; the charge: %+v (%v)", when, inv.Number, l.ChargeID, l.AmountCents, c, err)
+			}
+		}
+	}
+	for year, ns := range numbers {
+		seen := map[int]bool{}
+		for _, n := range ns {
+			if seen[n] || n < 1 || n > len(ns) {
+				t.Errorf("%s: the invoice numbers of %s are not 1 to %d without a gap: %v", when, year, len(ns), ns)
+				break
+			}
+			seen[n] = true
+		}
+	}
+}
+
 // verifyAllBilled checks, on the stopped server's file after the last
 // billing run, that every ended session is billed exactly once.
 func (lab *crashLab) verifyAllBilled(t *testing.T) {
@@ -862,7 +1076,7 @@ func (lab *crashLab) verifyAllBilled(t *testing.T) {
 	if n, err := s.UnbilledSessions(ctx); err != nil || n != 0 {
 		t.Errorf("%d ended sessions left unbilled (%v)", n, err)
 	}
-	sessions, err := s.SessionsStarted(ctx, labTime.Add(-time.Hour), labTime.Add(30*24*time.Hour), 1<<30)
+	sessions, err := s.SessionsStarted(ctx, crashStart.Add(-time.Hour), crashStart.Add(30*24*time.Hour), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -889,6 +1103,9 @@ func (lab *crashLab) verifyAllBilled(t *testing.T) {
 	}
 	if ended == 0 {
 		t.Error("no session ended in the whole loop")
+	}
+	if ran, err := s.InvoicesRun(ctx, crashMonth); err != nil || !ran {
+		t.Errorf("the invoices of %s were not run after the month's end (%v)", crashMonth, err)
 	}
 	t.Logf("%d sessions in the file, %d ended and billed once", len(sessions), ended)
 }
