@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -894,23 +895,68 @@ func (lab *crashLab) bill(ctx context.Context, p *fabgateProc, ack *acked) bool 
 	return true
 }
 
-// verifyFile opens the stopped server's data file and checks that it
-// holds everything acknowledged and keeps the ledger's invariants.
-func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
+// fileContents is what the loop checks of a data file, read in a few
+// transactions.
+type fileContents struct {
+	bookings map[fablab.ID]fablab.Booking
+	sessions map[fablab.ID]fablab.Session
+	charges  map[fablab.ID]fablab.Charge
+	invoices []fablab.Invoice
+}
+
+func readFile(t *testing.T, s *bolt.Store, machines []fablab.ID, when string) fileContents {
 	t.Helper()
 	ctx := context.Background()
+	f := fileContents{bookings: map[fablab.ID]fablab.Booking{}, sessions: map[fablab.ID]fablab.Session{}, charges: map[fablab.ID]fablab.Charge{}}
+	for _, m := range machines {
+		bs, err := s.Bookings(ctx, bolt.BookingFilter{MachineID: m, From: crashStart.Add(-24 * time.Hour), To: crashStart.Add(60 * 24 * time.Hour)})
+		if err != nil {
+			t.Fatalf("%s: bookings of machine %s: %v", when, m, err)
+		}
+		for _, b := range bs {
+			f.bookings[b.ID] = b
+		}
+	}
+	ss, err := s.SessionsStarted(ctx, crashStart.Add(-time.Hour), crashStart.Add(30*24*time.Hour), 1<<30)
+	if err != nil {
+		t.Fatalf("%s: sessions: %v", when, err)
+	}
+	for _, sess := range ss {
+		f.sessions[sess.ID] = sess
+	}
+	cs, err := s.Charges(ctx, bolt.ChargeFilter{})
+	if err != nil {
+		t.Fatalf("%s: charges: %v", when, err)
+	}
+	for _, c := range cs {
+		f.charges[c.ID] = c
+	}
+	if f.invoices, err = s.Invoices(ctx, bolt.InvoiceFilter{}); err != nil {
+		t.Fatalf("%s: invoices: %v", when, err)
+	}
+	return f
+}
+
+// verifyFile opens the stopped server's data file and checks that it
+// holds everything acknowledged and keeps the invariants of bookings,
+// sessions and the ledger.
+func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
+	t.Helper()
 	s, err := bolt.Open(filepath.Join(lab.data, "fabgate.db"), bolt.Options{Now: lab.clock.Now})
 	if err != nil {
 		t.Fatalf("%s: open the data file: %v", when, err)
 	}
-	defer s.Close()
+	f := readFile(t, s, lab.machines, when)
+	if err := s.Close(); err != nil {
+		t.Fatalf("%s: close the data file: %v", when, err)
+	}
 	ack.mu.Lock()
 	defer ack.mu.Unlock()
 
 	for id, want := range ack.bookings {
-		got, err := s.Booking(ctx, id)
-		if err != nil {
-			t.Errorf("%s: acknowledged booking %s: %v", when, id, err)
+		got, ok := f.bookings[id]
+		if !ok {
+			t.Errorf("%s: acknowledged booking %s is not in the file", when, id)
 			continue
 		}
 		state := got.State
@@ -921,66 +967,60 @@ func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
 			t.Errorf("%s: booking %s is %+v, acknowledged as %+v", when, id, got, want)
 		}
 	}
-	for _, m := range lab.machines {
-		occ, err := s.Bookings(ctx, bolt.BookingFilter{MachineID: m, From: crashStart.Add(-24 * time.Hour), To: crashStart.Add(60 * 24 * time.Hour), OnlyOccupying: true})
-		if err != nil {
-			t.Fatalf("%s: bookings of machine %s: %v", when, m, err)
+	occupied := map[fablab.ID][]fablab.Booking{}
+	for _, b := range f.bookings {
+		if b.Occupies() {
+			occupied[b.MachineID] = append(occupied[b.MachineID], b)
 		}
-		for i := 1; i < len(occ); i++ {
-			if occ[i].Start.Before(occ[i-1].End) {
-				t.Errorf("%s: bookings %s and %s of machine %s overlap", when, occ[i-1].ID, occ[i].ID, m)
+	}
+	for m, bs := range occupied {
+		slices.SortFunc(bs, func(a, b fablab.Booking) int { return a.Start.Compare(b.Start) })
+		for i := 1; i < len(bs); i++ {
+			if bs[i].Start.Before(bs[i-1].End) {
+				t.Errorf("%s: bookings %s and %s of machine %s overlap", when, bs[i-1].ID, bs[i].ID, m)
 			}
 		}
 	}
 
 	for id, dev := range ack.sessions {
-		got, err := s.Session(ctx, id)
-		if err != nil {
-			t.Errorf("%s: acknowledged session %s (device %s): %v", when, id, dev, err)
-			continue
-		}
-		if got.DeviceID != dev {
+		got, ok := f.sessions[id]
+		switch {
+		case !ok:
+			t.Errorf("%s: session %s, unlocked on %s, is not in the file", when, id, dev)
+		case got.DeviceID != dev:
 			t.Errorf("%s: session %s is on device %s, was unlocked on %s", when, id, got.DeviceID, dev)
-		}
-		if ack.closed[id] && got.Open() {
+		case ack.closed[id] && got.Open():
 			t.Errorf("%s: session %s is open, its tap-out was answered", when, id)
 		}
 	}
 	for id := range ack.closed {
-		if _, ok := ack.sessions[id]; !ok {
-			if _, err := s.Session(ctx, id); err != nil {
-				t.Errorf("%s: session %s, whose tap-out was answered: %v", when, id, err)
-			}
+		if got, ok := f.sessions[id]; !ok || got.Open() {
+			t.Errorf("%s: session %s, whose tap-out was answered: %+v (in the file: %t)", when, id, got, ok)
 		}
 	}
-	open, err := s.OpenSessions(ctx)
-	if err != nil {
-		t.Fatalf("%s: open sessions: %v", when, err)
-	}
-	perMachine := map[fablab.ID]int{}
-	for _, o := range open {
-		if perMachine[o.MachineID]++; perMachine[o.MachineID] > 1 {
-			t.Errorf("%s: machine %s has %d open sessions", when, o.MachineID, perMachine[o.MachineID])
+	open := map[fablab.ID]fablab.ID{}
+	for _, sess := range f.sessions {
+		if !sess.Open() {
+			continue
 		}
+		if other, twice := open[sess.MachineID]; twice {
+			t.Errorf("%s: machine %s has two open sessions, %s and %s", when, sess.MachineID, other, sess.ID)
+		}
+		open[sess.MachineID] = sess.ID
 	}
 
 	for id, want := range ack.charges {
-		got, err := s.Charge(ctx, id)
-		if err != nil {
-			t.Errorf("%s: listed charge %s: %v", when, id, err)
+		got, ok := f.charges[id]
+		if !ok {
+			t.Errorf("%s: listed charge %s is not in the file", when, id)
 			continue
 		}
 		if got.Kind != want.Kind || got.SessionID != want.SessionID || got.Payer != want.Payer || got.Minutes != want.Minutes || got.AmountCents != want.AmountCents || !got.At.Equal(want.At) {
 			t.Errorf("%s: charge %s is %+v, was listed as %+v", when, id, got, want)
 		}
 	}
-	all, err := s.Charges(ctx, bolt.ChargeFilter{})
-	if err != nil {
-		t.Fatalf("%s: charges: %v", when, err)
-	}
-	verifyInvoices(t, s, ack, when)
 	billed := map[fablab.ID]fablab.ID{}
-	for _, c := range all {
+	for _, c := range f.charges {
 		if c.Kind != fablab.ChargeSession {
 			continue
 		}
@@ -989,42 +1029,30 @@ func (lab *crashLab) verifyFile(t *testing.T, ack *acked, when string) {
 			continue
 		}
 		billed[c.SessionID] = c.ID
-		sess, err := s.Session(ctx, c.SessionID)
-		if err != nil || sess.ChargeID != c.ID || sess.Open() {
-			t.Errorf("%s: charge %s bills session %s, which is %+v (%v)", when, c.ID, c.SessionID, sess, err)
+		if sess, ok := f.sessions[c.SessionID]; !ok || sess.ChargeID != c.ID || sess.Open() {
+			t.Errorf("%s: charge %s bills session %s, which is %+v (in the file: %t)", when, c.ID, c.SessionID, sess, ok)
 		}
 	}
-	if err := s.Check(); err != nil {
-		t.Errorf("%s: the data file is inconsistent: %v", when, err)
+	for _, sess := range f.sessions {
+		if sess.ChargeID != 0 && billed[sess.ID] != sess.ChargeID {
+			t.Errorf("%s: session %s names charge %s, which does not bill it", when, sess.ID, sess.ChargeID)
+		}
 	}
+	verifyInvoices(t, f, ack, when)
 }
 
 // verifyInvoices checks that every invoice listed is in the file,
 // unchanged, that the numbers of each year run from 1 without a gap, that
 // no charge is on two invoices and each line is its charge's amount, and
 // that a payer has one monthly invoice per period at most.
-func verifyInvoices(t *testing.T, s *bolt.Store, ack *acked, when string) {
+func verifyInvoices(t *testing.T, f fileContents, ack *acked, when string) {
 	t.Helper()
-	ctx := context.Background()
-	for id, want := range ack.invoices {
-		got, err := s.Invoice(ctx, id)
-		if err != nil {
-			t.Errorf("%s: listed invoice %s: %v", when, id, err)
-			continue
-		}
-		if got.Number != want.Number || got.Payer != want.Payer || got.Period != want.Period || got.TotalInclCents != want.TotalInclCents || len(got.Lines) != len(want.Lines) {
-			t.Errorf("%s: invoice %s is %s %+v %s %d¢ (%d lines), was listed as %s %+v %s %d¢ (%d lines)", when, id,
-				got.Number, got.Payer, got.Period, got.TotalInclCents, len(got.Lines), want.Number, want.Payer, want.Period, want.TotalInclCents, len(want.Lines))
-		}
-	}
-	invs, err := s.Invoices(ctx, bolt.InvoiceFilter{})
-	if err != nil {
-		t.Fatalf("%s: invoices: %v", when, err)
-	}
+	byID := map[fablab.ID]fablab.Invoice{}
 	numbers := map[string][]int{} // year → numbers
 	onInvoice := map[fablab.ID]string{}
 	monthly := map[string]string{}
-	for _, inv := range invs {
+	for _, inv := range f.invoices {
+		byID[inv.ID] = inv
 		parts := strings.Split(inv.Number, "-")
 		n, err := strconv.Atoi(parts[len(parts)-1])
 		if len(parts) < 3 || err != nil {
@@ -1046,8 +1074,8 @@ func verifyInvoices(t *testing.T, s *bolt.Store, ack *acked, when string) {
 				t.Errorf("%s: charge %s is on invoices %s and %s", when, l.ChargeID, other, inv.Number)
 			}
 			onInvoice[l.ChargeID] = inv.Number
-			if c, err := s.Charge(ctx, l.ChargeID); err != nil || c.AmountCents != l.AmountCents {
-				t.Errorf("%s: invoice %s bills charge %s at %d¢; the charge: %+v (%v)", when, inv.Number, l.ChargeID, l.AmountCents, c, err)
+			if c, ok := f.charges[l.ChargeID]; !ok || c.AmountCents != l.AmountCents {
+				t.Errorf("%s: invoice %s bills charge %s at %d¢; the charge: %+v (in the file: %t)", when, inv.Number, l.ChargeID, l.AmountCents, c, ok)
 			}
 		}
 	}
@@ -1059,6 +1087,17 @@ func verifyInvoices(t *testing.T, s *bolt.Store, ack *acked, when string) {
 				break
 			}
 			seen[n] = true
+		}
+	}
+	for id, want := range ack.invoices {
+		got, ok := byID[id]
+		if !ok {
+			t.Errorf("%s: listed invoice %s is not in the file", when, id)
+			continue
+		}
+		if got.Number != want.Number || got.Payer != want.Payer || got.Period != want.Period || got.TotalInclCents != want.TotalInclCents || len(got.Lines) != len(want.Lines) {
+			t.Errorf("%s: invoice %s is %s %+v %s %d¢ (%d lines), was listed as %s %+v %s %d¢ (%d lines)", when, id,
+				got.Number, got.Payer, got.Period, got.TotalInclCents, len(got.Lines), want.Number, want.Payer, want.Period, want.TotalInclCents, len(want.Lines))
 		}
 	}
 }
@@ -1076,22 +1115,18 @@ func (lab *crashLab) verifyAllBilled(t *testing.T) {
 	if n, err := s.UnbilledSessions(ctx); err != nil || n != 0 {
 		t.Errorf("%d ended sessions left unbilled (%v)", n, err)
 	}
-	sessions, err := s.SessionsStarted(ctx, crashStart.Add(-time.Hour), crashStart.Add(30*24*time.Hour), 1<<30)
-	if err != nil {
-		t.Fatal(err)
+	if ran, err := s.InvoicesRun(ctx, crashMonth); err != nil || !ran {
+		t.Errorf("the invoices of %s were not run after the month's end (%v)", crashMonth, err)
 	}
-	charges, err := s.Charges(ctx, bolt.ChargeFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := readFile(t, s, lab.machines, "after the clean stop")
 	bySession := map[fablab.ID]int{}
-	for _, c := range charges {
+	for _, c := range f.charges {
 		if c.Kind == fablab.ChargeSession {
 			bySession[c.SessionID]++
 		}
 	}
 	ended := 0
-	for _, sess := range sessions {
+	for _, sess := range f.sessions {
 		switch {
 		case sess.Open() && (sess.ChargeID != 0 || bySession[sess.ID] != 0):
 			t.Errorf("open session %s is billed", sess.ID)
@@ -1104,8 +1139,5 @@ func (lab *crashLab) verifyAllBilled(t *testing.T) {
 	if ended == 0 {
 		t.Error("no session ended in the whole loop")
 	}
-	if ran, err := s.InvoicesRun(ctx, crashMonth); err != nil || !ran {
-		t.Errorf("the invoices of %s were not run after the month's end (%v)", crashMonth, err)
-	}
-	t.Logf("%d sessions in the file, %d ended and billed once", len(sessions), ended)
+	t.Logf("in the file: %d sessions, %d of them ended and billed once; %d charges; %d invoices", len(f.sessions), ended, len(f.charges), len(f.invoices))
 }
