@@ -9,7 +9,7 @@ FUZZTIME ?= 5s
 # (the first run downloads and builds it; later runs use the Go build cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build cross run test bench lint fuzz assets e2e clean help
+.PHONY: all build cross run test bench lint fuzz assets e2e soak clean help
 
 all: build cross
 
@@ -32,6 +32,9 @@ test: ## run every test with the race detector
 
 e2e: ## run the end-to-end tests only
 	$(GO) test -race -count=1 -run 'E2E' ./cmd/...
+
+soak: ## the crash loop at length: fabgate serve killed (SIGKILL) 1000 times under load; FABGATE_CRASH_SEED=n replays a run
+	FABGATE_CRASH_ITERATIONS=$${FABGATE_CRASH_ITERATIONS:-1000} $(GO) test -race -count=1 -timeout 90m -v -run '^TestCrashLoopE2E$$' ./cmd/fabgate/
 
 bench: ## run the benchmarks; each prints its ratio against a baseline measured in the same run
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./bench/

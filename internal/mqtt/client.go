@@ -88,6 +88,10 @@ type ClientConfig struct {
 	// handler; 0 means DefaultQueueLen. A message that finds the queue
 	// full is dropped and counted (Dropped).
 	QueueLen int
+
+	// beforeResubscribe, when set (tests), runs on each new connection
+	// before its subscriptions are taken to be made again.
+	beforeResubscribe func()
 }
 
 // Message is one MQTT message to publish (or a will).
@@ -114,6 +118,10 @@ type Client struct {
 	mu     sync.Mutex
 	subs   map[string]*subscription
 	closed bool
+	// synced is set once the current connection's onConnect has taken the
+	// subscriptions to make again, and cleared before each reconnection:
+	// a Subscribe before that leaves its subscription to onConnect.
+	synced bool
 
 	stop      chan struct{} // closed by Close; workers return
 	workers   sync.WaitGroup
@@ -219,6 +227,7 @@ func Dial(cfg ClientConfig) (*Client, error) {
 		SetKeepAlive(cfg.KeepAlive).
 		SetPingTimeout(pingTimeout).
 		SetOnConnectHandler(c.onConnect).
+		SetReconnectingHandler(c.onReconnecting).
 		SetConnectionLostHandler(c.onLost).
 		SetConnectionNotificationHandler(c.onNotify)
 	if cfg.TLS != nil {
@@ -281,21 +290,33 @@ func (c *Client) abort() {
 	close(c.stop)
 }
 
-// onConnect runs on paho's goroutine after each (re)connection.
+// onConnect runs on its own goroutine after each (re)connection.
 func (c *Client) onConnect(paho.Client) {
 	c.failing.Store(false)
 	c.log.Info("mqtt connected", "broker", c.cfg.Broker)
+	if c.cfg.beforeResubscribe != nil {
+		c.cfg.beforeResubscribe()
+	}
 	c.mu.Lock()
 	subs := make([]*subscription, 0, len(c.subs))
 	for _, s := range c.subs {
 		subs = append(subs, s)
 	}
+	c.synced = true
 	c.mu.Unlock()
 	c.resubscribe(subs)
 	if c.cfg.OnConnect != nil {
 		c.cfg.OnConnect(c)
 	}
 	c.firstOnce.Do(func() { close(c.firstUp) })
+}
+
+// onReconnecting runs before each attempt to connect again, before the
+// connection it makes can be up.
+func (c *Client) onReconnecting(paho.Client, *paho.ClientOptions) {
+	c.mu.Lock()
+	c.synced = false
+	c.mu.Unlock()
 }
 
 func (c *Client) onLost(_ paho.Client, err error) {
@@ -392,7 +413,9 @@ func waitToken(ctx context.Context, tok paho.Token) error {
 // subscription, and when its queue (QueueLen) is full further messages are
 // dropped and counted. A panic in h is recovered and logged.
 //
-// Without a connection the subscription is only remembered. With one,
+// Without a connection the subscription is only remembered; so it is while
+// a new connection comes up, until its subscriptions are made again (all
+// in one SUBSCRIBE, see resubscribe), which then include it. With one,
 // Subscribe waits for the broker's answer (at most OpTimeout): a refusal
 // returns ErrSubscriptionRefused and forgets the subscription; any other
 // error (ErrTimeout, a connection lost meanwhile) keeps it for the next
@@ -426,9 +449,10 @@ func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload
 	c.subs[filter] = s
 	c.workers.Add(1)
 	go s.run()
+	synced := c.synced
 	c.mu.Unlock()
 
-	if !c.pc.IsConnectionOpen() {
+	if !synced || !c.pc.IsConnectionOpen() {
 		return nil
 	}
 	err := c.subscribeNow(s)
@@ -443,13 +467,16 @@ func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload
 	return err
 }
 
-// subscribeNow sends one SUBSCRIBE and checks the broker's answer.
 // resubscribe makes the remembered subscriptions on a new connection, all in
 // one SUBSCRIBE: the broker starts delivering retained messages as soon as
 // the first filter is granted, and mochi refuses a SUBSCRIBE whose packet id
 // is that of a message it still has in flight to the client (it keeps both
 // directions' ids together), so separate SUBSCRIBEs could be refused for
-// nothing.
+// nothing (Subscribe leaves the subscriptions it makes while a connection
+// comes up to this one SUBSCRIBE for that reason). Filters refused all the
+// same are asked for again, up to subscribeTries SUBSCRIBEs in all, as
+// Subscribe does: a client left without them would hear nothing on them
+// until it reconnects.
 func (c *Client) resubscribe(subs []*subscription) {
 	if len(subs) == 0 {
 		return
@@ -459,17 +486,30 @@ func (c *Client) resubscribe(subs []*subscription) {
 		c.pc.AddRoute(s.filter, s.deliver)
 		filters[s.filter] = s.qos
 	}
-	tok := c.pc.SubscribeMultiple(filters, nil)
-	if err := waitToken(context.Background(), tok); err != nil {
-		c.log.Error("mqtt subscribe after connect failed", "filters", len(filters), "error", err)
-		return
-	}
-	if st, ok := tok.(*paho.SubscribeToken); ok {
-		for filter, code := range st.Result() {
-			if code >= 0x80 {
-				c.log.Error("mqtt subscribe after connect refused", "filter", filter, "error", ErrSubscriptionRefused)
+	for try := 1; ; try++ {
+		tok := c.pc.SubscribeMultiple(filters, nil)
+		if err := waitToken(context.Background(), tok); err != nil {
+			c.log.Error("mqtt subscribe after connect failed", "filters", len(filters), "error", err)
+			return
+		}
+		refused := map[string]byte{}
+		if st, ok := tok.(*paho.SubscribeToken); ok {
+			for filter, code := range st.Result() {
+				if code >= 0x80 {
+					refused[filter] = filters[filter]
+				}
 			}
 		}
+		if len(refused) == 0 {
+			return
+		}
+		if try == subscribeTries {
+			for filter := range refused {
+				c.log.Error("mqtt subscribe after connect refused", "filter", filter, "error", ErrSubscriptionRefused)
+			}
+			return
+		}
+		filters = refused
 	}
 }
 
@@ -478,6 +518,7 @@ func (c *Client) resubscribe(subs []*subscription) {
 // in flight (see resubscribe); one the ACL refuses is refused every time.
 const subscribeTries = 3
 
+// subscribeNow sends one SUBSCRIBE and checks the broker's answer.
 func (c *Client) subscribeNow(s *subscription) error {
 	for try := 1; ; try++ {
 		tok := c.pc.Subscribe(s.filter, s.qos, s.deliver)
