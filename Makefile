@@ -6,8 +6,13 @@ TESTFLAGS ?=
 # staticcheck is run at this pinned version with `go run`, so `make lint` needs only Go
 # (the first run downloads and builds it; later runs use the Go build cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# govulncheck reads a database built from this snapshot of the Go vulnerability database
+# (the golang.org/x/vulndb module, from the Go module proxy); bump the version to update it.
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.9.0
+VULNDB      ?= golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR  ?= $(shell $(GO) env GOCACHE)/fabgate-vulndb/$(lastword $(subst @, ,$(VULNDB)))
 
-.PHONY: all build cross run test bench lint assets e2e clean help
+.PHONY: all build cross run test bench lint vuln assets e2e clean help
 
 all: build cross
 
@@ -41,6 +46,10 @@ lint: ## go vet, staticcheck, gofmt and go mod tidy must be clean
 	@cp go.mod /tmp/fabgate-go.mod.bak && cp go.sum /tmp/fabgate-go.sum.bak && $(GO) mod tidy && \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
 	  cp /tmp/fabgate-go.mod.bak go.mod; cp /tmp/fabgate-go.sum.bak go.sum; exit 1; fi
+
+vuln: ## govulncheck against the vulnerability database snapshot pinned in VULNDB
+	GO=$(GO) ./scripts/vulndb.sh $(VULNDB) $(VULNDB_DIR)
+	$(GO) run $(GOVULNCHECK) -db file://$(VULNDB_DIR) ./...
 
 assets: ## vendor the browser libraries listed in web/vendor.txt from the npm registry
 	./web/vendor.sh
