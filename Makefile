@@ -1,5 +1,9 @@
 # FabGate — the Makefile is the source of truth for building, running and testing.
 GO       ?= go
+# Every target runs the Go named by go.mod's toolchain line: a machine comes with its own Go
+# and ignores that line, so it is exported here, and the go command fetches that version
+# from the Go module proxy once (into the module cache). GOTOOLCHAIN=local uses the machine's.
+export GOTOOLCHAIN ?= $(shell sed -n 's/^toolchain //p' go.mod)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
