@@ -1,5 +1,9 @@
 # FabGate — the Makefile is the source of truth for building, running and testing.
 GO       ?= go
+# Every target runs the Go named by go.mod's toolchain line: a machine comes with its own Go
+# and ignores that line, so it is exported here, and the go command fetches that version
+# from the Go module proxy once (into the module cache). GOTOOLCHAIN=local uses the machine's.
+export GOTOOLCHAIN ?= $(shell sed -n 's/^toolchain //p' go.mod)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?=
@@ -8,8 +12,13 @@ FUZZTIME ?= 5s
 # staticcheck is run at this pinned version with `go run`, so `make lint` needs only Go
 # (the first run downloads and builds it; later runs use the Go build cache).
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# govulncheck reads a database built from this snapshot of the Go vulnerability database
+# (the golang.org/x/vulndb module, from the Go module proxy); bump the version to update it.
+GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.9.0
+VULNDB      ?= golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
+VULNDB_DIR  ?= $(shell $(GO) env GOCACHE)/fabgate-vulndb/$(lastword $(subst @, ,$(VULNDB)))
 
-.PHONY: all build cross run test bench lint fuzz assets e2e soak clean help
+.PHONY: all build cross run test bench lint vuln fuzz assets e2e soak clean help
 
 all: build cross
 
@@ -46,6 +55,10 @@ lint: ## go vet, staticcheck, gofmt and go mod tidy must be clean
 	@cp go.mod /tmp/fabgate-go.mod.bak && cp go.sum /tmp/fabgate-go.sum.bak && $(GO) mod tidy && \
 	  if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
 	  cp /tmp/fabgate-go.mod.bak go.mod; cp /tmp/fabgate-go.sum.bak go.sum; exit 1; fi
+
+vuln: ## govulncheck against the vulnerability database snapshot pinned in VULNDB
+	GO=$(GO) ./scripts/vulndb.sh $(VULNDB) $(VULNDB_DIR)
+	$(GO) run $(GOVULNCHECK) -db file://$(VULNDB_DIR) ./...
 
 fuzz: ## run every fuzzer for FUZZTIME each (5s); FUZZ_SAVE=1 adds what they found to the packages' testdata/fuzz
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -222,19 +222,36 @@ func jsonError(what string, err error) error {
 }
 
 // jsonPath drops from a field path the Go names of embedded structs (the
-// contract's JSON names are all lower case): "Tap.ts" → "ts".
+// contract's JSON names are all lower case), and writes an array index the way
+// the other messages do: "Tap.ts" → "ts", "entries.0.h" → "entries[0].h".
+// (encoding/json names the index from Go 1.27 on; before, "entries.h".)
 func jsonPath(field string) string {
-	parts := strings.Split(field, ".")
-	kept := parts[:0]
-	for _, p := range parts {
-		if p != "" && !unicode.IsUpper(rune(p[0])) {
-			kept = append(kept, p)
+	var b strings.Builder
+	for _, p := range strings.Split(field, ".") {
+		switch {
+		case p == "" || unicode.IsUpper(rune(p[0])):
+		case isIndex(p) && b.Len() > 0:
+			b.WriteString("[" + p + "]")
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
 		}
 	}
-	if len(kept) == 0 {
+	if b.Len() == 0 {
 		return field
 	}
-	return strings.Join(kept, ".")
+	return b.String()
+}
+
+func isIndex(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // describe names a Go type as the JSON value it expects.

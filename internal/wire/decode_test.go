@@ -1,9 +1,12 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/fabgate/fabgate/internal/fablab"
 )
 
 // envelopeCases are the rules every decoder shares, built around body: the
@@ -295,6 +298,23 @@ func TestDecodeServerStatus(t *testing.T) {
 	runDecodeCases(t, DecodeServerStatus, cases)
 }
 
+func TestJSONPath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"ts", "ts"},
+		{"Tap.ts", "ts"},
+		{"entries.h", "entries.h"},
+		{"entries.0.h", "entries[0].h"},
+		{"entries.12.until", "entries[12].until"},
+		{"a.1.2.b", "a[1][2].b"},
+		{"Envelope.Tap", "Envelope.Tap"},
+		{"", ""},
+	} {
+		if got := jsonPath(tc.in); got != tc.want {
+			t.Errorf("jsonPath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestDecodeVersionFirst(t *testing.T) {
 	// A payload of a later version is reported as such even when its fields
 	// no longer match version 1.
@@ -307,7 +327,13 @@ func TestDecodeVersionFirst(t *testing.T) {
 func TestDecodeFieldPath(t *testing.T) {
 	// Messages name the JSON field, not the Go type around it.
 	_, err := DecodeAllowlist([]byte(`{"v":1,"ver":1,"entries":[{"h":12}]}`))
-	wantInvalid(t, err, "allowlist: entries.h must be a string, got JSON number")
+	wantInvalid(t, err, "allowlist: entries")
+	// encoding/json names the array index from Go 1.27 on.
+	var fe *fablab.Error
+	if errors.As(err, &fe) && fe.Message != "allowlist: entries[0].h must be a string, got JSON number" &&
+		fe.Message != "allowlist: entries.h must be a string, got JSON number" {
+		t.Errorf("message %q, want allowlist: entries[0].h (or entries.h) must be a string, got JSON number", fe.Message)
+	}
 	_, err = DecodeStatus([]byte(`{"v":1,"online":true,"ts":"1"}`))
 	wantInvalid(t, err, "status: ts must be an integer, got JSON string")
 }
