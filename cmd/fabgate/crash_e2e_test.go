@@ -41,13 +41,6 @@ const (
 	crashClockEnv = "FABGATE_TEST_CLOCK_OFFSET" // the lab clock's offset from the system clock (a Go duration)
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) == "1" {
-		os.Exit(fabgateChild(os.Args[1:]))
-	}
-	os.Exit(m.Run())
-}
-
 // fabgateChild is main for the re-executed test binary.
 func fabgateChild(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -14,8 +14,14 @@ import (
 // code under test, with the race detector, without building a binary.
 const testMainEnv = "FABGATE_TEST_MAIN"
 
+// TestMain runs this test binary as fabgate when testMainEnv or, for the
+// crash loop's server living at a lab clock of its own, crashChildEnv
+// says so; else it runs the tests.
 func TestMain(m *testing.M) {
-	if os.Getenv(testMainEnv) == "1" {
+	switch {
+	case os.Getenv(crashChildEnv) == "1":
+		os.Exit(fabgateChild(os.Args[1:]))
+	case os.Getenv(testMainEnv) == "1":
 		main()
 		os.Exit(0)
 	}
