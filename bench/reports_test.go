@@ -196,11 +196,12 @@ func BenchmarkReports(b *testing.B) {
 		}
 		b.StopTimer()
 		per := float64(rounds)
-		b.ReportMetric(repTime.Seconds()/per*1000, "ms/report")
+		b.ReportMetric(repTime.Seconds()/per*1000, "ms/report(target≤1000)")
 		b.ReportMetric(rawTime.Seconds()/per*1000, "ms/raw-scan")
 		b.ReportMetric(float64(repTime.Nanoseconds())/per/float64(n), "ns/session")
 		b.ReportMetric(float64(alloc)/per/float64(n), "B-alloc/session")
 		b.ReportMetric(float64(repTime)/float64(rawTime), "ratio(target≤5)")
+		b.ReportMetric(float64(n), "sessions")
 	}
 	b.Run("usage", func(b *testing.B) {
 		run(b, "usage", func(s *bolt.Store) (int, error) {
