@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,12 +95,7 @@ func reportInstant(c *gin.Context, name string, def time.Time, loc *time.Locatio
 		}
 		return d.In(loc), nil
 	}
-	t, err := queryTime(c, name, def)
-	var fe *fablab.Error
-	if errors.As(err, &fe) {
-		return t, fe.On(name) // queryTime's own refusal, with its translation
-	}
-	return t, err
+	return queryTime(c, name, def)
 }
 
 // reportFormat reads ?format=json|csv.
