@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -116,7 +117,7 @@ func (c *Config) Validate() error {
 	} else if _, _, err := net.SplitHostPort(c.MQTTListen); err != nil {
 		errs = append(errs, fmt.Errorf("mqtt_listen: %q is not host:port (e.g. 127.0.0.1:1883)", c.MQTTListen))
 	} else if !onLoopback(c.MQTTListen) && c.MQTTTLSCert == "" && c.MQTTTLSKey == "" && !c.MQTTInsecureLAN {
-		errs = append(errs, fmt.Errorf("mqtt_listen: %s can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: "+
+		errs = append(errs, fmt.Errorf("mqtt_listen: %q can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: "+
 			"give the broker a certificate (--mqtt-tls-cert FILE --mqtt-tls-key FILE, see docs/operations.md), listen on loopback (127.0.0.1:1883), "+
 			"or, on a network only the lab's devices share, add --mqtt-insecure-lan", c.MQTTListen))
 	}
@@ -316,9 +317,7 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 		if err != nil {
 			return cfg, fmt.Errorf("config file: %w", err)
 		}
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
+		if err := decodeConfigFile(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config file %s: %w", *configPath, err)
 		}
 	}
@@ -338,6 +337,24 @@ func loadConfig(args []string, getenv func(string) string, helpOut io.Writer) (C
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// decodeConfigFile reads a configuration file's JSON object over cfg:
+// the settings it names replace cfg's, an unknown setting or anything
+// after the object is refused.
+func decodeConfigFile(data []byte, cfg *Config) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty; write a JSON object such as {\"data\": \"/var/lib/fabgate\"}")
+		}
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("the file must hold one JSON object and nothing after it (at byte %d)", dec.InputOffset())
+	}
+	return nil
 }
 
 func splitList(s string) []string {

@@ -97,7 +97,7 @@ func TestLoadConfigErrorsSayWhatToChange(t *testing.T) {
 		{"broker certificate alone", []string{"--mqtt-tls-cert", "broker.pem"}, nil, "mqtt_tls_cert and mqtt_tls_key: set both for the embedded broker to speak TLS"},
 		{"broker key alone", nil, map[string]string{"FABGATE_MQTT_TLS_KEY": "broker-key.pem"}, "mqtt_tls_cert and mqtt_tls_key: set both"},
 		{"broker certificate with an external broker", []string{"--mqtt-url", "ssl://broker.lab:8883", "--mqtt-tls-cert", "c.pem", "--mqtt-tls-key", "k.pem"}, nil, "which mqtt_url replaces"},
-		{"broker on every interface in clear", []string{"--mqtt-listen", "0.0.0.0:1883"}, nil, "mqtt_listen: 0.0.0.0:1883 can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: give the broker a certificate (--mqtt-tls-cert FILE --mqtt-tls-key FILE"},
+		{"broker on every interface in clear", []string{"--mqtt-listen", "0.0.0.0:1883"}, nil, "mqtt_listen: \"0.0.0.0:1883\" can be reached from the network, and MQTT without TLS sends the devices' secrets in clear: give the broker a certificate (--mqtt-tls-cert FILE --mqtt-tls-key FILE"},
 		{"broker on a LAN address in clear", []string{"--mqtt-listen", "192.168.1.10:1883"}, nil, "add --mqtt-insecure-lan"},
 		{"broker on all interfaces, no host", nil, map[string]string{"FABGATE_MQTT_LISTEN": ":1883"}, "can be reached from the network"},
 		{"broker on a host name in clear", []string{"--mqtt-listen", "fablab.lan:1883"}, nil, "can be reached from the network"},

@@ -129,6 +129,9 @@ func ParseConfig(r io.Reader) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%w (see docs/hardware.md for the settings)", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("the file must hold one JSON object and nothing after it (at byte %d)", dec.InputOffset())
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

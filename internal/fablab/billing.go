@@ -407,9 +407,9 @@ type VATRate int
 // FormatDecimal writes cents as a plain decimal, "1234.56" or "-0.50":
 // the machine-readable form CSV and XML use.
 func FormatDecimal(cents int64) string {
-	sign := ""
+	sign, u := "", uint64(cents)
 	if cents < 0 {
-		sign, cents = "-", -cents
+		sign, u = "-", -u // in uint64, so that the smallest int64 has its opposite
 	}
-	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
+	return fmt.Sprintf("%s%d.%02d", sign, u/100, u%100)
 }

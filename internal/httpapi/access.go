@@ -300,7 +300,7 @@ func (s *Server) listSessions(c *gin.Context) {
 		return
 	}
 	if v := c.Query("active"); v != "" && v != "false" {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "active must be true or false"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "active must be true or false").On("active"))
 		return
 	}
 	machineID, err := queryID(c, "machine_id")

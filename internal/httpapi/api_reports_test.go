@@ -17,7 +17,7 @@ import (
 
 // seedReports gives the harness's lab priced machines, billed sessions of
 // alice and bob in March and April, a no-show and a correction.
-func (h *apiHarness) seedReports(t *testing.T) {
+func (h *apiHarness) seedReports(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	for _, m := range []fablab.Machine{h.laser, h.printer} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -122,21 +123,33 @@ func (s *Server) chargesCSV(c *gin.Context, charges []fablab.Charge) {
 		s.fail(c, err)
 		return
 	}
-	loc := st.Location()
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"charge_id", "kind", "at", "payer", "member_id", "member", "machine", "session_id", "booking_id", "corrects",
-		"tariff_group", "minutes", "prepaid_minutes", "unit_per_hour", "amount_excl_vat", "vat_rate_percent", "free", "note"})
+	if err := writeChargesCSV(&buf, charges, members, machines, st.Location()); err != nil {
+		s.fail(c, fablab.Internal(err, "write charges CSV"))
+		return
+	}
+	s.sendCSV(c, "charges.csv", buf.Bytes())
+}
+
+// chargesHeader is the header row of writeChargesCSV.
+var chargesHeader = []string{"charge_id", "kind", "at", "payer", "member_id", "member", "machine", "session_id", "booking_id", "corrects",
+	"tariff_group", "minutes", "prepaid_minutes", "unit_per_hour", "amount_excl_vat", "vat_rate_percent", "free", "note"}
+
+// writeChargesCSV writes a header and one row per charge, with the names
+// of members and machines by id and times in loc.
+func writeChargesCSV(out io.Writer, charges []fablab.Charge, members, machines map[fablab.ID]string, loc *time.Location) error {
+	w := csv.NewWriter(out)
+	_ = w.Write(chargesHeader)
 	for _, ch := range charges {
 		_ = w.Write([]string{
 			ch.ID.String(), ch.Kind, ch.At.In(loc).Format(time.RFC3339), ch.Payer.String(), ch.MemberID.String(), csvText(members[ch.MemberID]),
-			csvText(machines[ch.MachineID]), idOrEmpty(ch.SessionID), idOrEmpty(ch.BookingID), idOrEmpty(ch.Corrects), ch.Group,
+			csvText(machines[ch.MachineID]), idOrEmpty(ch.SessionID), idOrEmpty(ch.BookingID), idOrEmpty(ch.Corrects), csvText(ch.Group),
 			strconv.FormatInt(ch.Minutes, 10), strconv.FormatInt(ch.PrepaidMinutes, 10), fablab.FormatDecimal(ch.UnitCents),
 			fablab.FormatDecimal(ch.AmountCents), percent(ch.VATRateBP), ch.Free, csvText(ch.Note),
 		})
 	}
 	w.Flush()
-	s.sendCSV(c, "charges.csv", buf.Bytes())
+	return w.Error()
 }
 
 func idOrEmpty(id fablab.ID) string {

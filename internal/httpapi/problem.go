@@ -292,9 +292,19 @@ func queryTime(c *gin.Context, name string, def time.Time) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return t, fablab.Errorf(fablab.EINVALID, "query %s must be an RFC 3339 time such as 2026-03-02T09:00:00+01:00 (in a URL, write + as %%2B)", name).
-			Say("problem_query_time", "Got", fablab.Truncate(v, 40))
+			On(name).Say("problem_query_time", "Got", fablab.Truncate(v, 40))
 	}
-	return t, checkInstant("query "+name, t)
+	return t, onField(checkInstant("query "+name, t), name)
+}
+
+// onField names field as the request field err is about, when err is a
+// refusal (*fablab.Error); other errors pass as they are.
+func onField(err error, field string) error {
+	var fe *fablab.Error
+	if errors.As(err, &fe) {
+		return fe.On(field)
+	}
+	return err
 }
 
 // The instants the API accepts. JSON and RFC 3339 have four-digit years, and
@@ -308,7 +318,7 @@ var (
 // checkInstant rejects instants outside [minInstant, maxInstant].
 func checkInstant(name string, t time.Time) error {
 	if t.Before(minInstant) || t.After(maxInstant) {
-		return fablab.Errorf(fablab.EINVALID, "%s must lie between the years 0001 and 9999", name).Say("problem_instant_range")
+		return fablab.Errorf(fablab.EINVALID, "%s must lie between the years 0001 and 9999", name).On(name).Say("problem_instant_range")
 	}
 	return nil
 }
@@ -328,10 +338,10 @@ func queryRange(c *gin.Context, defFrom time.Time, defLen time.Duration) (from, 
 		return
 	}
 	if !to.After(from) {
-		err = fablab.Errorf(fablab.EINVALID, "to must be after from").Say("problem_range_order")
+		err = fablab.Errorf(fablab.EINVALID, "to must be after from").On("to").Say("problem_range_order")
 	} else if to.Sub(from) > maxRange {
 		err = fablab.Errorf(fablab.EINVALID, "the range from %s to %s is longer than a year; ask for less", from.Format(time.DateOnly), to.Format(time.DateOnly)).
-			Say("problem_range_too_long", "From", fablab.DateOf(from), "To", fablab.DateOf(to))
+			On("to").Say("problem_range_too_long", "From", fablab.DateOf(from), "To", fablab.DateOf(to))
 	}
 	return
 }
@@ -384,7 +394,7 @@ func queryID(c *gin.Context, name string) (fablab.ID, error) {
 	}
 	id, err := fablab.ParseID(v)
 	if err != nil {
-		return 0, fablab.Errorf(fablab.EINVALID, "query %s: %s", name, fablab.ErrorMessage(err))
+		return 0, fablab.Errorf(fablab.EINVALID, "query %s: %s", name, fablab.ErrorMessage(err)).On(name)
 	}
 	return id, nil
 }
@@ -396,7 +406,7 @@ func queryInt(c *gin.Context, name string, def, min, max int) (int, error) {
 	}
 	var n int
 	if _, err := fmt.Sscanf(v, "%d", &n); err != nil || fmt.Sprint(n) != v || n < min || n > max {
-		return 0, fablab.Errorf(fablab.EINVALID, "query %s must be a whole number from %d to %d", name, min, max)
+		return 0, fablab.Errorf(fablab.EINVALID, "query %s must be a whole number from %d to %d", name, min, max).On(name)
 	}
 	return n, nil
 }

@@ -3,8 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/csv"
-	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/invoice"
 )
 
 // usageRow is one row of GET /reports/usage.
@@ -94,12 +95,7 @@ func reportInstant(c *gin.Context, name string, def time.Time, loc *time.Locatio
 		}
 		return d.In(loc), nil
 	}
-	t, err := queryTime(c, name, def)
-	var fe *fablab.Error
-	if errors.As(err, &fe) {
-		return t, fe.On(name) // queryTime's own refusal, with its translation
-	}
-	return t, err
+	return queryTime(c, name, def)
 }
 
 // reportFormat reads ?format=json|csv.
@@ -145,14 +141,24 @@ func (s *Server) usageReport(c *gin.Context) {
 		return
 	}
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+	if err := writeUsageCSV(&buf, by, out.Rows); err != nil {
+		s.fail(c, fablab.Internal(err, "write usage CSV"))
+		return
+	}
+	s.sendCSV(c, fmt.Sprintf("fabgate-usage-by-%s-%s.csv", by, reportSpan(rep.From, rep.To, st.Location())), buf.Bytes())
+}
+
+// writeUsageCSV writes a usage report's rows under a header whose first
+// column is the grouping.
+func writeUsageCSV(out io.Writer, by string, rows []usageRow) error {
+	w := csv.NewWriter(out)
 	_ = w.Write([]string{by, "name", "booked_minutes", "used_minutes", "open_minutes", "bookings", "no_shows", "no_show_rate", "sessions"})
-	for _, r := range out.Rows {
-		_ = w.Write([]string{r.Key, csvText(r.Name), i64(r.BookedMinutes), i64(r.UsedMinutes), i64(r.OpenMinutes),
+	for _, r := range rows {
+		_ = w.Write([]string{csvText(r.Key), csvText(r.Name), i64(r.BookedMinutes), i64(r.UsedMinutes), i64(r.OpenMinutes),
 			strconv.Itoa(r.Bookings), strconv.Itoa(r.NoShows), strconv.FormatFloat(r.NoShowRate, 'f', 4, 64), strconv.Itoa(r.Sessions)})
 	}
 	w.Flush()
-	s.sendCSV(c, fmt.Sprintf("fabgate-usage-by-%s-%s.csv", by, reportSpan(rep.From, rep.To, st.Location())), buf.Bytes())
+	return w.Error()
 }
 
 func usageRowOf(r bolt.UsageRow) usageRow {
@@ -198,14 +204,26 @@ func (s *Server) revenueReport(c *gin.Context) {
 		return
 	}
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	_ = w.Write([]string{"month", "machine_id", "machine", "group", "group_name", "organisation_id", "organisation", "charges", "minutes", "amount_excl_vat"})
-	for _, r := range out.Rows {
-		_ = w.Write([]string{r.Month, r.MachineID, csvText(r.Machine), r.Group, csvText(r.GroupName), r.OrganisationID, csvText(r.Organisation),
+	if err := writeRevenueCSV(&buf, out.Rows); err != nil {
+		s.fail(c, fablab.Internal(err, "write revenue CSV"))
+		return
+	}
+	s.sendCSV(c, fmt.Sprintf("fabgate-revenue-%s.csv", reportSpan(rep.From, rep.To, st.Location())), buf.Bytes())
+}
+
+// revenueHeader is the header row of writeRevenueCSV.
+var revenueHeader = []string{"month", "machine_id", "machine", "group", "group_name", "organisation_id", "organisation", "charges", "minutes", "amount_excl_vat"}
+
+// writeRevenueCSV writes a revenue report's rows, amounts as decimals.
+func writeRevenueCSV(out io.Writer, rows []revenueRow) error {
+	w := csv.NewWriter(out)
+	_ = w.Write(revenueHeader)
+	for _, r := range rows {
+		_ = w.Write([]string{r.Month, r.MachineID, csvText(r.Machine), csvText(r.Group), csvText(r.GroupName), r.OrganisationID, csvText(r.Organisation),
 			strconv.Itoa(r.Charges), i64(r.Minutes), fablab.FormatDecimal(r.AmountExclCents)})
 	}
 	w.Flush()
-	s.sendCSV(c, fmt.Sprintf("fabgate-revenue-%s.csv", reportSpan(rep.From, rep.To, st.Location())), buf.Bytes())
+	return w.Error()
 }
 
 // sendCSV answers a CSV attachment.
@@ -223,12 +241,6 @@ func reportSpan(from, to time.Time, loc *time.Location) string {
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
-// csvText keeps a name from being read as a formula by a spreadsheet
-// (OWASP "CSV injection"): one starting with = + - @ or a control
-// character gets a leading apostrophe.
-func csvText(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
-}
+// csvText keeps text that people wrote (a name, a note, a group id) from
+// being read as a formula by a spreadsheet (invoice.SpreadsheetSafe).
+func csvText(v string) string { return invoice.SpreadsheetSafe(v) }

@@ -29,11 +29,11 @@ func (s *Server) slots(c *gin.Context) {
 		return
 	}
 	if (kind == "") == (machineID == 0) {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "give either kind (e.g. kind=laser-cutter) or machine_id, not both"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "give either kind (e.g. kind=laser-cutter) or machine_id, not both").On("kind"))
 		return
 	}
 	if c.Query("minutes") == "" {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "minutes is required: the length of the booking wanted, e.g. minutes=120"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "minutes is required: the length of the booking wanted, e.g. minutes=120").On("minutes"))
 		return
 	}
 	minutes, err := queryInt(c, "minutes", 0, 1, fablab.MaxBookingMinutes)
@@ -57,7 +57,7 @@ func (s *Server) slots(c *gin.Context) {
 		return
 	}
 	if to.Sub(from) > maxSlotRange {
-		s.fail(c, fablab.Errorf(fablab.EINVALID, "a free-slot search looks at most 31 days ahead of from; ask for a shorter range"))
+		s.fail(c, fablab.Errorf(fablab.EINVALID, "a free-slot search looks at most 31 days ahead of from; ask for a shorter range").On("to"))
 		return
 	}
 
@@ -147,5 +147,5 @@ func queryBool(c *gin.Context, name string) (bool, error) {
 	case "true":
 		return true, nil
 	}
-	return false, fablab.Errorf(fablab.EINVALID, "query %s must be true or false", name)
+	return false, fablab.Errorf(fablab.EINVALID, "query %s must be true or false", name).On(name)
 }

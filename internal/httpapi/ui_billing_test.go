@@ -346,7 +346,7 @@ func TestBillingProblemsInFrench(t *testing.T) {
 			"La fin de la période doit être après son début."},
 		{"a report's start not a time", "GET", "/api/v1/reports/usage?from=yesterday", nil, http.StatusBadRequest, "from",
 			"« yesterday » n'est pas une heure RFC 3339 comme 2026-03-02T09:00:00+01:00 (dans une adresse, écrivez + sous la forme %2B)."},
-		{"charges over more than a year", "GET", "/api/v1/charges?from=2025-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", nil, http.StatusBadRequest, "",
+		{"charges over more than a year", "GET", "/api/v1/charges?from=2025-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", nil, http.StatusBadRequest, "to",
 			"La période du mercredi 1er janvier 2025 au dimanche 1er mars 2026 dépasse un an : demandez une période plus courte."},
 	} {
 		r := p.pageAPI(c.method, c.path, c.body)

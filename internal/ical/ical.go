@@ -60,6 +60,10 @@ type Event struct {
 
 // Encode writes cal as an RFC 5545 document: CRLF line ends, lines folded
 // at 75 octets without splitting a UTF-8 character, TEXT values escaped.
+// Whatever the values hold (names come from people), the document stays
+// well formed: bytes that are not UTF-8 become U+FFFD, and control
+// characters, which no value may hold, are dropped (in TEXT, line breaks
+// are written as \n and tabs kept).
 func Encode(cal Calendar) []byte {
 	var w writer
 	w.line("BEGIN", "VCALENDAR")
@@ -92,10 +96,10 @@ func Encode(cal Calendar) []byte {
 			w.line("LOCATION", text(e.Location))
 		}
 		if e.URL != "" {
-			w.line("URL", e.URL)
+			w.line("URL", plain(e.URL))
 		}
 		if e.Organizer != "" {
-			w.line("ORGANIZER", "mailto:"+e.Organizer)
+			w.line("ORGANIZER", "mailto:"+plain(e.Organizer))
 		}
 		if e.Status != "" {
 			w.line("STATUS", string(e.Status))
@@ -136,6 +140,9 @@ func (w *writer) line(name, value string) {
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
+		if cut == 0 { // not UTF-8: values are made valid before, but never loop
+			cut = limit
+		}
 		w.buf.WriteString(s[:cut])
 		w.buf.WriteString("\r\n")
 		s = s[cut:]
@@ -144,9 +151,48 @@ func (w *writer) line(name, value string) {
 	w.buf.WriteString("\r\n")
 }
 
-// text escapes a TEXT value (RFC 5545 §3.3.11).
+// text escapes a TEXT value (RFC 5545 §3.3.11): backslash, semicolon and
+// comma get a backslash, a line break (CR LF, CR or LF) becomes \n, other
+// control characters but tab are dropped (TEXT cannot hold them), and bytes
+// that are not UTF-8 become U+FFFD.
 func text(s string) string {
-	return strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\r\n", `\n`, "\n", `\n`, "\r", `\n`).Replace(s)
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c == ';' || c == ',':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c == '\r' || c == '\n':
+			if c == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			b.WriteString(`\n`)
+		case isControl(c) && c != '\t':
+			// dropped
+		default:
+			b.WriteByte(c) // UTF-8 sequences are bytes of 0x80 and above
+		}
+	}
+	return b.String()
 }
+
+// plain is a value that is not TEXT (a URI, a mail address): valid UTF-8
+// without control characters, which would end or corrupt the line.
+func plain(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if !isControl(s[i]) {
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// isControl reports an ASCII control character (RFC 5545's CTL).
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
 
 func utc(t time.Time) string { return t.UTC().Format("20060102T150405Z") }

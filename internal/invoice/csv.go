@@ -19,8 +19,8 @@ var InvoicesHeader = []string{"number", "kind", "issued_on", "due_on", "period",
 // credit note's are negative whatever sign it is stored with. total_incl is
 // the row's base plus its VAT, so that every amount column sums to the
 // period's totals. An invoice without lines gets one row of zeros with no
-// rate. A buyer name that a spreadsheet would read as a formula is
-// prefixed with "'". Errors: EINVALID for an invoice that cannot be shown
+// rate. A number or buyer name that a spreadsheet would read as a formula
+// is prefixed with "'" (SpreadsheetSafe). Errors: EINVALID for an invoice that cannot be shown
 // (see PDF), else w's.
 func InvoicesCSV(w io.Writer, invs []fablab.Invoice, loc *time.Location) error {
 	cw := csv.NewWriter(w)
@@ -47,9 +47,9 @@ func InvoicesCSV(w io.Writer, invs []fablab.Invoice, loc *time.Location) error {
 				rate = fablab.FormatDecimal(int64(v.RateBP))
 			}
 			row := []string{
-				inv.Number, inv.Kind,
+				SpreadsheetSafe(inv.Number), inv.Kind,
 				inv.IssuedAt.In(loc).Format(time.DateOnly), inv.DueAt.In(loc).Format(time.DateOnly),
-				inv.Period, inv.Payer.String(), spreadsheetSafe(inv.Buyer.Name), inv.Currency, rate,
+				inv.Period, inv.Payer.String(), SpreadsheetSafe(inv.Buyer.Name), inv.Currency, rate,
 				fablab.FormatDecimal(sign * v.BaseCents), fablab.FormatDecimal(sign * v.VATCents),
 				fablab.FormatDecimal(sign * (v.BaseCents + v.VATCents)),
 			}
@@ -62,8 +62,10 @@ func InvoicesCSV(w io.Writer, invs []fablab.Invoice, loc *time.Location) error {
 	return cw.Error()
 }
 
-// spreadsheetSafe keeps a spreadsheet from running text as a formula.
-func spreadsheetSafe(s string) string {
+// SpreadsheetSafe keeps a spreadsheet from reading text as a formula
+// (OWASP "CSV injection"): text starting with = + - @, a tab or a carriage
+// return gets a leading apostrophe, which spreadsheets show as text.
+func SpreadsheetSafe(s string) string {
 	if s != "" && strings.ContainsAny(s[:1], "=+-@\t\r") {
 		return "'" + s
 	}
