@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -648,6 +649,13 @@ func (h *aclHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if !ok {
 		h.refusePublish(cl, pk.TopicName, why)
 		return pk, packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Retain {
+		// The decoder's topic name shares the memory of the whole packet
+		// as read: a retained message (an allow-list is one per device,
+		// up to hundreds of kB) would keep that buffer alive as long as
+		// it is retained. Its own copy of the name lets the buffer go.
+		pk.TopicName = strings.Clone(pk.TopicName)
 	}
 	return pk, nil
 }
