@@ -236,16 +236,20 @@ func Start(ctx context.Context, cfg DeviceConfig) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", cfg.ID, err)
 	}
-	subs := map[string]func([]byte){
+	// One SUBSCRIBE for all: the allow-list and the server status are
+	// retained, and a SUBSCRIBE arriving while they are in flight may be
+	// refused whole (mqtt.Client.SubscribeAll).
+	subs := map[string]func(string, []byte){}
+	for filter, h := range map[string]func([]byte){
 		topics.Device(cfg.ID, wire.KindCmd):       d.onCommand,
 		topics.Device(cfg.ID, wire.KindAllowlist): d.onAllowlist,
 		topics.ServerStatus():                     d.onServerStatus,
+	} {
+		subs[filter] = func(_ string, payload []byte) { d.post(func() { h(payload) }) }
 	}
-	for filter, h := range subs {
-		if err := d.client.Subscribe(filter, 1, func(_ string, payload []byte) { d.post(func() { h(payload) }) }); err != nil {
-			d.client.Close(nil)
-			return nil, fmt.Errorf("device %s: subscribe %s: %w", cfg.ID, filter, err)
-		}
+	if err := d.client.SubscribeAll(1, subs); err != nil {
+		d.client.Close(nil)
+		return nil, fmt.Errorf("device %s: %w", cfg.ID, err)
 	}
 
 	log.Info("device starting", "broker", cfg.Broker, "allow_ver", d.allowVer)

@@ -179,22 +179,26 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		wire.KindTap: st.Engine.HandleTap, wire.KindAck: st.Engine.HandleAck, wire.KindStatus: st.Engine.HandleStatus,
 		wire.KindHeartbeat: st.Engine.HandleHeartbeat, wire.KindState: st.Engine.HandleState,
 	}
+	// One SUBSCRIBE for all: the broker sends the retained statuses and
+	// states at once, and a SUBSCRIBE arriving while they are in flight
+	// may be refused whole (mqtt.Client.SubscribeAll).
+	subs := make(map[string]func(topic string, payload []byte), len(handlers))
 	for kind, h := range handlers {
-		h := h
-		if err := st.Client.Subscribe(topics.DeviceFilter(kind), 1, func(topic string, payload []byte) {
+		subs[topics.DeviceFilter(kind)] = func(topic string, payload []byte) {
 			dev, _, ok := topics.Parse(topic)
 			if !ok {
 				st.Engine.Dropped.Add(1)
 				return
 			}
 			st.queues.do(dev, func() { h(context.Background(), dev, payload) })
-		}); err != nil {
-			markSubscribed()
-			st.Close()
-			return nil, fmt.Errorf("mqtt: subscribe: %w", err)
 		}
 	}
+	err = st.Client.SubscribeAll(1, subs)
 	markSubscribed()
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("mqtt: subscribe: %w", err)
+	}
 	if err := st.Client.WaitConnected(cctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("mqtt: connect to %s: %w", url, err)

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -420,51 +423,76 @@ func waitToken(ctx context.Context, tok paho.Token) error {
 // returns ErrSubscriptionRefused and forgets the subscription; any other
 // error (ErrTimeout, a connection lost meanwhile) keeps it for the next
 // reconnection. One filter may be subscribed only once.
+//
+// A client that subscribes to several filters subscribes to them together
+// with SubscribeAll.
 func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload []byte)) error {
-	switch {
-	case filter == "":
-		return errors.New("mqtt subscribe: empty filter")
-	case qos > 2:
-		return fmt.Errorf("mqtt subscribe %q: QoS %d is not 0, 1 or 2", filter, qos)
-	case h == nil:
-		return fmt.Errorf("mqtt subscribe %q: nil handler", filter)
+	return c.SubscribeAll(qos, map[string]func(topic string, payload []byte){filter: h})
+}
+
+// SubscribeAll subscribes each filter of handlers to its handler, as
+// Subscribe does, in one SUBSCRIBE: a SUBSCRIBE sent while the retained
+// messages of an earlier one are on their way to the client may be refused
+// whole (see resubscribe), so a client that needs several subscriptions,
+// retained ones among them, makes them at once. A refusal (after
+// subscribeTries SUBSCRIBEs) forgets the refused filters and returns
+// ErrSubscriptionRefused naming them; the others stay.
+func (c *Client) SubscribeAll(qos byte, handlers map[string]func(topic string, payload []byte)) error {
+	if qos > 2 {
+		return fmt.Errorf("mqtt subscribe: QoS %d is not 0, 1 or 2", qos)
 	}
-	s := &subscription{
-		c:       c,
-		filter:  filter,
-		qos:     qos,
-		handler: h,
-		queue:   make(chan delivery, c.queueLen),
-		done:    make(chan struct{}),
+	subs := make(map[string]*subscription, len(handlers))
+	for filter, h := range handlers {
+		switch {
+		case filter == "":
+			return errors.New("mqtt subscribe: empty filter")
+		case h == nil:
+			return fmt.Errorf("mqtt subscribe %q: nil handler", filter)
+		}
+		subs[filter] = &subscription{
+			c:       c,
+			filter:  filter,
+			qos:     qos,
+			handler: h,
+			queue:   make(chan delivery, c.queueLen),
+			done:    make(chan struct{}),
+		}
 	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if _, dup := c.subs[filter]; dup {
-		c.mu.Unlock()
-		return fmt.Errorf("mqtt subscribe %q: already subscribed", filter)
+	for filter := range subs {
+		if _, dup := c.subs[filter]; dup {
+			c.mu.Unlock()
+			return fmt.Errorf("mqtt subscribe %q: already subscribed", filter)
+		}
 	}
-	c.subs[filter] = s
-	c.workers.Add(1)
-	go s.run()
+	for filter, s := range subs {
+		c.subs[filter] = s
+		c.workers.Add(1)
+		go s.run()
+	}
 	synced := c.synced
 	c.mu.Unlock()
 
-	if !synced || !c.pc.IsConnectionOpen() {
+	if !synced || !c.pc.IsConnectionOpen() || len(subs) == 0 {
 		return nil
 	}
-	err := c.subscribeNow(s)
-	if errors.Is(err, ErrSubscriptionRefused) {
-		c.mu.Lock()
-		if c.subs[filter] == s {
-			delete(c.subs, filter)
-		}
-		c.mu.Unlock()
-		close(s.done)
+	refused, err := c.subscribeNow(slices.Collect(maps.Values(subs)))
+	if len(refused) == 0 {
+		return err
 	}
-	return err
+	c.mu.Lock()
+	for _, filter := range refused {
+		if s := subs[filter]; c.subs[filter] == s {
+			delete(c.subs, filter)
+			close(s.done)
+		}
+	}
+	c.mu.Unlock()
+	return fmt.Errorf("mqtt subscribe %s: %w", quoted(refused), ErrSubscriptionRefused)
 }
 
 // resubscribe makes the remembered subscriptions on a new connection, all in
@@ -474,12 +502,34 @@ func (c *Client) Subscribe(filter string, qos byte, h func(topic string, payload
 // directions' ids together), so separate SUBSCRIBEs could be refused for
 // nothing (Subscribe leaves the subscriptions it makes while a connection
 // comes up to this one SUBSCRIBE for that reason). Filters refused all the
-// same are asked for again, up to subscribeTries SUBSCRIBEs in all, as
-// Subscribe does: a client left without them would hear nothing on them
-// until it reconnects.
+// same are asked for again, as Subscribe does: a client left without them
+// would hear nothing on them until it reconnects.
 func (c *Client) resubscribe(subs []*subscription) {
+	refused, err := c.subscribeNow(subs)
+	if err != nil {
+		c.log.Error("mqtt subscribe after connect failed", "filters", len(subs), "error", err)
+	}
+	for _, filter := range refused {
+		c.log.Error("mqtt subscribe after connect refused", "filter", filter, "error", ErrSubscriptionRefused)
+	}
+}
+
+// subscribeTries is how many SUBSCRIBEs ask for a filter the broker refuses:
+// a refusal may only mean that the SUBSCRIBE's packet id clashed with a
+// message in flight to the client (see resubscribe), which its
+// acknowledgement soon clears; one the ACL refuses is refused every time.
+// Each try after the first waits subscribeRetryPause longer than the last.
+const (
+	subscribeTries      = 3
+	subscribeRetryPause = 100 * time.Millisecond
+)
+
+// subscribeNow makes subs in one SUBSCRIBE, asking again for the filters
+// the broker refuses, and returns those it refused every time, sorted, or
+// the error that stopped it (the connection lost, no answer in time).
+func (c *Client) subscribeNow(subs []*subscription) (refused []string, err error) {
 	if len(subs) == 0 {
-		return
+		return nil, nil
 	}
 	filters := make(map[string]byte, len(subs))
 	for _, s := range subs {
@@ -489,55 +539,38 @@ func (c *Client) resubscribe(subs []*subscription) {
 	for try := 1; ; try++ {
 		tok := c.pc.SubscribeMultiple(filters, nil)
 		if err := waitToken(context.Background(), tok); err != nil {
-			c.log.Error("mqtt subscribe after connect failed", "filters", len(filters), "error", err)
-			return
+			return nil, fmt.Errorf("mqtt subscribe %s: %w", quoted(slices.Sorted(maps.Keys(filters))), err)
 		}
-		refused := map[string]byte{}
+		again := map[string]byte{}
 		if st, ok := tok.(*paho.SubscribeToken); ok {
 			for filter, code := range st.Result() {
 				if code >= 0x80 {
-					refused[filter] = filters[filter]
+					again[filter] = filters[filter]
 				}
 			}
 		}
-		if len(refused) == 0 {
-			return
+		if len(again) == 0 {
+			return nil, nil
 		}
 		if try == subscribeTries {
-			for filter := range refused {
-				c.log.Error("mqtt subscribe after connect refused", "filter", filter, "error", ErrSubscriptionRefused)
-			}
-			return
+			return slices.Sorted(maps.Keys(again)), nil
 		}
-		filters = refused
+		filters = again
+		select {
+		case <-time.After(time.Duration(try) * subscribeRetryPause):
+		case <-c.stop:
+			return nil, ErrClosed
+		}
 	}
 }
 
-// subscribeTries is how many times a subscription refused by the broker is
-// asked for: a refusal may only mean its packet id clashed with a message
-// in flight (see resubscribe); one the ACL refuses is refused every time.
-const subscribeTries = 3
-
-// subscribeNow sends one SUBSCRIBE and checks the broker's answer.
-func (c *Client) subscribeNow(s *subscription) error {
-	for try := 1; ; try++ {
-		tok := c.pc.Subscribe(s.filter, s.qos, s.deliver)
-		if err := waitToken(context.Background(), tok); err != nil {
-			return fmt.Errorf("mqtt subscribe %q: %w", s.filter, err)
-		}
-		refused := false
-		if st, ok := tok.(*paho.SubscribeToken); ok {
-			for _, code := range st.Result() {
-				refused = refused || code >= 0x80
-			}
-		}
-		if !refused {
-			return nil
-		}
-		if try == subscribeTries {
-			return fmt.Errorf("mqtt subscribe %q: %w", s.filter, ErrSubscriptionRefused)
-		}
+// quoted lists filters for an error message.
+func quoted(filters []string) string {
+	q := make([]string, len(filters))
+	for i, f := range filters {
+		q[i] = strconv.Quote(f)
 	}
+	return strings.Join(q, ", ")
 }
 
 // Close publishes final (e.g. the server's offline status) if connected,

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"context"
+	"errors"
 	"net"
 	"slices"
 	"sort"
@@ -96,6 +98,112 @@ func TestClientSubscribeWhileConnecting(t *testing.T) {
 	b.awaitSubscribes(t, 1)
 	if got := b.requests(); len(got) != 1 || !slices.Equal(got[0], []string{early, late}) {
 		t.Fatalf("SUBSCRIBEs %v, want one of %s and %s", got, early, late)
+	}
+}
+
+// Subscriptions asked for together are made in one SUBSCRIBE, whenever
+// they are asked for: before the connection, while it comes up, or once it
+// is up. Separate SUBSCRIBEs, the retained messages of one in flight when
+// the next arrives, may be refused whole: a server whose subscriptions were
+// refused so would not start.
+func TestClientSubscribeAllInOneSubscribe(t *testing.T) {
+	filters := []string{testPrefix + "/dev/+/ack", testPrefix + "/dev/+/state", testPrefix + "/dev/+/status", testPrefix + "/dev/+/tap"}
+	handlers := map[string]func(string, []byte){}
+	for _, f := range filters {
+		handlers[f] = func(string, []byte) {}
+	}
+	for _, when := range []string{"before the connection", "while it comes up", "once connected"} {
+		t.Run(when, func(t *testing.T) {
+			log, _ := testLog(t)
+			b := newScriptedBroker(t, 0)
+			opening, open := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			c, err := Dial(ClientConfig{Broker: "tcp://" + b.addr(), ClientID: uniqueID("srv"), Log: log,
+				beforeResubscribe: func() {
+					once.Do(func() {
+						close(opening)
+						<-open
+					})
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(nil)
+			subscribe := func() {
+				if err := c.SubscribeAll(1, handlers); err != nil {
+					t.Fatal(err)
+				}
+			}
+			switch when {
+			case "before the connection":
+				subscribe()
+				b.letConnect()
+				<-opening
+				close(open)
+			case "while it comes up":
+				b.letConnect()
+				<-opening
+				subscribe()
+				close(open)
+			case "once connected":
+				b.letConnect()
+				<-opening
+				close(open)
+				ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+				defer cancel()
+				if err := c.WaitConnected(ctx); err != nil {
+					t.Fatal(err)
+				}
+				subscribe()
+			}
+			b.awaitSubscribes(t, 1)
+			if got := b.requests(); len(got) != 1 || !slices.Equal(got[0], filters) {
+				t.Fatalf("SUBSCRIBEs %v, want one of %v", got, filters)
+			}
+		})
+	}
+}
+
+// Once connected, SubscribeAll asks again for the filters the broker
+// refuses (a clash of packet ids passes), and forgets those it refuses
+// every time, saying so.
+func TestClientSubscribeAllRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse int
+	}{
+		{"refused once", 1},
+		{"refused every time", subscribeTries},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			log, _ := testLog(t)
+			b := newScriptedBroker(t, tc.refuse)
+			b.letConnect()
+			c, err := Connect(context.Background(), ClientConfig{Broker: "tcp://" + b.addr(), ClientID: uniqueID("srv"), Log: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(nil)
+			filters := []string{testPrefix + "/dev/+/ack", testPrefix + "/dev/+/state"}
+			handlers := map[string]func(string, []byte){filters[0]: func(string, []byte) {}, filters[1]: func(string, []byte) {}}
+			err = c.SubscribeAll(1, handlers)
+			b.awaitSubscribes(t, min(tc.refuse+1, subscribeTries))
+			if tc.refuse < subscribeTries {
+				if err != nil || !slices.Equal(b.grantedFilters(), filters) {
+					t.Fatalf("SubscribeAll: %v; granted %v, want %v", err, b.grantedFilters(), filters)
+				}
+				return
+			}
+			if !errors.Is(err, ErrSubscriptionRefused) || !strings.Contains(err.Error(), filters[0]) || !strings.Contains(err.Error(), filters[1]) {
+				t.Fatalf("SubscribeAll refused every time: %v, want ErrSubscriptionRefused naming %v", err, filters)
+			}
+			c.mu.Lock()
+			left := len(c.subs)
+			c.mu.Unlock()
+			if left != 0 {
+				t.Fatalf("%d refused subscriptions remembered", left)
+			}
+		})
 	}
 }
 
