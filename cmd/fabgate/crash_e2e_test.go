@@ -849,41 +849,41 @@ func tap(ctx context.Context, d *crashDevice, ack *acked, rng *rand.Rand) bool {
 	}
 }
 
-// bill runs the billing job and records the charges then listed; past
-// the month's end, it runs the month's invoices too (a second run issues
-// nothing) and records the invoices listed.
+// bill runs the billing job and records the charges then listed (those
+// of the last ten minutes of use: a session is billed within seconds of its
+// end, and the whole ledger is too long a list to finish before most
+// crashes); past the month's end, it first runs the month's invoices (a
+// second run issues nothing) and records the invoices listed.
 func (lab *crashLab) bill(ctx context.Context, p *fabgateProc, ack *acked) bool {
+	if !lab.clock.Now().Before(crashMonthChange) {
+		var run struct{ Invoices []fablab.Invoice }
+		if code, err := p.do(ctx, "POST", "/api/v1/invoices/run?period="+crashMonth.String(), lab.admin, nil, &run); err != nil || code != 200 && code != 201 {
+			return false
+		}
+		var invs []fablab.Invoice
+		if code, err := p.do(ctx, "GET", "/api/v1/invoices", lab.admin, nil, &invs); err != nil || code != 200 {
+			return false
+		}
+		ack.mu.Lock()
+		for _, inv := range append(run.Invoices, invs...) {
+			ack.invoices[inv.ID] = inv
+		}
+		ack.mu.Unlock()
+	}
 	code, err := p.do(ctx, "POST", "/api/v1/jobs/billing/run", lab.admin, nil, nil)
 	if err != nil || code != 200 && code != 409 { // 409: the scheduled run is on
 		return false
 	}
-	from := crashStart.Add(-24 * time.Hour).UTC().Format(time.RFC3339)
-	to := crashStart.Add(30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	from := lab.clock.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
 	var charges []fablab.Charge
-	if code, err := p.do(ctx, "GET", "/api/v1/charges?from="+url.QueryEscape(from)+"&to="+url.QueryEscape(to), lab.admin, nil, &charges); err != nil || code != 200 {
-		return false
-	}
-	ack.mu.Lock()
-	ack.billingRuns++
-	for _, c := range charges {
-		ack.charges[c.ID] = c
-	}
-	ack.mu.Unlock()
-	if lab.clock.Now().Before(crashMonthChange) {
-		return true
-	}
-	var run struct{ Invoices []fablab.Invoice }
-	if code, err := p.do(ctx, "POST", "/api/v1/invoices/run?period="+crashMonth.String(), lab.admin, nil, &run); err != nil || code != 200 && code != 201 {
-		return false
-	}
-	var invs []fablab.Invoice
-	if code, err := p.do(ctx, "GET", "/api/v1/invoices", lab.admin, nil, &invs); err != nil || code != 200 {
+	if code, err := p.do(ctx, "GET", "/api/v1/charges?from="+url.QueryEscape(from), lab.admin, nil, &charges); err != nil || code != 200 {
 		return false
 	}
 	ack.mu.Lock()
 	defer ack.mu.Unlock()
-	for _, inv := range append(run.Invoices, invs...) {
-		ack.invoices[inv.ID] = inv
+	ack.billingRuns++
+	for _, c := range charges {
+		ack.charges[c.ID] = c
 	}
 	return true
 }
