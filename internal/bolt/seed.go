@@ -71,7 +71,6 @@ func (s *Store) SeedBilledSessions(ctx context.Context, sessions []fablab.Sessio
 		if err != nil {
 			return err
 		}
-		b := tx.Bucket(bSessions)
 		for _, sess := range sessions {
 			if sess.Ended == nil || sess.Ended.Before(sess.Started) {
 				return fablab.Errorf(fablab.EINVALID, "a seeded session must have ended, at or after its start")
@@ -79,16 +78,7 @@ func (s *Store) SeedBilledSessions(ctx context.Context, sessions []fablab.Sessio
 			sess.Started, sess.Until = sess.Started.UTC(), sess.Until.UTC()
 			ended := sess.Ended.UTC()
 			sess.Ended, sess.ChargeID = &ended, 0
-			if sess.ID, err = nextID(b); err != nil {
-				return err
-			}
-			if err := putJSON(b, itob(sess.ID), sess); err != nil {
-				return err
-			}
-			if err := indexSession(tx, sess); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bSessionsUnbilled).Put(itob(sess.ID), nil); err != nil {
+			if err := insertClosedSession(tx, &sess); err != nil {
 				return err
 			}
 			if _, err := s.billSessionInTx(tx, st, sess.ID, now); err != nil {

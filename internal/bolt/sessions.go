@@ -81,18 +81,7 @@ func (s *Store) RecordSession(ctx context.Context, sess fablab.Session, tap *Tap
 		if err := checkTap(tx, tap); err != nil {
 			return err
 		}
-		b := tx.Bucket(bSessions)
-		var err error
-		if sess.ID, err = nextID(b); err != nil {
-			return err
-		}
-		if err := putJSON(b, itob(sess.ID), sess); err != nil {
-			return err
-		}
-		if err := indexSession(tx, sess); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bSessionsUnbilled).Put(itob(sess.ID), nil); err != nil {
+		if err := insertClosedSession(tx, &sess); err != nil {
 			return err
 		}
 		aboutSession(events, sess)
@@ -588,4 +577,21 @@ func (s *Store) PruneTaps(ctx context.Context, limit int) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// insertClosedSession writes an ended session under a new id with its
+// indexes, as not billed yet.
+func insertClosedSession(tx *bbolt.Tx, sess *fablab.Session) error {
+	b := tx.Bucket(bSessions)
+	var err error
+	if sess.ID, err = nextID(b); err != nil {
+		return err
+	}
+	if err := putJSON(b, itob(sess.ID), *sess); err != nil {
+		return err
+	}
+	if err := indexSession(tx, *sess); err != nil {
+		return err
+	}
+	return tx.Bucket(bSessionsUnbilled).Put(itob(sess.ID), nil)
 }
