@@ -72,8 +72,9 @@ type BrokerConfig struct {
 // only grow.
 type BrokerStats struct {
 	// RefusedConnects counts CONNECTs refused: anonymous, unknown user,
-	// wrong secret, a will the user may not publish, or a client id held
-	// by another user.
+	// wrong secret, a will the user may not publish, a client id held
+	// by another user, or one whose previous connection or login did not
+	// end within 2 s.
 	RefusedConnects uint64
 	// RefusedPublishes counts PUBLISH packets dropped by the ACL: a topic
 	// the user may not publish to, or a retained message where retaining is
@@ -98,9 +99,11 @@ type BrokerStats struct {
 //   - a client must log in as the server user or as a device (username =
 //     device id, password = its secret, checked by DeviceAuth); a device's
 //     client id must be its device id, so a device has one connection at
-//     most (a new one takes the old one's place) and cannot squat another's
-//     id; its will must be a message it could publish; the server may not
-//     reuse the client id of another user's live connection;
+//     most (a new one takes the old one's place: the old connection is
+//     closed, its will published and its clean session cleared before the
+//     new one is accepted) and cannot squat another's id; its will must be
+//     a message it could publish; the server may not reuse the client id
+//     of another user's live connection;
 //   - the server user may publish and subscribe (wildcards included) under
 //     the prefix only, and may not retain a command;
 //   - a device may publish only its own status, hb, tap, ack and state,
@@ -206,6 +209,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		devices:      cfg.Devices,
 		clients:      srv.Clients,
 		disconnect:   func(cl *mochi.Client) { _ = srv.DisconnectClient(cl, packets.ErrNotAuthorized) },
+		takeOver:     func(cl *mochi.Client) { _ = srv.DisconnectClient(cl, packets.ErrSessionTakenOver) },
 		log:          log,
 		logLimit:     &logLimiter{now: cfg.Now},
 		ctx:          ctx,
@@ -364,6 +368,9 @@ type liveConns struct {
 // Serve hands accepted connections to mochi until Close.
 func (l netListener) Serve(establish listeners.EstablishFn) {
 	l.Net.Serve(func(id string, c net.Conn) error {
+		if gc, ok := c.(*guardConn); ok {
+			defer gc.ended()
+		}
 		lc := l.conns
 		lc.mu.Lock()
 		if lc.closing {
@@ -416,8 +423,9 @@ type aclHook struct {
 	policy       policy
 	serverPass   [sha256.Size]byte // compared in constant time
 	devices      DeviceAuth
-	clients      *mochi.Clients // to refuse taking over another user's client id
+	clients      *mochi.Clients // to find the connection a login takes over
 	disconnect   func(*mochi.Client)
+	takeOver     func(*mochi.Client) // ends a connection whose client id logged in again
 	log          *slog.Logger
 	logLimit     *logLimiter     // bounds the refusal lines, which strangers can cause
 	ctx          context.Context // cancelled when the broker closes
@@ -425,6 +433,9 @@ type aclHook struct {
 
 	revokedMu sync.Mutex
 	revoked   map[string]uint64 // device id → how many times DisconnectDevice cut it
+
+	loginsMu sync.Mutex
+	logins   map[string]chan struct{} // client id → closed when its login in progress is registered or ends
 
 	refusedConnects    atomic.Uint64
 	refusedPublishes   atomic.Uint64
@@ -480,61 +491,134 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 			return h.refuseConnect(cl, user, "will on "+pk.Connect.WillTopic+": "+why, nil)
 		}
 	}
-	if old, ok := h.clients.Get(cl.ID); ok && !old.Closed() && string(old.Properties.Username) != user {
-		return h.refuseConnect(cl, user, "client id in use by another user", nil)
+	unlock, reason := h.lockLogin(cl.ID)
+	if reason == "" {
+		reason = h.replaceOld(cl.ID, user)
 	}
-	h.awaitClosedSession(cl.ID)
-	if gc, ok := cl.Net.Conn.(*guardConn); ok {
-		gc.loggedIn()
-		gc.user.Store(&user)
-		if device {
-			gc.gen.Store(gen)
-			gc.setLimit(h.devicePacket)
-		} else {
-			gc.setLimit(maxPacketSize)
-		}
+	if reason != "" {
+		unlock()
+		return h.refuseConnect(cl, user, reason, nil)
+	}
+	gc, ok := cl.Net.Conn.(*guardConn)
+	if !ok {
+		// Not from the broker's listener (only the hook's own tests).
+		unlock()
+		return true
+	}
+	// Held until mochi has registered the client (OnSessionEstablished) or
+	// the connection ends.
+	gc.unlockLogin = unlock
+	gc.loggedIn()
+	gc.user.Store(&user)
+	if device {
+		gc.gen.Store(gen)
+		gc.setLimit(h.devicePacket)
+	} else {
+		gc.setLimit(maxPacketSize)
 	}
 	return true
 }
 
-// closedSessionWait bounds how long a login waits for the closed
-// connection of the same client id to be cleared away.
-const closedSessionWait = 2 * time.Second
+// takeoverWait bounds each wait of a login for the client id's previous
+// login or connection (twice this stays under the 5 s a client waits for
+// its CONNACK).
+const takeoverWait = 2 * time.Second
 
-// awaitClosedSession waits until a closed connection with client id id is
-// cleared from the broker (at most closedSessionWait). A device that
-// reconnects at once (a bridge restarting) would otherwise race the old
-// connection's clean-up in mochi 2.7.9: the old one, found closed but not
-// yet removed when the new one takes its place, removes the client id from
-// the broker after the new one is in, and every command to the device is
-// then dropped until it reconnects.
-func (h *aclHook) awaitClosedSession(id string) {
-	old, ok := h.clients.Get(id)
-	if !ok || !old.Closed() {
-		return
-	}
-	deadline := time.Now().Add(closedSessionWait)
-	for time.Now().Before(deadline) {
-		cur, ok := h.clients.Get(id)
-		if !ok || cur != old {
-			return
+// lockLogin waits until no other login of client id is between its
+// authentication and its registration by mochi (at most takeoverWait),
+// and makes this login that one: logins of one client id take over from
+// each other in turn. unlock ends the hold; reason says why the login is
+// refused instead (unlock is then a no-op).
+func (h *aclHook) lockLogin(id string) (unlock func(), reason string) {
+	var timeout <-chan time.Time
+	for {
+		h.loginsMu.Lock()
+		busy, ok := h.logins[id]
+		if !ok {
+			if h.logins == nil {
+				h.logins = map[string]chan struct{}{}
+			}
+			mine := make(chan struct{})
+			h.logins[id] = mine
+			h.loginsMu.Unlock()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					h.loginsMu.Lock()
+					delete(h.logins, id)
+					h.loginsMu.Unlock()
+					close(mine)
+				})
+			}, ""
+		}
+		h.loginsMu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(takeoverWait)
+			defer t.Stop()
+			timeout = t.C
 		}
 		select {
+		case <-busy:
+		case <-timeout:
+			return func() {}, "another login of this client id is in progress"
 		case <-h.ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
+			return func() {}, "broker closing"
 		}
 	}
 }
 
-// OnSessionEstablished cuts a device whose login was checked against a
-// secret revoked meanwhile (DisconnectDevice ran between the check and the
-// client's registration, and so did not see it).
+// replaceOld ends the connection that holds client id id, if any, and
+// waits until mochi is done with it (at most takeoverWait), so that the new
+// login of user finds no live session to take over, or one that has
+// ended. Or it says why the login is refused: the id is held by another
+// user's live connection, or its connection did not end in time.
+//
+// mochi 2.7.9 cannot take over a live clean session safely: the old
+// connection's clean-up runs on its own goroutine and, when it checks that
+// the session was not taken over just before the new login marks it so,
+// removes the client id from the broker after the new client is in. The
+// new client's subscriptions are then made, but every message to them is
+// dropped (a device would miss its commands) until it reconnects.
+func (h *aclHook) replaceOld(id, user string) string {
+	old, ok := h.clients.Get(id)
+	if !ok {
+		return ""
+	}
+	if !old.Closed() && string(old.Properties.Username) != user {
+		return "client id in use by another user"
+	}
+	ogc, ok := old.Net.Conn.(*guardConn)
+	if !ok {
+		return ""
+	}
+	select {
+	case <-ogc.done:
+		return "" // ended already: a persistent session, which mochi takes over
+	default:
+	}
+	h.takeOver(old)
+	t := time.NewTimer(takeoverWait)
+	defer t.Stop()
+	select {
+	case <-ogc.done:
+		return ""
+	case <-t.C:
+		return "the previous connection of this client id did not end in time"
+	case <-h.ctx.Done():
+		return "broker closing"
+	}
+}
+
+// OnSessionEstablished lets the next login of the client id go on, now
+// that mochi has registered this one, and cuts a device whose login was
+// checked against a secret revoked meanwhile (DisconnectDevice ran between
+// the check and the client's registration, and so did not see it).
 func (h *aclHook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
 	gc, ok := cl.Net.Conn.(*guardConn)
 	if !ok {
 		return
 	}
+	gc.releaseLogin()
 	user := string(cl.Properties.Username)
 	if h.policy.isDevice(user) && h.generation(user) != gc.gen.Load() {
 		h.log.Info("mqtt device disconnected", "device", user, "reason", "credentials revoked during login")

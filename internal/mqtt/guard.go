@@ -99,7 +99,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 		// mochi replaces this deadline with the keepalive's once the
 		// CONNECT is read.
 		_ = c.SetDeadline(time.Now().Add(l.timeout))
-		gc := &guardConn{Conn: c, l: l, addr: addr, limit: maxConnectSize}
+		gc := &guardConn{Conn: c, l: l, addr: addr, limit: maxConnectSize, done: make(chan struct{})}
 		gc.tls, _ = c.(*tls.Conn)
 		return gc, nil
 	}
@@ -182,6 +182,30 @@ type guardConn struct {
 	// Set by the hook when the client logs in.
 	user atomic.Pointer[string] // the username
 	gen  atomic.Uint64          // a device's revocation generation at login
+
+	// unlockLogin lets the next login of the client id go on; set by the
+	// hook at login, called once the client is registered or its
+	// connection ends. Only the connection's own goroutine (which runs
+	// mochi's hooks for it) touches it.
+	unlockLogin func()
+	// done is closed when mochi is done with the connection: its client
+	// is cleaned up (for a clean session, removed from the broker).
+	done chan struct{}
+}
+
+// releaseLogin lets the next login of the connection's client id go on,
+// once.
+func (c *guardConn) releaseLogin() {
+	if c.unlockLogin != nil {
+		c.unlockLogin()
+		c.unlockLogin = nil
+	}
+}
+
+// ended is called when mochi is done with the connection.
+func (c *guardConn) ended() {
+	c.releaseLogin()
+	close(c.done)
 }
 
 // setLimit sets the largest packet (remaining length) the client may send

@@ -10,11 +10,14 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/fabgate/fabgate/internal/logbuf"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/fabgate/fabgate/internal/logbuf"
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
@@ -597,5 +600,114 @@ func TestBrokerDeviceReconnectsAtOnce(t *testing.T) {
 		publish(t, srv, topic, msg, 1, false)
 		in.waitFor(t, topic, msg)
 		a.Close(nil)
+	}
+}
+
+// cleanupRace is a hook that holds the old connection of client id id in
+// its clean-up, once it is past mochi's check that it was not taken over,
+// until a new login of that id is registered: the interleaving in which
+// mochi 2.7.9's clean-up of the old connection removes the new client from
+// the broker. The old connection is closed (client side) when the new login
+// reaches mochi's session take-over.
+type cleanupRace struct {
+	mochi.HookBase
+	t       *testing.T
+	id      string
+	oldConn net.Conn
+	old     atomic.Pointer[mochi.Client]
+
+	takingOver  atomic.Bool   // the new login reached the take-over
+	oldCleaning chan struct{} // closed at the old client's first OnUnsubscribed
+	cleanOnce   sync.Once
+	newIn       chan struct{} // closed once the new client is registered
+	newOnce     sync.Once
+}
+
+func (h *cleanupRace) ID() string { return "cleanup-race" }
+
+func (h *cleanupRace) Provides(b byte) bool {
+	return b == mochi.OnSessionEstablish || b == mochi.OnSessionEstablished || b == mochi.OnUnsubscribed
+}
+
+func (h *cleanupRace) isNew(cl *mochi.Client) bool {
+	old := h.old.Load()
+	return cl.ID == h.id && old != nil && cl != old
+}
+
+func (h *cleanupRace) wait(ch <-chan struct{}, what string) {
+	select {
+	case <-ch:
+	case <-time.After(waitLong):
+		h.t.Errorf("%s did not happen within %s", what, waitLong)
+	}
+}
+
+// OnSessionEstablish runs for a login after it is authenticated, just
+// before mochi takes over the old session: the old connection drops now,
+// and the new login goes on once the old one's clean-up has begun.
+func (h *cleanupRace) OnSessionEstablish(cl *mochi.Client, _ packets.Packet) {
+	if !h.isNew(cl) {
+		return
+	}
+	h.takingOver.Store(true)
+	_ = h.oldConn.Close()
+	h.wait(h.oldCleaning, "the old connection's clean-up")
+}
+
+// OnUnsubscribed is called by the old connection's clean-up between its
+// take-over check and its removal of the client id.
+func (h *cleanupRace) OnUnsubscribed(cl *mochi.Client, _ packets.Packet) {
+	if cl != h.old.Load() {
+		return
+	}
+	first := false
+	h.cleanOnce.Do(func() { first = true; close(h.oldCleaning) })
+	if first && h.takingOver.Load() {
+		h.wait(h.newIn, "the new login's registration")
+	}
+}
+
+func (h *cleanupRace) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	if h.isNew(cl) {
+		h.newOnce.Do(func() { close(h.newIn) })
+	}
+}
+
+// TestBrokerTakeoverWhileOldConnectionEnds: a device's new login takes the
+// place of its old connection, which the broker has not seen end yet (a
+// bridge restarting: its new CONNECT is read before the old connection's
+// end). However the old connection's clean-up and the new login interleave,
+// the new connection gets its commands. It used to be that the old
+// connection's clean-up, past mochi's take-over check when the new login
+// took over, removed the new client from the broker afterwards: its
+// subscription was made but every command to it was dropped.
+func TestBrokerTakeoverWhileOldConnectionEnds(t *testing.T) {
+	b, _ := startGuardedBroker(t, hashedDevices(t), nil)
+	srv := dial(t, b.Addr(), testServerUser, testServerPass)
+	old := rawDial(t, b.Addr(), "")
+	if _, err := old.Write(connectBytes(devA, devA, secretA)); err != nil {
+		t.Fatal(err)
+	}
+	if code := readConnack(t, old); code != 0 {
+		t.Fatalf("CONNACK code %d", code)
+	}
+	h := &cleanupRace{t: t, id: devA, oldConn: old, oldCleaning: make(chan struct{}), newIn: make(chan struct{})}
+	cl, ok := b.srv.Clients.Get(devA)
+	if !ok {
+		t.Fatal("the old connection is not a client of the broker")
+	}
+	h.old.Store(cl)
+	if err := b.srv.AddHook(h, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	a := dial(t, b.Addr(), devA, secretA)
+	topic := devTopic(testPrefix, devA, "cmd")
+	in := newInbox()
+	subscribe(t, a, topic, in)
+	publish(t, srv, topic, "unlock", 1, false)
+	in.waitFor(t, topic, "unlock")
+	if cur, ok := b.srv.Clients.Get(devA); !ok || cur == cl {
+		t.Errorf("the broker's client %s is not the new connection", devA)
 	}
 }
