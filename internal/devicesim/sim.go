@@ -78,22 +78,33 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 
 // connect makes the device's connection, subscribed to its commands; each
 // (re)connection publishes the birth and the relay state.
+//
+// The device announces itself only once it listens to its commands: the
+// server answers a state at once (a relay on without a session is locked),
+// and a command sent before the subscription is lost.
 func (d *Device) connect(ctx context.Context) error {
 	will, _ := wire.Encode(&wire.Status{Online: false})
+	subscribed := make(chan struct{})
 	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{
 		Broker: d.cfg.Broker, ClientID: d.cfg.ID, Username: d.cfg.ID, Password: d.cfg.Secret,
 		Will: &mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
 		OnConnect: func(c *mqtt.Client) {
 			d.client.Store(c)
-			go d.announce(context.Background())
+			go func() {
+				<-subscribed
+				d.announce(context.Background())
+			}()
 		},
 		Log: d.cfg.Log,
 	})
 	if err != nil {
+		close(subscribed)
 		return err
 	}
 	d.client.Store(c)
-	if err := c.Subscribe(d.topics.Device(d.cfg.ID, wire.KindCmd), 1, d.onCommand); err != nil {
+	err = c.Subscribe(d.topics.Device(d.cfg.ID, wire.KindCmd), 1, d.onCommand)
+	close(subscribed)
+	if err != nil {
 		c.Close(nil)
 		return err
 	}

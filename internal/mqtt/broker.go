@@ -206,6 +206,7 @@ func StartBroker(cfg BrokerConfig) (*Broker, error) {
 		devices:      cfg.Devices,
 		clients:      srv.Clients,
 		disconnect:   func(cl *mochi.Client) { _ = srv.DisconnectClient(cl, packets.ErrNotAuthorized) },
+		takeOver:     func(cl *mochi.Client) { _ = srv.DisconnectClient(cl, packets.ErrSessionTakenOver) },
 		log:          log,
 		logLimit:     &logLimiter{now: cfg.Now},
 		ctx:          ctx,
@@ -418,6 +419,7 @@ type aclHook struct {
 	devices      DeviceAuth
 	clients      *mochi.Clients // to refuse taking over another user's client id
 	disconnect   func(*mochi.Client)
+	takeOver     func(*mochi.Client) // closes a connection whose client id logs in again
 	log          *slog.Logger
 	logLimit     *logLimiter     // bounds the refusal lines, which strangers can cause
 	ctx          context.Context // cancelled when the broker closes
@@ -501,17 +503,25 @@ func (h *aclHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) boo
 // connection of the same client id to be cleared away.
 const closedSessionWait = 2 * time.Second
 
-// awaitClosedSession waits until a closed connection with client id id is
-// cleared from the broker (at most closedSessionWait). A device that
-// reconnects at once (a bridge restarting) would otherwise race the old
-// connection's clean-up in mochi 2.7.9: the old one, found closed but not
-// yet removed when the new one takes its place, removes the client id from
-// the broker after the new one is in, and every command to the device is
-// then dropped until it reconnects.
+// awaitClosedSession waits until the connection with client id id is
+// cleared from the broker (at most closedSessionWait), closing it first if
+// it is still open: the same user connecting again takes it over. A device
+// that reconnects at once (a bridge restarting, a link flapping) would
+// otherwise race the old connection's clean-up in mochi 2.7.9: the old
+// one, closed (or taken over by mochi) but not yet removed when the new
+// one takes its place, removes the client id from the broker after the new
+// one is in, and every command to the device is then dropped until it
+// reconnects. The old connection's DISCONNECT may still be on its way when
+// the new one logs in, so an open one is not left to mochi's take-over,
+// which has the same race: it is closed here (its will, if it had not
+// disconnected cleanly, is published before the new connection is in).
 func (h *aclHook) awaitClosedSession(id string) {
 	old, ok := h.clients.Get(id)
-	if !ok || !old.Closed() {
+	if !ok {
 		return
+	}
+	if !old.Closed() {
+		h.takeOver(old)
 	}
 	deadline := time.Now().Add(closedSessionWait)
 	for time.Now().Before(deadline) {

@@ -121,9 +121,11 @@ func newTestHook(t *testing.T, devices DeviceAuth) (*aclHook, *mochi.Server, *lo
 		serverPass: sha256.Sum256([]byte(testServerPass)),
 		devices:    devices,
 		clients:    srv.Clients,
-		log:        log,
-		logLimit:   &logLimiter{now: time.Now},
-		ctx:        context.Background(),
+		// As mochi does once the connection's goroutine has ended.
+		takeOver: func(cl *mochi.Client) { cl.Stop(packets.ErrSessionTakenOver); srv.Clients.Delete(cl.ID) },
+		log:      log,
+		logLimit: &logLimiter{now: time.Now},
+		ctx:      context.Background(),
 	}, srv, buf
 }
 
@@ -208,7 +210,8 @@ func TestHookConnect(t *testing.T) {
 
 func TestHookClientIDTakeover(t *testing.T) {
 	h, srv, _ := newTestHook(t, hashedDevices(t))
-	srv.Clients.Add(openClient(t, srv, "fabgate-server-1", testServerUser))
+	first := openClient(t, srv, "fabgate-server-1", testServerUser)
+	srv.Clients.Add(first)
 
 	// A device may not take the server's session over by reusing its id...
 	if h.OnConnectAuthenticate(&mochi.Client{ID: "fabgate-server-1"}, connectPacket(devA, secretA)) {
@@ -217,6 +220,11 @@ func TestHookClientIDTakeover(t *testing.T) {
 	// ...but the same user may (a reconnection racing the old connection).
 	if !h.OnConnectAuthenticate(&mochi.Client{ID: "fabgate-server-1"}, connectPacket(testServerUser, testServerPass)) {
 		t.Error("server refused its own client id")
+	}
+	// The old connection is closed and cleared before the new one is in
+	// (mochi's own take-over races the old connection's clean-up).
+	if _, still := srv.Clients.Get("fabgate-server-1"); still || !first.Closed() {
+		t.Errorf("the old connection is still registered (%v) or open (closed: %v)", still, first.Closed())
 	}
 	// An id held by a closed connection is free.
 	gone := openClient(t, srv, "fabgate-server-2", devB)
