@@ -332,6 +332,9 @@ func (e *env) closeStore() {
 	if err := e.store.Check(); err != nil {
 		e.t.Errorf("store consistency check: %v", err)
 	}
+	if err := e.store.CheckInvariants(context.Background()); err != nil {
+		e.t.Errorf("store invariants: %v", err)
+	}
 	if err := e.store.Close(); err != nil {
 		e.t.Errorf("close store: %v", err)
 	}

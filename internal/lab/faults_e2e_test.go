@@ -2,10 +2,7 @@ package lab_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,135 +100,14 @@ func withBillingJobs(e *env) {
 	)(e)
 }
 
-// assertInvariants checks the invariants of DESIGN §2 over the whole store.
+// assertInvariants checks the invariants of DESIGN §2 over the whole store
+// (bolt.Store.CheckInvariants: bookings, sessions, billing, ledger,
+// invoices, indexes).
 func assertInvariants(t *testing.T, st *bolt.Store) {
 	t.Helper()
-	if err := checkInvariants(context.Background(), st); err != nil {
+	if err := st.CheckInvariants(context.Background()); err != nil {
 		t.Errorf("invariants of the store: %v", err)
 	}
-}
-
-// checkInvariants checks what the store's own checker will: confirmed
-// bookings of a machine never overlap; at most one open session per
-// machine, and the open-session index agrees with the sessions; every
-// session charge bills an ended session that names it, no session is
-// billed twice, no open session is billed; no charge is on two invoices,
-// and the invoice numbers of each year run from 1 without a gap. It
-// returns every violation, joined.
-func checkInvariants(ctx context.Context, st *bolt.Store) error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	from, to := time.Unix(0, 0), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
-
-	machines, err := st.Machines(ctx, 0, 100_000)
-	if err != nil {
-		return err
-	}
-	for _, m := range machines.Items {
-		bs, err := st.Bookings(ctx, bolt.BookingFilter{MachineID: m.ID, From: from, To: to, OnlyOccupying: true})
-		if err != nil {
-			return err
-		}
-		slices.SortFunc(bs, func(a, b fablab.Booking) int { return a.Start.Compare(b.Start) })
-		for i := 1; i < len(bs); i++ {
-			if bs[i].Start.Before(bs[i-1].End) {
-				bad("bookings %s and %s of machine %s overlap", bs[i-1].ID, bs[i].ID, m.ID)
-			}
-		}
-	}
-
-	sessions, err := st.SessionsStarted(ctx, from, to, 1<<30)
-	if err != nil {
-		return err
-	}
-	byID := map[fablab.ID]fablab.Session{}
-	openOn := map[fablab.ID]fablab.ID{}
-	for _, s := range sessions {
-		byID[s.ID] = s
-		if !s.Open() {
-			continue
-		}
-		if other, twice := openOn[s.MachineID]; twice {
-			bad("machine %s has two open sessions, %s and %s", s.MachineID, other, s.ID)
-		}
-		openOn[s.MachineID] = s.ID
-	}
-	open, err := st.OpenSessions(ctx)
-	if err != nil {
-		return err
-	}
-	if len(open) != len(openOn) {
-		bad("the open-session index holds %d sessions, the sessions %d open", len(open), len(openOn))
-	}
-	for _, s := range open {
-		if openOn[s.MachineID] != s.ID {
-			bad("the open-session index names session %s on machine %s, the sessions %s", s.ID, s.MachineID, openOn[s.MachineID])
-		}
-	}
-
-	charges, err := st.Charges(ctx, bolt.ChargeFilter{})
-	if err != nil {
-		return err
-	}
-	chargeByID := map[fablab.ID]fablab.Charge{}
-	billed := map[fablab.ID]fablab.ID{}
-	for _, c := range charges {
-		chargeByID[c.ID] = c
-		if c.Kind != fablab.ChargeSession {
-			continue
-		}
-		if first, twice := billed[c.SessionID]; twice {
-			bad("session %s is billed twice: charges %s and %s", c.SessionID, first, c.ID)
-			continue
-		}
-		billed[c.SessionID] = c.ID
-		if s, ok := byID[c.SessionID]; !ok || s.Open() || s.ChargeID != c.ID {
-			bad("charge %s bills session %s, which is %+v (found: %t)", c.ID, c.SessionID, s, ok)
-		}
-	}
-	for _, s := range sessions {
-		if s.ChargeID != 0 && billed[s.ID] != s.ChargeID {
-			bad("session %s names charge %s, which does not bill it", s.ID, s.ChargeID)
-		}
-	}
-
-	invoices, err := st.Invoices(ctx, bolt.InvoiceFilter{})
-	if err != nil {
-		return err
-	}
-	numbers := map[string][]int{}
-	onInvoice := map[fablab.ID]string{}
-	for _, inv := range invoices {
-		parts := strings.Split(inv.Number, "-")
-		n, err := strconv.Atoi(parts[len(parts)-1])
-		if len(parts) < 3 || err != nil {
-			bad("invoice %s has the number %q", inv.ID, inv.Number)
-			continue
-		}
-		numbers[parts[len(parts)-2]] = append(numbers[parts[len(parts)-2]], n)
-		if inv.Kind != fablab.InvoiceKindInvoice {
-			continue
-		}
-		for _, l := range inv.Lines {
-			if other, twice := onInvoice[l.ChargeID]; twice {
-				bad("charge %s is on invoices %s and %s", l.ChargeID, other, inv.Number)
-			}
-			onInvoice[l.ChargeID] = inv.Number
-			if c, ok := chargeByID[l.ChargeID]; !ok || c.AmountCents != l.AmountCents {
-				bad("invoice %s bills charge %s at %d¢; the charge: %+v (found: %t)", inv.Number, l.ChargeID, l.AmountCents, c, ok)
-			}
-		}
-	}
-	for year, ns := range numbers {
-		slices.Sort(ns)
-		for i, n := range ns {
-			if n != i+1 {
-				bad("the invoice numbers of %s are not 1 to %d without a gap: %v", year, len(ns), ns)
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // machineOf returns the machine a fixture device drives.
@@ -265,6 +141,14 @@ func (e *env) settle(devs ...*device) {
 func (e *env) assertRelays(devs ...*device) {
 	e.t.Helper()
 	e.settle(devs...)
+	on := map[string]bool{}
+	for _, d := range devs {
+		r, _ := d.Relay()
+		on[d.id] = r == wire.RelayOn
+	}
+	if err := e.store.CheckRelays(context.Background(), on); err != nil {
+		e.t.Errorf("relays: %v", err)
+	}
 	for _, d := range devs {
 		relay, session := d.Relay()
 		open, err := e.store.OpenSessionOn(context.Background(), e.machineOf(d.id))
