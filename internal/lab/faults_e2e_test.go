@@ -48,6 +48,7 @@ func faultScenarios() []scenario {
 		{name: "broker_down_60s", opts: []envOption{withOwnBroker}, run: brokerDown(60 * time.Second)},
 		{name: "server_killed", opts: []envOption{withDataFile}, run: serverKilled},
 		{name: "device_flapping", run: deviceFlapping},
+		{name: "bridge_offline_an_hour", run: bridgeOfflineHour},
 		{name: "clock_jumps_an_hour", opts: []envOption{withBillingJobs}, run: clockJump},
 	}
 }
