@@ -289,10 +289,16 @@ func (e *Engine) Sweep(ctx context.Context) {
 		c := *st
 		states[dev] = &c
 	}
+	watching := e.watching(now)
 	e.mu.Unlock()
+	// silent tells whether a device has not been heard for longer than
+	// its timeout while the server was listening.
+	silent := func(st *fablab.DeviceState) bool {
+		return st != nil && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter && now.Sub(watching) > e.cfg.OfflineAfter
+	}
 	for _, s := range open {
 		st := states[s.DeviceID]
-		if st != nil && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter {
+		if silent(st) {
 			e.markOffline(s.DeviceID)
 			ev := fablab.AuditEvent{At: now, Kind: fablab.AuditSession, Action: "ended", DeviceID: s.DeviceID, Reason: fablab.EndDeviceOffline}
 			if _, err := e.endSession(ctx, s.ID, *st.LastSeen, fablab.EndDeviceOffline, 0, nil, ev); err != nil && fablab.ErrorCode(err) != fablab.ECONFLICT {
@@ -332,10 +338,26 @@ func (e *Engine) Sweep(ctx context.Context) {
 	}
 	// Devices silent too long are offline, with or without a session.
 	for dev, st := range states {
-		if st.Online && st.LastSeen != nil && now.Sub(*st.LastSeen) > e.cfg.OfflineAfter {
+		if st.Online && silent(st) {
 			e.markOffline(dev)
 		}
 	}
+}
+
+// watching returns since when the server has been listening without a
+// gap, as its sweeps (every 15 s) show: a sweep after a gap longer than a
+// device's timeout — the clock jumped forward, the host was suspended or
+// the process stalled — starts it anew at now. Devices were not heard
+// during the gap because the server did not listen, not because they were
+// silent: they are judged offline only once they have been silent that
+// long while it listened (their sessions are then closed at their last
+// sign of life, as always). The caller holds e.mu.
+func (e *Engine) watching(now time.Time) time.Time {
+	if e.lastSweep.IsZero() || now.Sub(e.lastSweep) > e.cfg.OfflineAfter || now.Before(e.lastSweep) {
+		e.watchingSince = now
+	}
+	e.lastSweep = now
+	return e.watchingSince
 }
 
 func (e *Engine) markOffline(dev string) {

@@ -62,6 +62,10 @@ type Engine struct {
 	dropLogged map[string]bool        // device/kind whose dropped messages were logged once
 	unlockSeq  map[fablab.ID]uint64   // open sessions: the seq of their acknowledged unlock
 
+	// lastSweep is when Sweep last ran, watchingSince when the sweeps
+	// began without a gap (see watching).
+	lastSweep, watchingSince time.Time
+
 	allowDirty   bool      // the allow-lists must be published again
 	allowChanged time.Time // last change
 	allowVer     int64     // version of the last lists published

@@ -70,25 +70,59 @@ func Start(ctx context.Context, cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{cfg: cfg, topics: topics, relay: wire.RelayOff, bootID: newID(), noAck: cfg.NoAck, notify: make(chan wire.Command, 64)}
-	will, _ := wire.Encode(&wire.Status{Online: false})
-	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{
-		Broker: cfg.Broker, ClientID: cfg.ID, Username: cfg.ID, Password: cfg.Secret,
-		Will: &mqtt.Message{Topic: topics.Device(cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
-		OnConnect: func(c *mqtt.Client) {
-			d.client.Store(c)
-			go d.announce(context.Background())
-		},
-		Log: cfg.Log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	d.client.Store(c)
-	if err := c.Subscribe(topics.Device(cfg.ID, wire.KindCmd), 1, d.onCommand); err != nil {
-		c.Close(nil)
+	if err := d.connect(ctx); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// connect makes the device's connection, subscribed to its commands; each
+// (re)connection publishes the birth and the relay state.
+//
+// The device announces itself only once it listens to its commands: the
+// server answers a state at once (a relay on without a session is locked),
+// and a command sent before the subscription is lost.
+func (d *Device) connect(ctx context.Context) error {
+	will, _ := wire.Encode(&wire.Status{Online: false})
+	subscribed := make(chan struct{})
+	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{
+		Broker: d.cfg.Broker, ClientID: d.cfg.ID, Username: d.cfg.ID, Password: d.cfg.Secret,
+		Will: &mqtt.Message{Topic: d.topics.Device(d.cfg.ID, wire.KindStatus), Payload: will, QoS: 1, Retained: true},
+		OnConnect: func(c *mqtt.Client) {
+			d.client.Store(c)
+			go func() {
+				<-subscribed
+				d.announce(context.Background())
+			}()
+		},
+		Log: d.cfg.Log,
+	})
+	if err != nil {
+		close(subscribed)
+		return err
+	}
+	d.client.Store(c)
+	err = c.Subscribe(d.topics.Device(d.cfg.ID, wire.KindCmd), 1, d.onCommand)
+	close(subscribed)
+	if err != nil {
+		c.Close(nil)
+		return err
+	}
+	return nil
+}
+
+// Disconnect drops the device's connection as a network glitch does: the
+// server hears it go offline (the status its will carries) and the device
+// hears no command until Reconnect. The relay, the boot and the seq
+// memory are kept: the device did not restart.
+func (d *Device) Disconnect() {
+	d.Close()
+}
+
+// Reconnect connects the device again after Disconnect, as the same boot:
+// its birth and its relay state (as they are) are published again.
+func (d *Device) Reconnect(ctx context.Context) error {
+	return d.connect(ctx)
 }
 
 func newID() string {

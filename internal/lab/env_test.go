@@ -22,6 +22,7 @@ import (
 	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/events"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/jobs"
 	"github.com/fabgate/fabgate/internal/lab"
 	"github.com/fabgate/fabgate/internal/lab/labtest"
 	"github.com/fabgate/fabgate/internal/mqtt"
@@ -138,6 +139,13 @@ type env struct {
 	brokerAddr string
 	serverPass string
 
+	// dataFile: the store is a file the test closes and opens again
+	// (closeStore, openStore), as a server killed and started again would.
+	dataFile bool
+	dataPath string
+	// labJobs are scheduled beside the lab's own at each start.
+	labJobs []jobs.Job
+
 	training                                     fablab.Training
 	laser, printer, resin                        fablab.Machine
 	ada, bob, sam, suspended, expired, untrained member
@@ -151,6 +159,14 @@ type envOption func(*env)
 // than lab.Start), so that it can stop it and start it again on the same
 // address under a running lab. It changes nothing for Mosquitto.
 func withOwnBroker(e *env) { e.ownBroker = true }
+
+// withDataFile makes the store a data file the test may close and open
+// again under the same path (env.closeStore, env.openStore).
+func withDataFile(e *env) { e.dataFile = true }
+
+// withJobs registers jobs beside the lab's own at each start of the lab
+// (they are run by Jobs.RunNow: the schedule is manual).
+func withJobs(js ...jobs.Job) envOption { return func(e *env) { e.labJobs = append(e.labJobs, js...) } }
 
 func newEnv(t *testing.T, kind brokerKind, opts ...envOption) *env {
 	t.Helper()
@@ -172,7 +188,13 @@ func newEnv(t *testing.T, kind brokerKind, opts ...envOption) *env {
 	if e.topics, err = wire.NewTopics(wire.DefaultPrefix); err != nil {
 		t.Fatal(err)
 	}
-	e.store = bolttest.Open(t, e.clock.Now)
+	if e.dataFile {
+		e.dataPath = filepath.Join(t.TempDir(), "fabgate.db")
+		e.openStore()
+		t.Cleanup(e.closeStore)
+	} else {
+		e.store = bolttest.Open(t, e.clock.Now)
+	}
 	e.seed()
 
 	switch {
@@ -292,6 +314,33 @@ func (e *env) seed() {
 	e.untrained = add("ugo", uidUntrained, nil, false)
 }
 
+// openStore opens the data file of a withDataFile env.
+func (e *env) openStore() {
+	e.t.Helper()
+	s, err := bolt.Open(e.dataPath, bolt.Options{Now: e.clock.Now})
+	if err != nil {
+		e.t.Fatalf("open the data file: %v", err)
+	}
+	e.store = s
+}
+
+// closeStore checks the data file's consistency and closes it.
+func (e *env) closeStore() {
+	if e.store == nil {
+		return
+	}
+	if err := e.store.Check(); err != nil {
+		e.t.Errorf("store consistency check: %v", err)
+	}
+	if err := e.store.CheckInvariants(context.Background()); err != nil {
+		e.t.Errorf("store invariants: %v", err)
+	}
+	if err := e.store.Close(); err != nil {
+		e.t.Errorf("close store: %v", err)
+	}
+	e.store = nil
+}
+
 // startBroker starts the embedded broker the test owns, on brokerAddr.
 func (e *env) startBroker() {
 	e.t.Helper()
@@ -329,7 +378,7 @@ func (e *env) stopBroker() {
 // broker address as before after a restart.
 func (e *env) startLab() {
 	e.t.Helper()
-	cfg := lab.Config{Store: e.store, Log: e.log, Now: e.clock.Now, Manual: true}
+	cfg := lab.Config{Store: e.store, Log: e.log, Now: e.clock.Now, Manual: true, Jobs: e.labJobs}
 	switch {
 	case e.serverPass != "":
 		cfg.URL, cfg.Username, cfg.Password = e.url, serverUser, e.serverPass
