@@ -225,7 +225,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err := db.Update(s.migrate); err != nil {
 		db.Close()
-		return nil, err
+		return nil, storageFull(err)
 	}
 	if err := db.View(func(tx *bbolt.Tx) error {
 		s.secret = append([]byte(nil), tx.Bucket(bMeta).Get(kSecret)...)
@@ -326,14 +326,16 @@ func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 // concurrent batch calls (one commit and fsync for all of them); see
 // groupCommit for what fn must respect.
 func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	return s.group.run(ctx, fn)
+	return storageFull(s.group.run(ctx, fn))
 }
 
+// update runs fn in a write transaction of its own. A commit that found
+// the disk full is ESTORAGEFULL (see storageFull).
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return storageFull(s.db.Update(fn))
 }
 
 // ---- key and value helpers ----
