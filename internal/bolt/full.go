@@ -23,7 +23,7 @@ var fullErrnos = []syscall.Errno{syscall.ENOSPC, syscall.EFBIG, syscall.EDQUOT}
 // file's growth, its pages, their sync): nothing of it is in the file, and
 // the next write starts from the last one committed.
 func storageFull(err error) error {
-	if err == nil || !isStorageFull(err) {
+	if err == nil || !isStorageFull(err) || fablab.ErrorCode(err) == fablab.ESTORAGEFULL {
 		return err
 	}
 	return (&fablab.Error{Code: fablab.ESTORAGEFULL, Message: storageFullMessage, Err: err}).Say("problem_storage_full")
