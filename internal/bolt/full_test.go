@@ -96,11 +96,16 @@ func TestStoreDiskFull(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 	path := filepath.Join(t.TempDir(), "fabgate.db")
-	s, err := Open(path, Options{Now: func() time.Time { return now }})
+	opts := Options{Now: func() time.Time { return now }}
+	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		if s != nil {
+			s.Close()
+		}
+	}()
 	m, err := s.CreateMachine(ctx, fablab.Machine{Name: "Laser", Kind: fablab.KindLaserCutter, Prices: map[string]int64{"student": 1200, "sme": 3000}})
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +248,24 @@ func TestStoreDiskFull(t *testing.T) {
 	}
 	checkFile(t, s, "with the disk full")
 
+	// The file still opens, and serves what it holds (`fabgate check`,
+	// `fabgate backup --data`, a server's reads): opening it writes
+	// nothing when it needs no migration.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path, opts); err != nil {
+		t.Fatalf("open the data file with the disk full: %v", err)
+	}
+	if after := readThree(t, s, members[0].ID, m.ID); !after.same(before) {
+		t.Errorf("reopened with the disk full, the store serves %+v, the file holds %+v", after, before)
+	}
+	if _, err := s.CreateTraining(ctx, fablab.Training{Name: "Reopened"}); fablab.ErrorCode(err) != fablab.ESTORAGEFULL {
+		t.Errorf("a training in the file reopened with the disk full: %v", err)
+	}
+	checkUninvoiced(t, s, april, len(seeds))
+	checkFile(t, s, "reopened with the disk full")
+
 	// Space is back: the same store does what it refused.
 	setFileLimit(t, limit.Cur, limit.Max)
 	invs, created, err := s.RunInvoices(ctx, april)
@@ -267,7 +290,7 @@ func TestStoreDiskFull(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(path, Options{Now: func() time.Time { return now }}); err != nil {
+	if s, err = Open(path, opts); err != nil {
 		t.Fatal(err)
 	}
 	checkFile(t, s, "reopened")
