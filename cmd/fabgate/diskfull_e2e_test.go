@@ -47,7 +47,8 @@ var (
 //     relay stays off; a tap-out is denied and its session stays open,
 //     with its relay on (the file and the relays still agree);
 //   - logging in is refused so; reads (lists, availability, health, the
-//     hot backup) are served;
+//     hot backup while it fits) are served; a hot backup that does not fit
+//     is refused, saying what to do instead;
 //   - once space is back (the limit raised, the server untouched), the
 //     same booking is made, the same run issues April's invoices numbered
 //     1 to n with exactly April's charges, and taps open and close
@@ -191,6 +192,18 @@ func TestDiskFullE2E(t *testing.T) {
 	lab.diskFullInvariants(t, p, "after the refused taps")
 	if !strings.Contains(p.stderr.String(), "the disk is full") {
 		t.Errorf("the server's log does not tell the operator the disk is full:\n%s", p.stderr.String())
+	}
+
+	// The hot backup is written beside the data file first: with no room
+	// left for it either (nothing can be written past the data file's two
+	// meta pages), it is refused, saying what to do instead.
+	dfSetFileLimit(t, p, 2*uint64(os.Getpagesize()))
+	bp := dfDo(t, p, "POST", "/api/v1/backup", lab.admin, "", nil).problem(t, http.StatusInsufficientStorage, fablab.ESTORAGEFULL)
+	if !strings.Contains(bp.Detail, "hot backup") || !strings.Contains(bp.Detail, "fabgate backup --data") {
+		t.Errorf("the refused backup's detail: %q", bp.Detail)
+	}
+	if leftover, _ := filepath.Glob(filepath.Join(lab.data, ".backup-*")); len(leftover) != 0 {
+		t.Errorf("the refused backup left %v", leftover)
 	}
 
 	// Space is freed: the same server takes the same requests.

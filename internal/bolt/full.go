@@ -29,6 +29,10 @@ func storageFull(err error) error {
 	return (&fablab.Error{Code: fablab.ESTORAGEFULL, Message: storageFullMessage, Err: err}).Say("problem_storage_full")
 }
 
+// IsStorageFull tells whether err is a write that found no room: the
+// store's own writes (ESTORAGEFULL) or any other file's.
+func IsStorageFull(err error) bool { return err != nil && isStorageFull(err) }
+
 // isStorageFull tells whether err is a write that found no room. bbolt
 // reports a failure to grow the file as text ("file resize error: %s"), not
 // as a wrapped error, hence the comparison of the texts too. A refusal of
