@@ -555,8 +555,9 @@ type dfSnapshot struct {
 }
 
 // diskFullInvariants takes a hot backup of the running server (which the
-// server must serve whatever the state of its disk) and checks the
-// invariants of the file it holds: bbolt's own check; every booking in
+// server serves while the snapshot fits on its disk) and checks the
+// invariants of the file it holds: bbolt's own check, the store's
+// CheckInvariants, and through its lists: every booking in
 // both its machine's and its member's index, the occupying ones of a
 // machine never overlapping; at most one open session per machine; every
 // charge on one invoice at most, as its line, invoice numbers without a
@@ -579,6 +580,9 @@ func (lab *crashLab) diskFullInvariants(t *testing.T, p *fabgateProc, when strin
 	defer s.Close()
 	if err := s.Check(); err != nil {
 		t.Errorf("%s: bbolt check: %v", when, err)
+	}
+	if err := s.CheckInvariants(ctx); err != nil {
+		t.Errorf("%s: invariants: %v", when, err)
 	}
 
 	from, to := dfStart.AddDate(0, -2, 0), dfStart.AddDate(1, 0, 0)

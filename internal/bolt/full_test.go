@@ -382,10 +382,13 @@ func checkUninvoiced(t *testing.T, s *Store, period fablab.Period, charges int) 
 	}
 }
 
-// checkFile runs the invariant checks on the store's file.
+// checkFile runs bbolt's check and the lab's invariants on the store.
 func checkFile(t *testing.T, s *Store, when string) {
 	t.Helper()
 	if err := s.Check(); err != nil {
 		t.Errorf("%s: bbolt check: %v", when, err)
+	}
+	if err := s.CheckInvariants(context.Background()); err != nil {
+		t.Errorf("%s: invariants: %v", when, err)
 	}
 }
