@@ -223,9 +223,23 @@ func Open(path string, opts Options) (*Store, error) {
 			return b, getJSONBytes(raw, &b)
 		}),
 	}
-	if err := db.Update(s.migrate); err != nil {
+	// A file already at this schema is opened without a write transaction
+	// (bbolt commits one even when it changes nothing, and a commit needs
+	// free pages): a full disk does not keep `fabgate check`, `fabgate
+	// backup --data` or the server's reads from opening it.
+	current := false
+	if err := db.View(func(tx *bbolt.Tx) error {
+		current = schemaOf(tx) == uint64(len(migrations))
+		return nil
+	}); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if !current {
+		if err := db.Update(s.migrate); err != nil {
+			db.Close()
+			return nil, storageFull(err)
+		}
 	}
 	if err := db.View(func(tx *bbolt.Tx) error {
 		s.secret = append([]byte(nil), tx.Bucket(bMeta).Get(kSecret)...)
@@ -239,13 +253,18 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) migrate(tx *bbolt.Tx) error {
-	var v uint64
+// schemaOf is the schema version of the file tx reads (0: a new file).
+func schemaOf(tx *bbolt.Tx) uint64 {
 	if m := tx.Bucket(bMeta); m != nil {
 		if b := m.Get(kSchema); len(b) == 8 {
-			v = binary.BigEndian.Uint64(b)
+			return binary.BigEndian.Uint64(b)
 		}
 	}
+	return 0
+}
+
+func (s *Store) migrate(tx *bbolt.Tx) error {
+	v := schemaOf(tx)
 	if v > uint64(len(migrations)) {
 		return fmt.Errorf("data file has schema version %d, newer than this fabgate (%d): upgrade fabgate", v, len(migrations))
 	}
@@ -326,14 +345,16 @@ func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 // concurrent batch calls (one commit and fsync for all of them); see
 // groupCommit for what fn must respect.
 func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	return s.group.run(ctx, fn)
+	return storageFull(s.group.run(ctx, fn))
 }
 
+// update runs fn in a write transaction of its own. A commit that found
+// the disk full is ESTORAGEFULL (see storageFull).
 func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return storageFull(s.db.Update(fn))
 }
 
 // ---- key and value helpers ----

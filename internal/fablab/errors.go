@@ -20,6 +20,11 @@ const (
 	ETOOMANY      = "too_many_attempts" // throttled
 	EINTERNAL     = "internal"          // a bug or an I/O failure; details are logged, never shown
 	EDUPLICATE    = "duplicate"         // the same message was handled before (taps); never an HTTP answer
+	// ESTORAGEFULL: a write found the server's disk full (or the data file
+	// at the process's file size limit, or the user's disk quota used up).
+	// Nothing of it was written; the same request succeeds once the
+	// operator has freed space.
+	ESTORAGEFULL = "storage_full"
 )
 
 // Booking rule and state codes: stable identifiers clients can rely on.

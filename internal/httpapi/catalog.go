@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/fablab"
 )
 
@@ -182,7 +183,7 @@ func (s *Server) patchSettings(c *gin.Context) {
 func (s *Server) backup(c *gin.Context) {
 	f, err := os.CreateTemp(filepath.Dir(s.store.Path()), ".backup-*")
 	if err != nil {
-		s.fail(c, fablab.Internal(err, "create backup file"))
+		s.fail(c, backupError(err, "create backup file"))
 		return
 	}
 	defer os.Remove(f.Name())
@@ -192,7 +193,7 @@ func (s *Server) backup(c *gin.Context) {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		s.fail(c, fablab.Internal(err, "write backup snapshot"))
+		s.fail(c, backupError(err, "write backup snapshot"))
 		return
 	}
 	name := fmt.Sprintf("fabgate-%s.db", s.now().UTC().Format("20060102-150405"))
@@ -204,6 +205,20 @@ func (s *Server) backup(c *gin.Context) {
 	}
 	s.lastBackup.Set(float64(s.now().Unix()))
 	s.log.Info("backup streamed", "bytes", n, "by", member(c).ID)
+}
+
+// backupError is the failure of the snapshot's file. The snapshot is
+// written beside the data file first (it is not streamed from a read
+// transaction: a slow client would hold that open), so a full disk refuses
+// a hot backup: the answer says how to take one all the same.
+func backupError(err error, what string) error {
+	if bolt.IsStorageFull(err) {
+		return (&fablab.Error{Code: fablab.ESTORAGEFULL, Err: err,
+			Message: "the server's disk is full: a hot backup is first written beside the data file and needs as much free space as the data file takes; " +
+				"free disk space on the server, or stop the server and copy the data file with fabgate backup --data <data directory> --out <a file on another disk>"}).
+			Say("problem_backup_storage_full")
+	}
+	return fablab.Internal(err, "%s", what)
 }
 
 // openingHoursPatch names the weekdays to change: each day given replaces

@@ -35,6 +35,12 @@ var statusOf = map[string]int{
 	"unsupported_media_type":   http.StatusUnsupportedMediaType,
 	"method_not_allowed":       http.StatusMethodNotAllowed,
 	codeBusy:                   http.StatusServiceUnavailable,
+	// The disk is full: not the client's fault, and not a bug; nothing was
+	// written, and the same request succeeds once the operator frees space.
+	// 507 (RFC 4918: the server "is unable to store the representation
+	// needed to complete the request") says exactly that; 503 would invite
+	// clients to retry on their own, which does not help.
+	fablab.ESTORAGEFULL: http.StatusInsufficientStorage,
 }
 
 // Problem is an RFC 9457 problem document with FabGate's stable code.
@@ -56,8 +62,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if !ok {
 		status = http.StatusUnprocessableEntity
 	}
-	if status == http.StatusInternalServerError {
+	switch status {
+	case http.StatusInternalServerError:
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "err", err)
+	case http.StatusInsufficientStorage:
+		s.log.Error("request refused: the disk is full; free space on the data directory's disk", "method", c.Request.Method, "path", c.FullPath(), "err", err)
 	}
 	p := Problem{
 		Type:   "about:blank",
