@@ -1,0 +1,635 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/fabgate/fabgate/internal/auth"
+	"github.com/fabgate/fabgate/internal/bolt"
+	"github.com/fabgate/fabgate/internal/bolt/bolttest"
+	"github.com/fabgate/fabgate/internal/devicesim"
+	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/httpapi"
+	"github.com/fabgate/fabgate/internal/jobs"
+	"github.com/fabgate/fabgate/internal/lab"
+	"github.com/fabgate/fabgate/internal/logbuf"
+	"github.com/fabgate/fabgate/internal/mail"
+	"github.com/fabgate/fabgate/internal/mqtt"
+	"github.com/fabgate/fabgate/internal/wire"
+)
+
+// TestLabModel is a model-based test of the whole lab: rapid draws random
+// sequences of what happens in a lab — bookings (valid, overlapping,
+// outside the opening hours, too long, misaligned, too far ahead, by a
+// suspended member, without the training), cancellations (before and
+// after the cutoff, by staff, by someone else), badge taps on the devices
+// (every reason of DESIGN §3 the lab can produce, tap-outs, staff taking a
+// machine over), the clock moving (sessions warned and locked at their
+// end), the no-show, billing and invoice jobs, invoice runs by staff over
+// HTTP, and restarts of the server over the same data file — and drives a
+// real lab with them: a bbolt file, the embedded broker, simulated devices
+// over MQTT, the HTTP API, the jobs, on a fake clock.
+//
+// The test keeps its own small model of the lab (bookings and their
+// states, sessions and how they ended, charges priced from its own copy of
+// the tariff, invoices and their numbers) and after every step compares it
+// with the real one: each tap's answer, each booking's acceptance or
+// refusal code, the bookings, the sessions, the devices' relays, the
+// ledger and the invoices; and it runs the store's invariant checks.
+//
+// By default it runs modelChecks random labs (under a minute with -race on
+// two cores). Run it longer with -rapid.checks (or RAPID_CHECKS):
+//
+//	go test -race -run TestLabModel ./internal/lab -rapid.checks=1000 -timeout 2h
+//
+// (make soak-model does so); -rapid.steps sets the average number of
+// steps of each lab (30). A failure prints the steps that led to it and
+// how to replay it (-rapid.failfile or -rapid.seed).
+func TestLabModel(t *testing.T) {
+	defaultChecks(t, modelChecks)
+	rapid.Check(t, func(rt *rapid.T) {
+		m := newModelLab(t, rt)
+		rt.Repeat(map[string]func(*rapid.T){
+			"book":       m.actBook,
+			"book_near":  m.actBookNear,
+			"cancel":     m.actCancel,
+			"tap":        m.actTap,
+			"tap_booked": m.actTapBooked,
+			"tap_out":    m.actTapOut,
+			"advance":    m.actAdvance,
+			"no_shows":   m.actNoShows,
+			"bill":       m.actBill,
+			"invoice":    m.actInvoice,
+			"restart":    m.actRestart,
+			"":           m.check,
+		})
+	})
+}
+
+// modelChecks is how many random labs TestLabModel runs unless
+// -rapid.checks or RAPID_CHECKS says otherwise (rapid's default of 100 labs
+// would take minutes).
+const modelChecks = 12
+
+// defaultChecks sets rapid's number of checks to n for the test, unless it
+// was given on the command line or in the environment.
+func defaultChecks(t *testing.T, n int) {
+	if os.Getenv("RAPID_CHECKS") != "" {
+		return
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "rapid.checks" })
+	f := flag.Lookup("rapid.checks")
+	if given || f == nil {
+		return
+	}
+	old := f.Value.String()
+	if err := f.Value.Set(strconv.Itoa(n)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Value.Set(old) })
+}
+
+// The model's lab: what the test created, as it knows it.
+
+type mMachine struct {
+	name, dev   string
+	id          fablab.ID
+	training    bool // requires the laser training
+	maintenance bool
+	prices      map[string]int64 // cents per hour by tariff group
+	minCharge   int64
+	noShowFee   int64
+	// Booking rules, in minutes.
+	slot, minLen, maxLen, maxAhead, cutoff, checkIn, release, maxWalkIn int
+	device                                                              *devicesim.Device
+}
+
+type mMember struct {
+	name, uid string
+	id        fablab.ID // 0: the unknown badge
+	staff     bool
+	suspended bool
+	group     string       // the tariff group whose rates apply
+	payer     fablab.Payer // who is invoiced
+	trained   bool
+	qualUntil time.Time // the training's expiry (zero: none)
+	token     string
+}
+
+// qualified reports whether the member holds the laser training at t.
+func (w *mMember) qualified(t time.Time) bool {
+	return w.trained && (w.qualUntil.IsZero() || t.Before(w.qualUntil))
+}
+
+type mBooking struct {
+	id         fablab.ID
+	mach       *mMachine
+	who        *mMember
+	start, end time.Time
+	state      string
+}
+
+// GoString keeps rapid's account of the steps short.
+func (w *mMember) GoString() string { return w.name }
+
+// GoString keeps rapid's account of the steps short.
+func (mm *mMachine) GoString() string { return mm.name }
+
+// GoString keeps rapid's account of the steps short.
+func (b *mBooking) GoString() string {
+	return fmt.Sprintf("booking %s of %s on %s %s–%s (%s)", b.id, b.who.name, b.mach.name, local(b.start).Format("Mon 02 15:04"), local(b.end).Format("15:04"), b.state)
+}
+
+// GoString keeps rapid's account of the steps short.
+func (s *mSession) GoString() string {
+	return fmt.Sprintf("session %s of %s on %s from %s until %s", s.id, s.who.name, s.mach.name, local(s.started).Format("Mon 02 15:04:05"), local(s.until).Format("15:04:05"))
+}
+
+func (b *mBooking) occupies() bool { return b.state == fablab.BookingConfirmed }
+
+type mSession struct {
+	id             fablab.ID
+	mach           *mMachine
+	who            *mMember
+	booking        fablab.ID
+	started, until time.Time
+	ended          time.Time // zero while open
+	reason         string
+	endedBy        fablab.ID
+	warned         bool // the engine has warned the reader (forgotten at a restart)
+	charge         *mCharge
+}
+
+func (s *mSession) open() bool { return s.ended.IsZero() }
+
+type mCharge struct {
+	kind    string
+	session *mSession
+	booking *mBooking
+	who     *mMember
+	mach    *mMachine
+	at      time.Time
+	minutes int64
+	unit    int64
+	amount  int64
+	free    string
+	invoice *mInvoice
+}
+
+type mInvoice struct {
+	period  string
+	payer   fablab.Payer
+	issued  time.Time
+	charges []*mCharge // its lines: the charges of non-zero amount it took
+	total   int64
+}
+
+// The lab's constants, as the test sets them up.
+const (
+	modelVAT       = 2000 // basis points
+	modelIncrement = 5    // minutes
+	modelFreeUnder = 2    // minutes
+	modelPrefix    = "FG"
+	modelSecret    = "secret-of-every-device"
+	modelHorizon   = 24 * time.Hour // how far back the no-show job looks (mail.noShowHorizon)
+	modelWarn      = 5 * time.Minute
+)
+
+// modelStarts are the days a random lab starts on: before the spring DST
+// change and the end of March, two days before a month's end, before the
+// autumn DST change and the end of October, before the new year.
+var modelStarts = []time.Time{
+	time.Date(2026, 3, 26, 0, 0, 0, 0, paris),  // Thursday
+	time.Date(2026, 3, 30, 0, 0, 0, 0, paris),  // Monday
+	time.Date(2026, 6, 29, 0, 0, 0, 0, paris),  // Monday
+	time.Date(2026, 10, 23, 0, 0, 0, 0, paris), // Friday
+	time.Date(2026, 12, 29, 0, 0, 0, 0, paris), // Tuesday
+}
+
+var (
+	deviceHashOnce sync.Once
+	deviceHash     string
+	deviceHashErr  error
+)
+
+// modelDeviceAuth admits the lab's devices, all with modelSecret.
+type modelDeviceAuth struct{}
+
+func (modelDeviceAuth) VerifyDevice(_ context.Context, id, secret string) (bool, error) {
+	return strings.HasSuffix(id, "-1") && secret == modelSecret, nil
+}
+
+// modelLab is one random lab: the real one and the model of it.
+type modelLab struct {
+	t     *testing.T
+	rt    *rapid.T
+	ctx   context.Context
+	clock *bolttest.Clock
+	logs  *logbuf.Buffer
+	log   *slog.Logger
+	dir   string
+	store *bolt.Store
+
+	broker     *mqtt.Broker // the test's own: it outlives the server's restarts
+	brokerURL  string
+	serverPass string
+	topics     wire.Topics
+	lab        *lab.Lab
+	api        http.Handler
+	outbox     *mail.Outbox
+	queue      *mail.Queue
+	touched    map[*mMachine]bool // devices whose relay a step may have changed
+
+	machines       []*mMachine
+	members        []*mMember
+	sam, ada, bob  *mMember
+	ugo, sue, nemo *mMember
+	org            fablab.ID
+
+	started  time.Time // when invoicing started (the first start's catch-up)
+	bookings []*mBooking
+	sessions []*mSession
+	charges  []*mCharge
+	invoices []*mInvoice
+	runs     map[string][]*mInvoice // periods run, with the invoices issued
+	numbers  map[string][]string    // the numbers each period's run took
+	lastNum  map[int]int            // the last invoice number of each year
+}
+
+func newModelLab(t *testing.T, rt *rapid.T) *modelLab {
+	day := rapid.SampledFrom(modelStarts).Draw(rt, "start_day")
+	start := day.Add(time.Duration(rapid.IntRange(8*60, 20*60).Draw(rt, "start_minute")) * time.Minute)
+	logs := &logbuf.Buffer{}
+	m := &modelLab{
+		t: t, rt: rt, ctx: context.Background(), clock: bolttest.NewClock(start), logs: logs,
+		log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		touched: map[*mMachine]bool{}, runs: map[string][]*mInvoice{}, numbers: map[string][]string{}, lastNum: map[int]int{},
+		started: start,
+	}
+	rt.Cleanup(func() {
+		if rt.Failed() {
+			rt.Logf("lab log (tail):\n%s", tail(logs.String(), 150))
+		}
+	})
+	var err error
+	if m.topics, err = wire.NewTopics(wire.DefaultPrefix); err != nil {
+		rt.Fatal(err)
+	}
+	if m.dir, err = os.MkdirTemp("", "fabgate-model-"); err != nil {
+		rt.Fatal(err)
+	}
+	rt.Cleanup(func() { os.RemoveAll(m.dir) })
+	m.openStore()
+	rt.Cleanup(m.closeStore)
+	m.seed(rt)
+
+	m.serverPass = randomToken()
+	m.broker, err = mqtt.StartBroker(mqtt.BrokerConfig{Listen: "127.0.0.1:0", Devices: modelDeviceAuth{},
+		ServerUser: serverUser, ServerPassword: m.serverPass, Log: m.log.With("component", "test-broker")})
+	if err != nil {
+		rt.Fatalf("start the embedded broker: %v", err)
+	}
+	m.brokerURL = "tcp://" + m.broker.Addr()
+	rt.Cleanup(func() {
+		if err := m.broker.Close(); err != nil {
+			rt.Errorf("close broker: %v", err)
+		}
+	})
+	m.startLab()
+	rt.Cleanup(m.stopLab)
+	m.catchUp()
+	for _, mach := range m.machines {
+		ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+		d, err := devicesim.Start(ctx, devicesim.Config{Broker: m.brokerURL, ID: mach.dev, Secret: modelSecret, Now: m.clock.Now,
+			Log: m.log.With("component", "devicesim", "device", mach.dev)})
+		cancel()
+		if err != nil {
+			rt.Fatalf("start device %s: %v", mach.dev, err)
+		}
+		mach.device = d
+		rt.Cleanup(d.Close)
+	}
+	m.waitDevices()
+	return m
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(s, "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+func (m *modelLab) openStore() {
+	s, err := bolt.Open(filepath.Join(m.dir, "fabgate.db"), bolt.Options{Timeout: time.Second, Now: m.clock.Now})
+	if err != nil {
+		m.rt.Fatalf("open the data file: %v", err)
+	}
+	m.store = s
+}
+
+func (m *modelLab) closeStore() {
+	if m.store == nil {
+		return
+	}
+	if err := m.store.Check(); err != nil {
+		m.rt.Errorf("store consistency check: %v", err)
+	}
+	if err := m.store.Close(); err != nil {
+		m.rt.Errorf("close store: %v", err)
+	}
+	m.store = nil
+}
+
+// seed creates the lab: 20 % VAT, billed by 5 minutes, under 2 minutes
+// free; a laser (training, no-show fee, 2 h at most, walk-ins of 1 h), a
+// 3D printer (minimum charge, its own cutoff, check-in and release) and a
+// resin printer in maintenance; a staff member, two trained makers (bob's
+// training expires during the run, and his organisation pays for him), a
+// maker without the training, a suspended one, and a badge nobody holds.
+func (m *modelLab) seed(rt *rapid.T) {
+	ctx, s := m.ctx, m.store
+	must := func(err error) {
+		if err != nil {
+			rt.Fatalf("seed: %v", err)
+		}
+	}
+	st, err := s.UpdateSettings(ctx, func(st *fablab.Settings) error {
+		st.VATRateBasisPoints, st.VATMention = modelVAT, ""
+		st.BillingIncrementMin, st.FreeUnderMinutes = modelIncrement, modelFreeUnder
+		st.InvoicePrefix, st.PaymentTermsDays = modelPrefix, 30
+		return nil
+	})
+	must(err)
+	if st.TimeZone != "Europe/Paris" || st.OpeningHours.Monday[0] != (fablab.TimeRange{Open: 9 * 60, Close: 21 * 60}) ||
+		st.OpeningHours.Saturday[0] != (fablab.TimeRange{Open: 10 * 60, Close: 18 * 60}) || len(st.OpeningHours.Sunday) != 0 {
+		rt.Fatalf("a new lab's settings are not DESIGN's: %+v", st)
+	}
+	training, err := s.CreateTraining(ctx, fablab.Training{Name: laserTraining, ValidityMonths: 12})
+	must(err)
+	deviceHashOnce.Do(func() { deviceHash, deviceHashErr = mqtt.MosquittoPasswordHash(modelSecret) })
+	must(deviceHashErr)
+
+	machine := func(mm *mMachine, kind string) {
+		r := st.DefaultRules
+		r.MaxMinutes, r.CancelCutoffMinutes, r.CheckInMinutes, r.NoShowReleaseMinutes, r.MaxWalkInMinutes = mm.maxLen, mm.cutoff, mm.checkIn, mm.release, mm.maxWalkIn
+		mm.slot, mm.minLen, mm.maxAhead = r.SlotMinutes, r.MinMinutes, r.MaxAheadDays
+		fm := fablab.Machine{Name: mm.name, Kind: kind, Rules: r, Prices: mm.prices, MinimumChargeCents: mm.minCharge, NoShowFeeCents: mm.noShowFee}
+		if mm.training {
+			fm.RequiredTrainings = []fablab.ID{training.ID}
+		}
+		if mm.maintenance {
+			fm.State = fablab.MachineMaintenance
+		}
+		created, err := s.CreateMachine(ctx, fm)
+		must(err)
+		mm.id = created.ID
+		_, err = s.CreateDevice(ctx, fablab.Device{ID: mm.dev, MachineID: created.ID, SecretHash: deviceHash})
+		must(err)
+		m.machines = append(m.machines, mm)
+	}
+	machine(&mMachine{name: "Laser", dev: devLaser, training: true, prices: map[string]int64{"student": 1250, "sme": 3600, "association": 2400},
+		noShowFee: 1000, maxLen: 120, cutoff: 120, checkIn: 15, release: 15, maxWalkIn: 60}, fablab.KindLaserCutter)
+	machine(&mMachine{name: "Printer", dev: devPrinter, prices: map[string]int64{"student": 300, "academic": 380, "sme": 600},
+		minCharge: 200, maxLen: 240, cutoff: 60, checkIn: 10, release: 20, maxWalkIn: 120}, fablab.Kind3DPrinter)
+	machine(&mMachine{name: "Resin", dev: devResin, maintenance: true, prices: map[string]int64{"student": 900},
+		maxLen: 240, cutoff: 120, checkIn: 15, release: 15, maxWalkIn: 120}, "resin-printer")
+	if st.DefaultRules.SlotMinutes != 30 || st.DefaultRules.MinMinutes != 30 || st.DefaultRules.MaxAheadDays != 28 || !st.DefaultRules.WalkIn ||
+		!st.DefaultRules.RequireTraining || st.DefaultRules.WeeklyQuotaMinutes != 0 {
+		rt.Fatalf("default booking rules changed: %+v", st.DefaultRules)
+	}
+
+	org, err := s.CreateOrganisation(ctx, fablab.Organisation{Name: "Atelier Durand SARL", Group: "sme", BillingAddress: "12 rue des Forges, 38000 Grenoble"})
+	must(err)
+	m.org = org.ID
+	now := m.clock.Now()
+	add := func(w *mMember, fm fablab.Member) *mMember {
+		fm.Email, fm.Name = w.name+"@lab.example", w.name
+		created, err := s.CreateMember(ctx, fm)
+		must(err)
+		w.id = created.ID
+		w.staff = fm.Role == fablab.RoleStaff
+		w.suspended = fm.Status == fablab.StatusSuspended
+		if w.group == "" {
+			w.group = fm.Group
+		}
+		w.payer = fablab.Payer{Kind: fablab.PayerIsMember, ID: created.ID}
+		if fm.OrganisationID != 0 {
+			w.payer = fablab.Payer{Kind: fablab.PayerIsOrganisation, ID: fm.OrganisationID}
+		}
+		_, err = s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), w.uid), MemberID: created.ID})
+		must(err)
+		if w.trained {
+			q := fablab.Qualification{MemberID: created.ID, TrainingID: training.ID, GrantedBy: created.ID}
+			if m.sam != nil {
+				q.GrantedBy = m.sam.id
+			}
+			if !w.qualUntil.IsZero() {
+				q.ExpiresAt = &w.qualUntil
+			}
+			_, err = s.GrantQualification(ctx, q)
+			must(err)
+		}
+		w.token = auth.NewToken()
+		must(s.PutToken(ctx, auth.TokenKey(w.token), bolt.Token{MemberID: created.ID, CSRF: "unused", CreatedAt: now, ExpiresAt: now.AddDate(5, 0, 0)}))
+		m.members = append(m.members, w)
+		return w
+	}
+	m.sam = add(&mMember{name: "sam", uid: uidSam, trained: true}, fablab.Member{Role: fablab.RoleStaff, Group: "staff"})
+	m.ada = add(&mMember{name: "ada", uid: uidAda, trained: true}, fablab.Member{Group: "student"})
+	bobUntil := now.Add(time.Duration(rapid.IntRange(1, 72).Draw(rt, "bob_training_hours")) * time.Hour)
+	m.bob = add(&mMember{name: "bob", uid: uidBob, trained: true, qualUntil: bobUntil, group: "sme"}, fablab.Member{OrganisationID: org.ID})
+	m.ugo = add(&mMember{name: "ugo", uid: uidUntrained}, fablab.Member{Group: "academic"})
+	m.sue = add(&mMember{name: "sue", uid: uidSuspended, trained: true}, fablab.Member{Group: "association", Status: fablab.StatusSuspended})
+	m.nemo = &mMember{name: "nobody", uid: uidUnknown}
+}
+
+// startLab starts the server on the store: the access side on the test's
+// broker with a manual schedule, the jobs `fabgate serve` adds (no-shows,
+// billing, invoices) and the HTTP API.
+func (m *modelLab) startLab() {
+	store, now := m.store, m.clock.Now
+	m.outbox = mail.NewOutbox(1000)
+	q, err := mail.NewQueue(m.outbox, mail.QueueConfig{Log: m.log.With("component", "mail")})
+	if err != nil {
+		m.rt.Fatal(err)
+	}
+	m.queue = q
+	notifier := mail.NewNotifier(mail.NotifierConfig{Store: store, Queue: q, Outbox: m.outbox,
+		PublicURL: "https://fablab.example", From: "fablab@fablab.example", Now: now, Log: m.log.With("component", "mail")})
+	invoices := func(ctx context.Context) error {
+		_, err := lab.RunDueInvoices(ctx, store, now())
+		return err
+	}
+	cfg := lab.Config{Store: store, Log: m.log, Now: now, Manual: true, URL: m.brokerURL, Username: serverUser, Password: m.serverPass,
+		Jobs: []jobs.Job{
+			{Name: "no_shows", Schedule: "0 * * * * *", Run: func(ctx context.Context) error {
+				_, err := notifier.ReleaseNoShows(ctx)
+				return err
+			}},
+			{Name: "billing", Schedule: "30 * * * * *", Run: func(ctx context.Context) error {
+				_, err := lab.BillSessions(ctx, store)
+				return err
+			}},
+			{Name: "invoices", Schedule: fmt.Sprintf("0 0 %d 1 * *", lab.InvoiceHour), Run: invoices, CatchUp: invoices},
+		}}
+	ctx, cancel := context.WithTimeout(m.ctx, 2*waitLong)
+	defer cancel()
+	l, err := lab.Start(ctx, cfg)
+	if err != nil {
+		m.rt.Fatalf("lab.Start: %v", err)
+	}
+	m.lab = l
+	srv, err := httpapi.New(httpapi.Config{Store: store, Log: m.log.With("component", "http"), Now: now, Version: "test",
+		PublicURL: "https://fablab.example", Access: l.Engine, Hub: l.Hub, Jobs: l.Jobs})
+	if err != nil {
+		m.rt.Fatalf("httpapi.New: %v", err)
+	}
+	m.api = srv.Handler()
+}
+
+// stopLab stops the server: the lab and the mail queue (what holds the
+// store).
+func (m *modelLab) stopLab() {
+	if m.lab != nil {
+		m.lab.Close()
+		m.lab, m.api = nil, nil
+	}
+	if m.queue != nil {
+		ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+		defer cancel()
+		if err := m.queue.Close(ctx); err != nil {
+			m.rt.Errorf("mail queue: %v", err)
+		}
+		m.queue = nil
+	}
+}
+
+// catchUp runs the invoices job's catch-up, as a server does when it
+// starts, and the model's.
+func (m *modelLab) catchUp() {
+	if err := m.lab.Jobs.RunNow(m.ctx, "invoices"); err != nil {
+		m.rt.Fatalf("invoices catch-up: %v", err)
+	}
+	m.modelRunDue()
+}
+
+// waitDevices waits until the server knows every device, and has taken in
+// their relay states.
+func (m *modelLab) waitDevices() {
+	for _, mach := range m.machines {
+		dev := mach.dev
+		m.eventually("the server to know device "+dev, func() bool {
+			st, ok := m.lab.Engine.DeviceStates()[dev]
+			return ok && st.BootID != "" && st.Relay != ""
+		})
+		m.barrier(mach)
+	}
+}
+
+// eventually polls cond until it holds, failing after waitLong.
+func (m *modelLab) eventually(what string, cond func() bool) {
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			m.rt.Fatalf("timed out after %s waiting for %s", waitLong, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// barrier waits until the server has handled every state message the
+// device published before it (see env.barrier).
+func (m *modelLab) barrier(mach *mMachine) {
+	before := m.lab.Engine.Dropped.Load()
+	c := mach.device.Client()
+	topic := m.topics.Device(mach.dev, wire.KindState)
+	m.eventually("publish a barrier on "+topic, func() bool {
+		ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+		defer cancel()
+		err := c.Publish(ctx, mqtt.Message{Topic: topic, Payload: []byte("barrier"), QoS: 1})
+		if err != nil && err != mqtt.ErrNotConnected {
+			m.rt.Fatalf("publish barrier: %v", err)
+		}
+		return err == nil
+	})
+	m.eventually("the server to drop the barrier of "+mach.dev, func() bool { return m.lab.Engine.Dropped.Load() > before })
+}
+
+// next waits for the next command the device receives.
+func (m *modelLab) next(mach *mMachine, what string) wire.Command {
+	ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+	defer cancel()
+	c, err := mach.device.Next(ctx)
+	if err != nil {
+		m.rt.Fatalf("%s: waiting for %s: %v", mach.dev, what, err)
+	}
+	return c
+}
+
+// do sends an API request as who and returns the status and body.
+func (m *modelLab) do(method, path string, who *mMember, body any) (int, []byte) {
+	var r *bytes.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			m.rt.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	} else {
+		r = bytes.NewReader(nil)
+	}
+	req := httptest.NewRequest(method, path, r)
+	req.Header.Set("Authorization", "Bearer "+who.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	w := httptest.NewRecorder()
+	m.api.ServeHTTP(w, req)
+	return w.Code, w.Body.Bytes()
+}
+
+// problemCode returns the problem+json code of a refusal.
+func (m *modelLab) problemCode(status int, body []byte) string {
+	var p struct {
+		Code string `json:"code"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || p.Code == "" {
+		m.rt.Fatalf("refusal %d without a problem code: %s", status, body)
+	}
+	return p.Code
+}
+
+// invariants runs the store's own invariant checks.
+func (m *modelLab) invariants() {
+	if err := m.store.Check(); err != nil {
+		m.rt.Fatalf("store consistency check: %v", err)
+	}
+}
+
+// local is t in the lab's zone.
+func local(t time.Time) time.Time { return t.In(paris) }
+
+// periodEnd is the end of the calendar month p (YYYY-MM) in Paris.
+func periodEnd(year int, month time.Month) time.Time {
+	return time.Date(year, month+1, 1, 0, 0, 0, 0, paris)
+}
+
+func periodName(year int, month time.Month) string { return fmt.Sprintf("%04d-%02d", year, int(month)) }
