@@ -23,7 +23,7 @@ import (
 
 // Booking requests.
 
-var bookMinutes = []int{30, 60, 90, 120, 150, 240, 270, 45}
+var bookMinutes = []int{30, 30, 60, 60, 90, 120, 150, 240, 270, 45}
 
 // nextSlot is the first half-hour boundary (lab time) at or after t.
 func nextSlot(t time.Time) time.Time {
@@ -37,46 +37,58 @@ func nextSlot(t time.Time) time.Time {
 }
 
 // actBook books a slot drawn around now: soon (sometimes just past),
-// misaligned, the next day at hours in and out of the opening hours, or
-// near the end of how far ahead one may book.
+// misaligned, against an existing booking (the same start, overlapping
+// it, just after it), on the next days at hours in and out of the opening
+// hours, or near the end of how far ahead one may book.
 func (m *modelLab) actBook(rt *rapid.T) {
 	now := m.clock.Now()
 	base := nextSlot(now)
+	l := local(now)
 	var start time.Time
-	switch rapid.IntRange(0, 9).Draw(rt, "when") {
-	case 0, 1, 2, 3, 4, 5:
-		start = base.Add(time.Duration(rapid.IntRange(-1, 10).Draw(rt, "slots_ahead")) * 30 * time.Minute)
-	case 6:
+	switch when := rapid.IntRange(0, 9).Draw(rt, "when"); {
+	case when == 6 && len(m.bookings) > 0:
+		b := rapid.SampledFrom(m.bookings).Draw(rt, "near")
+		offset := []int{0, 1, 2, 3, -1, -2}[rapid.IntRange(0, 5).Draw(rt, "offset_slots")]
+		start = b.start.Add(time.Duration(offset) * 30 * time.Minute)
+	case when == 7:
 		start = base.Add(time.Duration(rapid.IntRange(0, 6).Draw(rt, "slots_ahead"))*30*time.Minute + 10*time.Minute)
-	case 7, 8:
-		l := local(now)
+	case when == 8:
 		h := rapid.SampledFrom([]int{7, 8, 9, 10, 13, 17, 18, 20, 21, 22}).Draw(rt, "hour")
-		start = time.Date(l.Year(), l.Month(), l.Day()+rapid.IntRange(0, 2).Draw(rt, "days_ahead"), h, 0, 0, 0, paris)
-	default:
-		l := local(now)
+		start = time.Date(l.Year(), l.Month(), l.Day()+rapid.IntRange(1, 2).Draw(rt, "days_ahead"), h, 0, 0, 0, paris)
+	case when == 9:
 		start = time.Date(l.Year(), l.Month(), l.Day()+rapid.IntRange(27, 29).Draw(rt, "days_ahead"), 14, 0, 0, 0, paris)
+	default:
+		k := rapid.IntRange(0, 9).Draw(rt, "slots_ahead")
+		if k == 9 {
+			k = -1 // just started: in the past, or not yet if within its first minute
+		}
+		start = base.Add(time.Duration(k) * 30 * time.Minute)
 	}
 	m.book(rt, start)
 }
 
-// actBookNear books a slot against an existing booking: the same start,
-// overlapping it, or just after it.
-func (m *modelLab) actBookNear(rt *rapid.T) {
-	if len(m.bookings) == 0 {
-		rt.Skip("no bookings yet")
+// Who does what, drawn with these weights: the suspended member and the
+// resin printer in maintenance have little to do.
+var (
+	bookers = func(m *modelLab) []*mMember {
+		return []*mMember{m.sam, m.ada, m.ada, m.ada, m.bob, m.bob, m.bob, m.ugo, m.ugo, m.sue}
 	}
-	b := rapid.SampledFrom(m.bookings).Draw(rt, "near")
-	start := b.start.Add(time.Duration(rapid.IntRange(-2, 3).Draw(rt, "offset_slots")) * 30 * time.Minute)
-	m.book(rt, start)
-}
+	tappers = func(m *modelLab) []*mMember {
+		return []*mMember{m.sam, m.sam, m.ada, m.ada, m.ada, m.bob, m.bob, m.bob, m.ugo, m.ugo, m.sue, m.nemo}
+	}
+	machinesDrawn = func(m *modelLab) []*mMachine {
+		return []*mMachine{m.machines[0], m.machines[0], m.machines[0], m.machines[1], m.machines[1], m.machines[1], m.machines[2]}
+	}
+)
 
 func (m *modelLab) book(rt *rapid.T, start time.Time) {
-	who := rapid.SampledFrom(m.members).Draw(rt, "who")
-	mach := rapid.SampledFrom(m.machines).Draw(rt, "machine")
+	who := rapid.SampledFrom(bookers(m)).Draw(rt, "who")
+	mach := rapid.SampledFrom(machinesDrawn(m)).Draw(rt, "machine")
 	end := start.Add(time.Duration(rapid.SampledFrom(bookMinutes).Draw(rt, "minutes")) * time.Minute)
 	m.tick(rt)
 	now := m.clock.Now()
 	want := m.bookingRefusal(who, mach, start, end, now)
+	m.stats.add("book: %s", orOK(want))
 	status, body := m.do(http.MethodPost, "/api/v1/bookings", who, map[string]any{"machine_id": mach.id, "start": start, "end": end})
 	rt.Logf("%s books %s from %s to %s at %s: %d (want %q)", who.name, mach.name, local(start).Format(time.DateTime), local(end).Format(time.TimeOnly), local(now).Format(time.DateTime), status, want)
 	if status != http.StatusCreated {
@@ -108,7 +120,17 @@ func (m *modelLab) actCancel(rt *rapid.T) {
 	if len(m.bookings) == 0 {
 		rt.Skip("no bookings yet")
 	}
-	b := rapid.SampledFrom(m.bookings).Draw(rt, "booking")
+	var confirmed []*mBooking
+	for _, b := range m.bookings {
+		if b.occupies() {
+			confirmed = append(confirmed, b)
+		}
+	}
+	pool := m.bookings
+	if len(confirmed) > 0 && rapid.IntRange(0, 4).Draw(rt, "any_state") != 4 {
+		pool = confirmed
+	}
+	b := rapid.SampledFrom(pool).Draw(rt, "booking")
 	who := b.who
 	switch rapid.IntRange(0, 9).Draw(rt, "by") {
 	case 7, 8:
@@ -119,6 +141,7 @@ func (m *modelLab) actCancel(rt *rapid.T) {
 	m.tick(rt)
 	now := m.clock.Now()
 	want := m.cancelRefusal(b, who, now)
+	m.stats.add("cancel: %s", orOK(want))
 	status, body := m.do(http.MethodDelete, "/api/v1/bookings/"+b.id.String(), who, nil)
 	rt.Logf("%s cancels booking %s (%s's, %s, %s) at %s: %d (want %q)", who.name, b.id, b.who.name, b.state, local(b.start).Format(time.DateTime), local(now).Format(time.DateTime), status, want)
 	if status != http.StatusOK {
@@ -158,28 +181,37 @@ func (m *modelLab) pass(d time.Duration) {
 
 // actTap taps anyone's badge (or a badge nobody holds) on any device.
 func (m *modelLab) actTap(rt *rapid.T) {
-	who := rapid.SampledFrom(append(slices.Clip(m.members), m.nemo)).Draw(rt, "who")
-	mach := rapid.SampledFrom(m.machines).Draw(rt, "machine")
+	who := rapid.SampledFrom(tappers(m)).Draw(rt, "who")
+	mach := rapid.SampledFrom(machinesDrawn(m)).Draw(rt, "machine")
 	m.tick(rt)
 	m.tap(rt, mach, who)
 }
 
-// actTapBooked taps the badge of a booking's member on its machine: in its
-// check-in window, during it, or a little before or after.
+// actTapBooked goes to a booking that has not ended — in its check-in
+// window, at its start, within its release delay, or later — and taps the
+// badge of its member (sometimes of someone else) on its machine.
 func (m *modelLab) actTapBooked(rt *rapid.T) {
 	now := m.clock.Now()
-	var near []*mBooking
+	var ahead []*mBooking
 	for _, b := range m.bookings {
-		if b.end.After(now) && b.start.Before(now.Add(time.Hour)) {
-			near = append(near, b)
+		if b.occupies() && b.end.After(now) {
+			ahead = append(ahead, b)
 		}
 	}
-	if len(near) == 0 {
-		rt.Skip("no booking near now")
+	if len(ahead) == 0 {
+		rt.Skip("no booking ahead")
 	}
-	b := rapid.SampledFrom(near).Draw(rt, "booking")
+	b := rapid.SampledFrom(ahead).Draw(rt, "booking")
+	offset := []int{0, -5, 1, 10, -15, -16, 14, 16, 25, -1}[rapid.IntRange(0, 9).Draw(rt, "minutes_from_start")]
+	if to := b.start.Add(time.Duration(offset) * time.Minute); to.After(now) {
+		m.moveTo(rt, to)
+	}
+	who := b.who
+	if rapid.IntRange(0, 3).Draw(rt, "someone_else") == 3 {
+		who = rapid.SampledFrom(tappers(m)).Draw(rt, "who")
+	}
 	m.tick(rt)
-	m.tap(rt, b.mach, b.who)
+	m.tap(rt, b.mach, who)
 }
 
 // actTapOut taps the member of an open session out, some minutes later.
@@ -203,6 +235,16 @@ func (m *modelLab) actTapOut(rt *rapid.T) {
 func (m *modelLab) tap(rt *rapid.T, mach *mMachine, who *mMember) {
 	now := m.clock.Now()
 	want := m.decide(mach, who, now)
+	kind := ""
+	switch {
+	case want.op == wire.OpUnlock && want.booking != nil && want.booking.start.After(now):
+		kind = " (check-in)"
+	case want.op == wire.OpUnlock && want.booking != nil:
+		kind = " (booking)"
+	case want.op == wire.OpUnlock:
+		kind = " (walk-in)"
+	}
+	m.stats.add("tap: %s %s%s", want.op, want.reason, kind)
 	ctx, cancel := context.WithTimeout(m.ctx, waitLong)
 	msgID, err := mach.device.Tap(ctx, who.uid)
 	cancel()
@@ -282,7 +324,7 @@ func (m *modelLab) actAdvance(rt *rapid.T) {
 		}
 	}
 	var to time.Time
-	switch kind := rapid.IntRange(0, 6).Draw(rt, "advance"); {
+	switch kind := rapid.IntRange(0, 7).Draw(rt, "advance"); {
 	case kind == 2 && len(open) > 0:
 		s := rapid.SampledFrom(open).Draw(rt, "session")
 		to = s.until.Add(time.Duration(rapid.IntRange(-1, 120).Draw(rt, "seconds_after")) * time.Second)
@@ -292,7 +334,7 @@ func (m *modelLab) actAdvance(rt *rapid.T) {
 	case kind == 4 && len(m.bookings) > 0:
 		b := rapid.SampledFrom(m.bookings).Draw(rt, "booking")
 		to = b.start.Add(time.Duration(rapid.SampledFrom([]int{-20, -16, -15, -10, -1, 0, 1, 14, 15, 16, 19, 20, 21, 30}).Draw(rt, "minutes_from_start")) * time.Minute)
-	case kind == 5:
+	case kind == 5 || kind == 7:
 		l := local(now)
 		to = time.Date(l.Year(), l.Month(), l.Day()+1, 8, rapid.IntRange(0, 12*60).Draw(rt, "minute_of_next_day"), 0, 0, paris)
 	case kind == 1:
@@ -303,6 +345,11 @@ func (m *modelLab) actAdvance(rt *rapid.T) {
 	if !to.After(now) {
 		to = now.Add(time.Second)
 	}
+	m.moveTo(rt, to)
+}
+
+// moveTo moves the clock to to, and the sweep runs.
+func (m *modelLab) moveTo(rt *rapid.T, to time.Time) {
 	m.clock.Set(to)
 	rt.Logf("the clock moves to %s", local(to).Format(time.DateTime+" Mon"))
 	m.sweepNow(rt)
@@ -333,11 +380,27 @@ func (m *modelLab) sweepNow(rt *rapid.T) {
 		for _, w := range cmds {
 			got := m.next(mach, "the sweep's "+w.Op)
 			rt.Logf("%s: sweep sends %s %s for session %s", mach.dev, got.Op, got.Reason, got.SessionID)
+			m.stats.add("sweep: %s", got.Op)
 			if got.Op != w.Op || got.SessionID != w.SessionID || got.Reason != w.Reason || w.Op == wire.OpWarn && got.Until != w.Until {
 				rt.Fatalf("%s: the sweep at %s sent %+v, the model says %+v", mach.dev, local(now), got, w)
 			}
 		}
 		m.touched[mach] = true
+	}
+}
+
+// actJob runs one of the jobs (no-shows, billing, invoices), staff run a
+// month's invoices, or the server restarts.
+func (m *modelLab) actJob(rt *rapid.T) {
+	switch rapid.SampledFrom([]string{"no_shows", "no_shows", "no_shows", "billing", "billing", "billing", "invoices", "invoices", "restart", "restart"}).Draw(rt, "job") {
+	case "no_shows":
+		m.actNoShows(rt)
+	case "billing":
+		m.actBill(rt)
+	case "invoices":
+		m.actInvoice(rt)
+	case "restart":
+		m.actRestart(rt)
 	}
 }
 
@@ -348,6 +411,7 @@ func (m *modelLab) actNoShows(rt *rapid.T) {
 	}
 	for _, b := range m.noShows(m.clock.Now()) {
 		rt.Logf("booking %s of %s on %s at %s released as a no-show", b.id, b.who.name, b.mach.name, local(b.start).Format(time.DateTime))
+		m.stats.add("no-show released")
 	}
 }
 
@@ -356,7 +420,9 @@ func (m *modelLab) actBill(rt *rapid.T) {
 	if err := m.lab.Jobs.RunNow(m.ctx, "billing"); err != nil {
 		rt.Fatalf("billing job: %v", err)
 	}
+	n := len(m.charges)
 	m.bill()
+	m.stats.add("bill: %d charges", min(len(m.charges)-n, 3))
 }
 
 // actInvoice runs a month's invoices: staff over HTTP for this month (too
@@ -368,7 +434,9 @@ func (m *modelLab) actInvoice(rt *rapid.T) {
 		if err := m.lab.Jobs.RunNow(m.ctx, "invoices"); err != nil {
 			rt.Fatalf("invoices job: %v", err)
 		}
+		n := len(m.invoices)
 		m.modelRunDue()
+		m.stats.add("invoices job: %d issued", len(m.invoices)-n)
 		return
 	}
 	l := local(now)
@@ -388,6 +456,7 @@ func (m *modelLab) actInvoice(rt *rapid.T) {
 		rt.Fatalf("invoices of %s: %d, want %d: %s", name, status, want, body)
 	}
 	m.runInvoices(p.Year(), p.Month(), now)
+	m.stats.add("invoices run by staff: %d issued (created %v)", len(m.runs[name]), !ran)
 	var resp struct {
 		Created  bool             `json:"created"`
 		Invoices []fablab.Invoice `json:"invoices"`
@@ -409,6 +478,7 @@ func (m *modelLab) actRestart(rt *rapid.T) {
 	down := time.Duration(rapid.SampledFrom([]int{0, 0, 1, 5, 45}).Draw(rt, "minutes_down")) * time.Minute
 	m.pass(down)
 	rt.Logf("the server restarts at %s", local(m.clock.Now()).Format(time.DateTime))
+	m.stats.add("restart")
 	m.openStore()
 	m.startLab()
 	for _, s := range m.sessions {

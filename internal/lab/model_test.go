@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,21 +63,22 @@ import (
 // how to replay it (-rapid.failfile or -rapid.seed).
 func TestLabModel(t *testing.T) {
 	defaultChecks(t, modelChecks)
+	stats := &modelStats{n: map[string]int{}, d: map[string]time.Duration{}}
+	t.Cleanup(func() { t.Logf("what the labs did:\n%s", stats) })
+	tmpl := seedTemplate(t)
 	rapid.Check(t, func(rt *rapid.T) {
-		m := newModelLab(t, rt)
+		var m *modelLab
+		stats.timed("setup", func(rt *rapid.T) { m = newModelLab(t, rt, tmpl) })(rt)
+		m.stats = stats
 		rt.Repeat(map[string]func(*rapid.T){
-			"book":       m.actBook,
-			"book_near":  m.actBookNear,
-			"cancel":     m.actCancel,
-			"tap":        m.actTap,
-			"tap_booked": m.actTapBooked,
-			"tap_out":    m.actTapOut,
-			"advance":    m.actAdvance,
-			"no_shows":   m.actNoShows,
-			"bill":       m.actBill,
-			"invoice":    m.actInvoice,
-			"restart":    m.actRestart,
-			"":           m.check,
+			"book":       stats.timed("book", m.actBook),
+			"cancel":     stats.timed("cancel", m.actCancel),
+			"tap":        stats.timed("tap", m.actTap),
+			"tap_booked": stats.timed("tap_booked", m.actTapBooked),
+			"tap_out":    stats.timed("tap_out", m.actTapOut),
+			"advance":    stats.timed("advance", m.actAdvance),
+			"job":        stats.timed("job", m.actJob),
+			"":           stats.timed("check", m.check),
 		})
 	})
 }
@@ -103,6 +105,56 @@ func defaultChecks(t *testing.T, n int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Value.Set(old) })
+}
+
+// modelStats counts what the random labs did (go test -v shows it), to
+// see that the steps drawn reach every outcome.
+type modelStats struct {
+	mu sync.Mutex
+	n  map[string]int
+	d  map[string]time.Duration
+}
+
+// timed counts the time spent in a kind of step.
+func (st *modelStats) timed(name string, f func(*rapid.T)) func(*rapid.T) {
+	return func(rt *rapid.T) {
+		start := time.Now()
+		defer func() {
+			st.mu.Lock()
+			st.d["time in "+name] += time.Since(start)
+			st.mu.Unlock()
+		}()
+		f(rt)
+	}
+}
+
+func (st *modelStats) add(format string, args ...any) {
+	st.mu.Lock()
+	st.n[fmt.Sprintf(format, args...)]++
+	st.mu.Unlock()
+}
+
+func (st *modelStats) String() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	keys := make([]string, 0, len(st.n))
+	for k := range st.n {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%6d  %s\n", st.n[k], k)
+	}
+	keys = keys[:0]
+	for k := range st.d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%6.1fs %s\n", st.d[k].Seconds(), k)
+	}
+	return b.String()
 }
 
 // The model's lab: what the test created, as it knows it.
@@ -212,21 +264,16 @@ const (
 )
 
 // modelStarts are the days a random lab starts on: before the spring DST
-// change and the end of March, two days before a month's end, before the
-// autumn DST change and the end of October, before the new year.
+// change and the end of March, the last days of months, before the autumn
+// DST change, the last day of the year.
 var modelStarts = []time.Time{
-	time.Date(2026, 3, 26, 0, 0, 0, 0, paris),  // Thursday
-	time.Date(2026, 3, 30, 0, 0, 0, 0, paris),  // Monday
-	time.Date(2026, 6, 29, 0, 0, 0, 0, paris),  // Monday
+	time.Date(2026, 3, 27, 0, 0, 0, 0, paris),  // Friday
+	time.Date(2026, 3, 31, 0, 0, 0, 0, paris),  // Tuesday
+	time.Date(2026, 6, 30, 0, 0, 0, 0, paris),  // Tuesday
 	time.Date(2026, 10, 23, 0, 0, 0, 0, paris), // Friday
-	time.Date(2026, 12, 29, 0, 0, 0, 0, paris), // Tuesday
+	time.Date(2026, 10, 30, 0, 0, 0, 0, paris), // Friday
+	time.Date(2026, 12, 31, 0, 0, 0, 0, paris), // Thursday
 }
-
-var (
-	deviceHashOnce sync.Once
-	deviceHash     string
-	deviceHashErr  error
-)
 
 // modelDeviceAuth admits the lab's devices, all with modelSecret.
 type modelDeviceAuth struct{}
@@ -255,12 +302,12 @@ type modelLab struct {
 	outbox     *mail.Outbox
 	queue      *mail.Queue
 	touched    map[*mMachine]bool // devices whose relay a step may have changed
+	stats      *modelStats
 
 	machines       []*mMachine
 	members        []*mMember
 	sam, ada, bob  *mMember
 	ugo, sue, nemo *mMember
-	org            fablab.ID
 
 	started  time.Time // when invoicing started (the first start's catch-up)
 	bookings []*mBooking
@@ -272,7 +319,7 @@ type modelLab struct {
 	lastNum  map[int]int            // the last invoice number of each year
 }
 
-func newModelLab(t *testing.T, rt *rapid.T) *modelLab {
+func newModelLab(t *testing.T, rt *rapid.T, tmpl *modelTemplate) *modelLab {
 	day := rapid.SampledFrom(modelStarts).Draw(rt, "start_day")
 	start := day.Add(time.Duration(rapid.IntRange(8*60, 20*60).Draw(rt, "start_minute")) * time.Minute)
 	logs := &logbuf.Buffer{}
@@ -295,9 +342,7 @@ func newModelLab(t *testing.T, rt *rapid.T) *modelLab {
 		rt.Fatal(err)
 	}
 	rt.Cleanup(func() { os.RemoveAll(m.dir) })
-	m.openStore()
-	rt.Cleanup(m.closeStore)
-	m.seed(rt)
+	m.fromTemplate(rt, tmpl)
 
 	m.serverPass = randomToken()
 	m.broker, err = mqtt.StartBroker(mqtt.BrokerConfig{Listen: "127.0.0.1:0", Devices: modelDeviceAuth{},
@@ -358,17 +403,34 @@ func (m *modelLab) closeStore() {
 	m.store = nil
 }
 
-// seed creates the lab: 20 % VAT, billed by 5 minutes, under 2 minutes
-// free; a laser (training, no-show fee, 2 h at most, walk-ins of 1 h), a
-// 3D printer (minimum charge, its own cutoff, check-in and release) and a
-// resin printer in maintenance; a staff member, two trained makers (bob's
-// training expires during the run, and his organisation pays for him), a
-// maker without the training, a suspended one, and a badge nobody holds.
-func (m *modelLab) seed(rt *rapid.T) {
-	ctx, s := m.ctx, m.store
+// modelTemplate is the lab every random lab starts from: seeded once into
+// a data file that each copies (seeding takes some thirty commits).
+type modelTemplate struct {
+	path     string
+	training fablab.ID
+	machines []mMachine
+	members  []mMember // sam, ada, bob, ugo, sue
+}
+
+// seedTemplate creates the lab in a data file of its own: 20 % VAT,
+// billed by 5 minutes, under 2 minutes free; a laser (training, no-show
+// fee, 2 h at most, walk-ins of 1 h), a 3D printer (minimum charge, its own
+// cutoff, check-in and release) and a resin printer in maintenance; a staff
+// member, two trained makers (bob's organisation pays for him, and each
+// lab gives his training an expiry), a maker without the training, a
+// suspended one. Every member has an API token.
+func seedTemplate(t *testing.T) *modelTemplate {
+	ctx := context.Background()
+	tmpl := &modelTemplate{path: filepath.Join(t.TempDir(), "template.db")}
+	now := modelStarts[0].Add(-30 * 24 * time.Hour)
+	s, err := bolt.Open(tmpl.path, bolt.Options{Timeout: time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	must := func(err error) {
+		t.Helper()
 		if err != nil {
-			rt.Fatalf("seed: %v", err)
+			t.Fatalf("seed: %v", err)
 		}
 	}
 	st, err := s.UpdateSettings(ctx, func(st *fablab.Settings) error {
@@ -380,14 +442,18 @@ func (m *modelLab) seed(rt *rapid.T) {
 	must(err)
 	if st.TimeZone != "Europe/Paris" || st.OpeningHours.Monday[0] != (fablab.TimeRange{Open: 9 * 60, Close: 21 * 60}) ||
 		st.OpeningHours.Saturday[0] != (fablab.TimeRange{Open: 10 * 60, Close: 18 * 60}) || len(st.OpeningHours.Sunday) != 0 {
-		rt.Fatalf("a new lab's settings are not DESIGN's: %+v", st)
+		t.Fatalf("a new lab's settings are not DESIGN's: %+v", st)
+	}
+	if r := st.DefaultRules; r.SlotMinutes != 30 || r.MinMinutes != 30 || r.MaxAheadDays != 28 || !r.WalkIn || !r.RequireTraining || r.WeeklyQuotaMinutes != 0 {
+		t.Fatalf("default booking rules changed: %+v", r)
 	}
 	training, err := s.CreateTraining(ctx, fablab.Training{Name: laserTraining, ValidityMonths: 12})
 	must(err)
-	deviceHashOnce.Do(func() { deviceHash, deviceHashErr = mqtt.MosquittoPasswordHash(modelSecret) })
-	must(deviceHashErr)
+	tmpl.training = training.ID
+	hash, err := mqtt.MosquittoPasswordHash(modelSecret)
+	must(err)
 
-	machine := func(mm *mMachine, kind string) {
+	machine := func(mm mMachine, kind string) {
 		r := st.DefaultRules
 		r.MaxMinutes, r.CancelCutoffMinutes, r.CheckInMinutes, r.NoShowReleaseMinutes, r.MaxWalkInMinutes = mm.maxLen, mm.cutoff, mm.checkIn, mm.release, mm.maxWalkIn
 		mm.slot, mm.minLen, mm.maxAhead = r.SlotMinutes, r.MinMinutes, r.MaxAheadDays
@@ -401,26 +467,20 @@ func (m *modelLab) seed(rt *rapid.T) {
 		created, err := s.CreateMachine(ctx, fm)
 		must(err)
 		mm.id = created.ID
-		_, err = s.CreateDevice(ctx, fablab.Device{ID: mm.dev, MachineID: created.ID, SecretHash: deviceHash})
+		_, err = s.CreateDevice(ctx, fablab.Device{ID: mm.dev, MachineID: created.ID, SecretHash: hash})
 		must(err)
-		m.machines = append(m.machines, mm)
+		tmpl.machines = append(tmpl.machines, mm)
 	}
-	machine(&mMachine{name: "Laser", dev: devLaser, training: true, prices: map[string]int64{"student": 1250, "sme": 3600, "association": 2400},
+	machine(mMachine{name: "Laser", dev: devLaser, training: true, prices: map[string]int64{"student": 1250, "sme": 3600, "association": 2400},
 		noShowFee: 1000, maxLen: 120, cutoff: 120, checkIn: 15, release: 15, maxWalkIn: 60}, fablab.KindLaserCutter)
-	machine(&mMachine{name: "Printer", dev: devPrinter, prices: map[string]int64{"student": 300, "academic": 380, "sme": 600},
+	machine(mMachine{name: "Printer", dev: devPrinter, prices: map[string]int64{"student": 300, "academic": 380, "sme": 600},
 		minCharge: 200, maxLen: 240, cutoff: 60, checkIn: 10, release: 20, maxWalkIn: 120}, fablab.Kind3DPrinter)
-	machine(&mMachine{name: "Resin", dev: devResin, maintenance: true, prices: map[string]int64{"student": 900},
+	machine(mMachine{name: "Resin", dev: devResin, maintenance: true, prices: map[string]int64{"student": 900},
 		maxLen: 240, cutoff: 120, checkIn: 15, release: 15, maxWalkIn: 120}, "resin-printer")
-	if st.DefaultRules.SlotMinutes != 30 || st.DefaultRules.MinMinutes != 30 || st.DefaultRules.MaxAheadDays != 28 || !st.DefaultRules.WalkIn ||
-		!st.DefaultRules.RequireTraining || st.DefaultRules.WeeklyQuotaMinutes != 0 {
-		rt.Fatalf("default booking rules changed: %+v", st.DefaultRules)
-	}
 
 	org, err := s.CreateOrganisation(ctx, fablab.Organisation{Name: "Atelier Durand SARL", Group: "sme", BillingAddress: "12 rue des Forges, 38000 Grenoble"})
 	must(err)
-	m.org = org.ID
-	now := m.clock.Now()
-	add := func(w *mMember, fm fablab.Member) *mMember {
+	add := func(w mMember, fm fablab.Member) {
 		fm.Email, fm.Name = w.name+"@lab.example", w.name
 		created, err := s.CreateMember(ctx, fm)
 		must(err)
@@ -437,28 +497,52 @@ func (m *modelLab) seed(rt *rapid.T) {
 		_, err = s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), w.uid), MemberID: created.ID})
 		must(err)
 		if w.trained {
-			q := fablab.Qualification{MemberID: created.ID, TrainingID: training.ID, GrantedBy: created.ID}
-			if m.sam != nil {
-				q.GrantedBy = m.sam.id
+			grantor := created.ID
+			if len(tmpl.members) > 0 {
+				grantor = tmpl.members[0].id // sam
 			}
-			if !w.qualUntil.IsZero() {
-				q.ExpiresAt = &w.qualUntil
-			}
-			_, err = s.GrantQualification(ctx, q)
+			_, err = s.GrantQualification(ctx, fablab.Qualification{MemberID: created.ID, TrainingID: training.ID, GrantedBy: grantor})
 			must(err)
 		}
 		w.token = auth.NewToken()
 		must(s.PutToken(ctx, auth.TokenKey(w.token), bolt.Token{MemberID: created.ID, CSRF: "unused", CreatedAt: now, ExpiresAt: now.AddDate(5, 0, 0)}))
-		m.members = append(m.members, w)
-		return w
+		tmpl.members = append(tmpl.members, w)
 	}
-	m.sam = add(&mMember{name: "sam", uid: uidSam, trained: true}, fablab.Member{Role: fablab.RoleStaff, Group: "staff"})
-	m.ada = add(&mMember{name: "ada", uid: uidAda, trained: true}, fablab.Member{Group: "student"})
-	bobUntil := now.Add(time.Duration(rapid.IntRange(1, 72).Draw(rt, "bob_training_hours")) * time.Hour)
-	m.bob = add(&mMember{name: "bob", uid: uidBob, trained: true, qualUntil: bobUntil, group: "sme"}, fablab.Member{OrganisationID: org.ID})
-	m.ugo = add(&mMember{name: "ugo", uid: uidUntrained}, fablab.Member{Group: "academic"})
-	m.sue = add(&mMember{name: "sue", uid: uidSuspended, trained: true}, fablab.Member{Group: "association", Status: fablab.StatusSuspended})
+	add(mMember{name: "sam", uid: uidSam, trained: true}, fablab.Member{Role: fablab.RoleStaff, Group: "staff"})
+	add(mMember{name: "ada", uid: uidAda, trained: true}, fablab.Member{Group: "student"})
+	add(mMember{name: "bob", uid: uidBob, trained: true, group: "sme"}, fablab.Member{OrganisationID: org.ID})
+	add(mMember{name: "ugo", uid: uidUntrained}, fablab.Member{Group: "academic"})
+	add(mMember{name: "sue", uid: uidSuspended, trained: true}, fablab.Member{Group: "association", Status: fablab.StatusSuspended})
+	must(s.Close())
+	return tmpl
+}
+
+// fromTemplate copies the template's data file into the lab's directory
+// and its lab into the model; bob's training gets its expiry.
+func (m *modelLab) fromTemplate(rt *rapid.T, tmpl *modelTemplate) {
+	data, err := os.ReadFile(tmpl.path)
+	if err != nil {
+		rt.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "fabgate.db"), data, 0o600); err != nil {
+		rt.Fatal(err)
+	}
+	for _, mm := range tmpl.machines {
+		c := mm
+		m.machines = append(m.machines, &c)
+	}
+	for _, w := range tmpl.members {
+		c := w
+		m.members = append(m.members, &c)
+	}
+	m.sam, m.ada, m.bob, m.ugo, m.sue = m.members[0], m.members[1], m.members[2], m.members[3], m.members[4]
 	m.nemo = &mMember{name: "nobody", uid: uidUnknown}
+	m.openStore()
+	rt.Cleanup(m.closeStore)
+	m.bob.qualUntil = m.clock.Now().Add(time.Duration(rapid.IntRange(1, 72).Draw(rt, "bob_training_hours")) * time.Hour)
+	if _, err := m.store.GrantQualification(m.ctx, fablab.Qualification{MemberID: m.bob.id, TrainingID: tmpl.training, GrantedBy: m.sam.id, ExpiresAt: &m.bob.qualUntil}); err != nil {
+		rt.Fatal(err)
+	}
 }
 
 // startLab starts the server on the store: the access side on the test's
