@@ -136,7 +136,7 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 
 func check(args []string, stdout io.Writer) error {
 	fs := newFlags("check", "check --data DIR",
-		"Runs bbolt's consistency check on a stopped data directory's file, after the\nmigrations to this fabgate's schema (which it writes). Exits 1 when a problem is found.", stdout)
+		"Runs bbolt's consistency check on a stopped data directory's file, after the\nmigrations to this fabgate's schema (which it writes), then checks the lab's\ninvariants: no overlapping confirmed bookings, at most one open session per\nmachine, every ended session billed once or waiting to be, gap-free invoice\nnumbers, every index in step with its records. Exits 1 when a problem is found.", stdout)
 	data := fs.String("data", "data", "data directory")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -148,6 +148,9 @@ func check(args []string, stdout io.Writer) error {
 	defer store.Close()
 	if err := store.Check(); err != nil {
 		return fmt.Errorf("check: %s is inconsistent:\n%w", store.Path(), err)
+	}
+	if err := store.CheckInvariants(context.Background()); err != nil {
+		return fmt.Errorf("check: %s breaks the lab's invariants:\n%w", store.Path(), err)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", store.Path())
 	return nil

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -232,18 +233,38 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	if st := call(t, "POST", srv.url+"/api/v1/devices/"+demo.TourDevice+"/tap", staffTok, map[string]string{"uid": demo.MakerBadgeUID}, &tap); st != 200 || tap.Decision != "tap_out" {
 		t.Fatalf("simulated tap-out: %d %+v", st, tap)
 	}
-	req0, _ := http.NewRequest("GET", srv.url+"/metrics", nil)
-	req0.Header.Set("Authorization", "Bearer "+e2eMetricsToken)
-	resp0, err := http.DefaultClient.Do(req0)
+	metrics := scrapeMetrics(t, srv.url)
+	for name, want := range map[string]float64{"fabgate_taps_granted_total": 1, "fabgate_mqtt_connected": 1,
+		"fabgate_backup_last_success_timestamp_seconds": 0} {
+		if got := metricValue(t, metrics, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	metricValue(t, metrics, "fabgate_mqtt_refused_connects_total") // present
+	// The runbook says what every metric means and what to do about it.
+	runbook, err := os.ReadFile("../../docs/runbook.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp0.Body)
-	resp0.Body.Close()
-	for _, want := range []string{"fabgate_taps_granted_total 1", "fabgate_mqtt_refused_connects_total", "fabgate_mqtt_clients"} {
-		if !strings.Contains(string(metrics), want) {
-			t.Errorf("/metrics lacks %q", want)
+	for line := range strings.Lines(metrics) {
+		if name, ok := strings.CutPrefix(line, "# HELP fabgate_"); ok {
+			name = "fabgate_" + strings.Fields(name)[0]
+			if !strings.Contains(string(runbook), "`"+name+"`") && !strings.Contains(string(runbook), "`"+name+"{") {
+				t.Errorf("docs/runbook.md does not explain %s", name)
+			}
 		}
+	}
+	if n := metricValue(t, metrics, "fabgate_mqtt_clients"); n < 2 {
+		t.Errorf("fabgate_mqtt_clients = %v, want the server and the demo's devices", n)
+	}
+	// The demo's seven simulated devices said hello (the tour's device just
+	// answered a tap).
+	if n := metricValue(t, metrics, "fabgate_devices_online"); n < 1 || n > 7 {
+		t.Errorf("fabgate_devices_online = %v, want 1 to 7", n)
+	}
+	// Read before the file's size: it never shrinks.
+	if v, fi := metricValue(t, metrics, "fabgate_data_file_bytes"), statFile(t, filepath.Join(data, "fabgate.db")); v < 32<<10 || v > float64(fi.Size()) {
+		t.Errorf("fabgate_data_file_bytes = %v, the file has %v bytes", v, fi.Size())
 	}
 
 	// A second opener of the same data directory is refused with a clear message.
@@ -267,6 +288,9 @@ func TestE2EServeDemoLifecycle(t *testing.T) {
 	snapPath := filepath.Join(t.TempDir(), "snap.db")
 	if err := os.WriteFile(snapPath, snap, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if at := metricValue(t, scrapeMetrics(t, srv.url), "fabgate_backup_last_success_timestamp_seconds"); at < float64(labTime.Unix()) {
+		t.Errorf("after a backup fabgate_backup_last_success_timestamp_seconds = %v, want the time it was taken", at)
 	}
 	bs, err := bolt.Open(snapPath, bolt.Options{})
 	if err != nil {
@@ -462,4 +486,46 @@ func TestSeedDemoConcurrent(t *testing.T) {
 	if err := s.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// scrapeMetrics reads the server's /metrics with the e2e metrics token.
+func scrapeMetrics(t *testing.T, base string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eMetricsToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
+// metricValue is the value of an unlabelled metric in a scrape.
+func metricValue(t *testing.T, metrics, name string) float64 {
+	t.Helper()
+	for line := range strings.Lines(metrics) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q", name, line)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics lacks %s", name)
+	return 0
+}
+
+func statFile(t *testing.T, path string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

@@ -141,7 +141,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, opts serve
 		accessEngine = demo
 	}
 
-	registerAccessMetrics(reg, running)
+	registerAccessMetrics(reg, running, store.Path())
 	var connections httpapi.DeviceConnections
 	if running.Broker != nil { // Mosquitto: the operator rewrites its password file and reloads it
 		connections = running.Broker
@@ -331,8 +331,9 @@ func seedDemo(ctx context.Context, path string, now time.Time, log *slog.Logger)
 	return nil
 }
 
-// registerAccessMetrics exposes the access engine's counters.
-func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
+// registerAccessMetrics exposes the access engine's counters, the
+// broker's, the devices online and the data file's size.
+func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab, dataFile string) {
 	e := running.Engine
 	for name, c := range map[string]*atomic.Int64{
 		"fabgate_mqtt_messages_dropped_total": &e.Dropped,
@@ -350,6 +351,31 @@ func registerAccessMetrics(reg *prometheus.Registry, running *lab.Lab) {
 		func() float64 { return float64(e.PendingCommands()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fabgate_device_messages_dropped_total", Help: "Device messages lost because the device's queue was full."},
 		func() float64 { return float64(running.Dropped()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_mqtt_connected", Help: "1 while the server's own MQTT client is connected to the broker (embedded or external), else 0."},
+		func() float64 {
+			if running.Client != nil && running.Client.Connected() {
+				return 1
+			}
+			return 0
+		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_devices_online", Help: "Devices the server hears from (a status or heartbeat within their offline timeout)."},
+		func() float64 {
+			n := 0
+			for _, st := range e.DeviceStates() {
+				if st.Online {
+					n++
+				}
+			}
+			return float64(n)
+		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fabgate_data_file_bytes", Help: "Size of the data file (fabgate.db); it grows and never shrinks by itself."},
+		func() float64 {
+			fi, err := os.Stat(dataFile)
+			if err != nil {
+				return 0
+			}
+			return float64(fi.Size())
+		}))
 	if b := running.Broker; b != nil {
 		for name, get := range map[string]func(mqtt.BrokerStats) uint64{
 			"fabgate_mqtt_refused_connects_total":   func(s mqtt.BrokerStats) uint64 { return s.RefusedConnects },

@@ -1,6 +1,7 @@
 package bolt_test
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -32,7 +33,7 @@ func newStore(t *testing.T) (*bolt.Store, *bolttest.Clock) {
 }
 
 // openFile opens the store at path. The returned function runs the
-// consistency check and closes the store; it runs at cleanup too unless the
+// consistency check and the invariants' and closes the store; it runs at cleanup too unless the
 // test called it first.
 func openFile(t *testing.T, path string, opts bolt.Options) (*bolt.Store, func()) {
 	t.Helper()
@@ -45,6 +46,9 @@ func openFile(t *testing.T, path string, opts bolt.Options) (*bolt.Store, func()
 		once.Do(func() {
 			if err := s.Check(); err != nil {
 				t.Errorf("store consistency check: %v", err)
+			}
+			if err := s.CheckInvariants(context.Background()); err != nil {
+				t.Errorf("store invariants: %v", err)
 			}
 			if err := s.Close(); err != nil {
 				t.Errorf("close store: %v", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -85,11 +86,29 @@ func checkReportRange(from, to time.Time) error {
 	return nil
 }
 
+// releaseAfter is how many keys a scan reads before, at its end, the
+// store gives back what it read (see scanChunked).
+var releaseAfter = 100_000
+
 // scanChunked calls fn for each key of bucket in [from, to), in key order,
 // in read transactions of at most reportChunk keys each: the next one
 // seeks the first key not read yet. fn must not keep k, v or tx.
+//
+// A long scan (a year of a busy lab's sessions) reads hundreds of
+// megabytes of the mapped file, which then count in the server's resident
+// memory until the kernel reclaims them, and leaves the heap it grew for
+// the garbage collector to return slowly. After more than releaseAfter
+// keys the scan drops the file's pages from the mapping and returns freed
+// heap to the system at once: a server's memory is what it uses, not the
+// largest report anyone ran.
 func (s *Store) scanChunked(ctx context.Context, bucket, from, to []byte, fn func(tx *bbolt.Tx, k, v []byte) error) error {
-	seek := from
+	seek, total := from, 0
+	defer func() {
+		if total > releaseAfter {
+			_ = s.releaseMapped() // if it fails, the kernel reclaims the pages in its own time
+			debug.FreeOSMemory()
+		}
+	}()
 	for {
 		var next []byte
 		err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -105,6 +124,7 @@ func (s *Store) scanChunked(ctx context.Context, bucket, from, to []byte, fn fun
 					return err
 				}
 				n++
+				total++
 			}
 			return nil
 		})

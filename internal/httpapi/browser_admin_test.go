@@ -159,10 +159,16 @@ func TestBrowserAdminDevices(t *testing.T) {
 	checkPage(t, tab, "devices-list")
 
 	acceptConfirms(tab)
+	// A server whose bridges connect over TLS: the configuration names the
+	// lab's CA file as docs/deploy.md has it copied.
+	tab.Eval(`document.getElementById("secret-panel").dataset.broker = "ssl://fablab.test:8883"`, nil)
 	tab.Click(`form[data-admin-api="POST /api/v1/devices/mill-7/secret"] button[type=submit]`)
 	tab.WaitVisible("#secret-panel")
 	if again := tab.Text("#secret-value"); again == secret || len(again) < 20 {
 		t.Errorf("the new secret is %q (the old one was %q)", again, secret)
+	}
+	if config := tab.Text("#bridge-config"); !strings.Contains(config, `"url": "ssl://fablab.test:8883",`+"\n"+`    "ca_file": "/etc/fabgate-bridge/ca.pem"`) {
+		t.Errorf("an ssl:// broker's bridge configuration lacks its ca_file:\n%s", config)
 	}
 
 	clickAndReload(t, tab, `button[data-api="POST /api/v1/devices/mill-7/disable"]`)

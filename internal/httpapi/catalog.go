@@ -198,6 +198,11 @@ func (s *Server) backup(c *gin.Context) {
 	name := fmt.Sprintf("fabgate-%s.db", s.now().UTC().Format("20060102-150405"))
 	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 	c.DataFromReader(http.StatusOK, n, "application/octet-stream", f, nil)
+	if int64(c.Writer.Size()) != n {
+		s.log.Warn("backup cut short", "bytes", c.Writer.Size(), "of", n, "by", member(c).ID)
+		return
+	}
+	s.lastBackup.Set(float64(s.now().Unix()))
 	s.log.Info("backup streamed", "bytes", n, "by", member(c).ID)
 }
 

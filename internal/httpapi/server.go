@@ -120,6 +120,7 @@ type Server struct {
 	requests      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	hashes        *auth.Limiter
+	lastBackup    prometheus.Gauge
 	metrics       http.Handler // the registry's handler, before any token check
 	metricsToken  string
 	metricsOwn    bool
@@ -176,6 +177,9 @@ func New(cfg Config) (*Server, error) {
 			Name: "fabgate_http_request_duration_seconds", Help: "HTTP request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
+		lastBackup: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fabgate_backup_last_success_timestamp_seconds", Help: "When the last online backup (POST /api/v1/backup) was streamed whole (Unix time; 0 since the server started without one).",
+		}),
 		hashes:       auth.NewLimiter(cfg.HashConcurrency),
 		metrics:      promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
 		metricsToken: cfg.MetricsToken,
@@ -184,7 +188,7 @@ func New(cfg Config) (*Server, error) {
 		readTimeout:  cfg.ReadTimeout,
 		jobs:         cfg.Jobs,
 	}
-	for _, c := range []prometheus.Collector{s.requests, s.latency} {
+	for _, c := range []prometheus.Collector{s.requests, s.latency, s.lastBackup} {
 		if err := cfg.Registry.Register(c); err != nil {
 			return nil, err
 		}

@@ -222,13 +222,17 @@ func (m *monthLab) openStore() {
 	m.store = s
 }
 
-// closeStore checks the file's consistency and closes it.
+// closeStore checks the file's consistency and the lab's invariants, and
+// closes it.
 func (m *monthLab) closeStore() {
 	if m.store == nil {
 		return
 	}
 	if err := m.store.Check(); err != nil {
 		m.t.Errorf("store consistency check: %v", err)
+	}
+	if err := m.store.CheckInvariants(context.Background()); err != nil {
+		m.t.Errorf("store invariants: %v", err)
 	}
 	if err := m.store.Close(); err != nil {
 		m.t.Errorf("close store: %v", err)

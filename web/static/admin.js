@@ -225,10 +225,15 @@
   // ---- device credentials, shown once ----
 
   // bridgeConfig is the bridge configuration file of one device
-  // (docs/hardware.md), with its secret and keys inline.
+  // (docs/hardware.md), with its secret and keys inline. An ssl:// broker
+  // names the lab's CA where docs/deploy.md has it copied to each bridge.
   function bridgeConfig(panel, d) {
+    var broker = {url: panel.dataset.broker};
+    if (/^ssl:\/\//.test(broker.url)) {
+      broker.ca_file = '/etc/fabgate-bridge/ca.pem';
+    }
     var cfg = {
-      broker: {url: panel.dataset.broker},
+      broker: broker,
       badge_key: d.badge_key,
       devices: [{
         id: d.id,

@@ -3,6 +3,7 @@
 package bolttest
 
 import (
+	"context"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,7 +14,7 @@ import (
 
 // Open returns a store in a new file under t.TempDir(), using now as its
 // clock (the system clock when nil). At cleanup the file must pass bbolt's
-// consistency check.
+// consistency check and the domain's invariants (bolt.CheckInvariants).
 func Open(t testing.TB, now func() time.Time) *bolt.Store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "fabgate.db")
@@ -24,6 +25,9 @@ func Open(t testing.TB, now func() time.Time) *bolt.Store {
 	t.Cleanup(func() {
 		if err := s.Check(); err != nil {
 			t.Errorf("store consistency check: %v", err)
+		}
+		if err := s.CheckInvariants(context.Background()); err != nil {
+			t.Errorf("store invariants: %v", err)
 		}
 		if err := s.Close(); err != nil {
 			t.Errorf("close store: %v", err)
