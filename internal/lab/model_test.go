@@ -701,10 +701,19 @@ func (m *modelLab) problemCode(status int, body []byte) string {
 	return p.Code
 }
 
-// invariants runs the store's own invariant checks.
+// invariants runs the store's own invariant checks over the file, and
+// over the relays as the devices report them (settled by check).
 func (m *modelLab) invariants() {
-	if err := m.store.Check(); err != nil {
-		m.rt.Fatalf("store consistency check: %v", err)
+	if err := m.store.CheckInvariants(m.ctx); err != nil {
+		m.rt.Fatalf("the store's invariants: %v", err)
+	}
+	on := map[string]bool{}
+	for _, mach := range m.machines {
+		relay, _ := mach.device.Relay()
+		on[mach.dev] = relay == wire.RelayOn
+	}
+	if err := m.store.CheckRelays(m.ctx, on); err != nil {
+		m.rt.Fatalf("the relays: %v", err)
 	}
 }
 
