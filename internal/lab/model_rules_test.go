@@ -177,16 +177,20 @@ func (m *modelLab) cancelRefusal(b *mBooking, who *mMember, now time.Time) strin
 	return ""
 }
 
-// sweep is the 15-second sweep at now: sessions past their end are closed
-// at it with a lock, those ending within 5 minutes warned once. It returns
-// the commands the devices should receive.
+// sweep is the 15-second sweep at now: the sessions of a device silent
+// for more than 90 s are closed at its last sign of life (no lock: it
+// cannot hear it), sessions past their end are closed at it with a lock,
+// those ending within 5 minutes warned once. It returns the commands the
+// devices should receive.
 func (m *modelLab) sweep(now time.Time) map[*mMachine][]wire.Command {
 	want := map[*mMachine][]wire.Command{}
 	for _, s := range m.sessions {
 		if !s.open() {
 			continue
 		}
-		switch {
+		switch seen := m.lastSeen[s.mach]; {
+		case now.Sub(seen) > modelOffline:
+			s.ended, s.reason = seen, fablab.EndDeviceOffline
 		case !now.Before(s.until):
 			s.ended, s.reason = s.until, fablab.EndBookingEnd
 			want[s.mach] = append(want[s.mach], wire.Command{Op: wire.OpLock, SessionID: s.id.String(), Reason: fablab.EndBookingEnd})
@@ -241,7 +245,7 @@ func (m *modelLab) bill() {
 			minutes: int64((used+inc-1)/inc) * modelIncrement}
 		rate, priced := s.mach.prices[s.who.group]
 		switch {
-		case s.reason == fablab.EndRelayUnconfirmed:
+		case !s.confirmed:
 			c.free = fablab.FreeNotBillable
 		case s.who.staff || s.who.group == "staff":
 			c.free = fablab.FreeStaff

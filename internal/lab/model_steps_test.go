@@ -235,6 +235,7 @@ func (m *modelLab) actTapOut(rt *rapid.T) {
 func (m *modelLab) tap(rt *rapid.T, mach *mMachine, who *mMember) {
 	now := m.clock.Now()
 	want := m.decide(mach, who, now)
+	m.lastSeen[mach] = now
 	kind := ""
 	switch {
 	case want.op == wire.OpUnlock && want.booking != nil && want.booking.start.After(now):
@@ -273,11 +274,14 @@ func (m *modelLab) tap(rt *rapid.T, mach *mMachine, who *mMember) {
 		if err != nil {
 			rt.Fatalf("unlock %+v: session id: %v", got, err)
 		}
-		s := &mSession{id: id, mach: mach, who: who, started: now, until: want.until}
+		s := &mSession{id: id, mach: mach, who: who, started: now, until: want.until, confirmed: true}
 		if want.booking != nil {
 			s.booking = want.booking.id
 		}
 		m.sessions = append(m.sessions, s)
+		if mach == m.unacked {
+			break
+		}
 		// The session is confirmed by the relay's ack.
 		m.eventually("session "+id.String()+" confirmed", func() bool {
 			got, err := m.store.Session(m.ctx, id)
@@ -355,11 +359,15 @@ func (m *modelLab) moveTo(rt *rapid.T, to time.Time) {
 	m.sweepNow(rt)
 }
 
-// sweepNow keeps every device alive at the clock's time and runs the
-// sessions sweep, checking the commands it sends.
-func (m *modelLab) sweepNow(rt *rapid.T) {
+// sweepNow keeps every device alive at the clock's time (but those
+// silent) and runs the sessions sweep, checking the commands it sends.
+func (m *modelLab) sweepNow(rt *rapid.T, silent ...*mMachine) {
 	now := m.clock.Now()
 	for _, mach := range m.machines {
+		if slices.Contains(silent, mach) {
+			continue
+		}
+		m.lastSeen[mach] = now
 		ctx, cancel := context.WithTimeout(m.ctx, waitLong)
 		err := mach.device.Heartbeat(ctx)
 		cancel()
@@ -486,7 +494,94 @@ func (m *modelLab) actRestart(rt *rapid.T) {
 	}
 	m.catchUp()
 	m.waitDevices()
+	for _, mach := range m.machines {
+		m.lastSeen[mach] = m.clock.Now() // their retained status and state
+	}
 	m.sweepNow(rt)
+}
+
+// actDevice happens to a device: it restarts (its relay comes up off), it
+// goes silent long enough to be taken offline and then restarts, or its
+// relay stops acknowledging commands as a member is let in.
+func (m *modelLab) actDevice(rt *rapid.T) {
+	mach := rapid.SampledFrom(machinesDrawn(m)).Draw(rt, "machine")
+	switch rapid.SampledFrom([]string{"broken_relay", "reboot", "silent"}).Draw(rt, "what") {
+	case "reboot":
+		m.tick(rt)
+		rt.Logf("%s restarts at %s", mach.dev, local(m.clock.Now()).Format(time.DateTime))
+		m.stats.add("device: reboot")
+		m.reboot(mach)
+	case "silent":
+		silence := time.Duration(rapid.IntRange(91, 20*60).Draw(rt, "seconds_silent")) * time.Second
+		to := m.lastSeen[mach].Add(silence)
+		if !to.After(m.clock.Now()) {
+			to = m.clock.Now().Add(time.Second)
+		}
+		m.clock.Set(to)
+		rt.Logf("%s is silent until %s; the clock moves there", mach.dev, local(to).Format(time.DateTime))
+		m.stats.add("device: silent")
+		m.sweepNow(rt, mach)
+		m.reboot(mach)
+	case "broken_relay":
+		m.brokenRelay(rt, mach)
+	}
+}
+
+// reboot restarts mach's device: a new boot, the relay off. The server
+// closes the session it ran (relay_off, without a lock).
+func (m *modelLab) reboot(mach *mMachine) {
+	now := m.clock.Now()
+	ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+	defer cancel()
+	mach.device.Reboot(ctx)
+	m.lastSeen[mach] = now
+	if s := m.openOn(mach); s != nil {
+		s.ended, s.reason = now, fablab.EndRelayOff
+	}
+	m.touched[mach] = true
+	m.eventually(mach.dev+"'s new boot taken in", func() bool {
+		st := m.lab.Engine.DeviceStates()[mach.dev]
+		return st.Online && st.LastSeen != nil && st.LastSeen.Equal(now) && st.Relay == wire.RelayOff
+	})
+}
+
+// brokenRelay lets a member in on a device whose relay no longer
+// acknowledges: the unlock is sent three times in all, 3 s apart, then the
+// session is closed as relay_unconfirmed (not billed) and the machine
+// locked (the relay acknowledges again by then).
+func (m *modelLab) brokenRelay(rt *rapid.T, mach *mMachine) {
+	who := rapid.SampledFrom(tappers(m)).Draw(rt, "who")
+	m.tick(rt)
+	if w := m.decide(mach, who, m.clock.Now()); w.op != wire.OpUnlock {
+		rt.Skip("the tap would not unlock")
+	}
+	m.stats.add("device: broken relay")
+	mach.device.SetNoAck(true)
+	m.unacked = mach
+	m.tap(rt, mach, who)
+	m.unacked = nil
+	s := m.sessions[len(m.sessions)-1]
+	s.confirmed = false
+	unlock := wire.Command{Op: wire.OpUnlock, SessionID: s.id.String()}
+	for try := 2; try <= 4; try++ {
+		m.clock.Advance(3 * time.Second)
+		if try == 4 {
+			mach.device.SetNoAck(false) // for the lock
+		}
+		m.lab.Engine.RetryDue(m.ctx)
+		if try < 4 {
+			if got := m.next(mach, "the unlock sent again"); got.Op != unlock.Op || got.SessionID != unlock.SessionID {
+				rt.Fatalf("%s: %+v, want the unlock of session %s again", mach.dev, got, s.id)
+			}
+		}
+	}
+	now := m.clock.Now()
+	if got := m.next(mach, "the lock of an unconfirmed session"); got.Op != wire.OpLock || got.SessionID != s.id.String() || got.Reason != fablab.EndRelayUnconfirmed {
+		rt.Fatalf("%s: %+v, want the lock of session %s (relay_unconfirmed)", mach.dev, got, s.id)
+	}
+	rt.Logf("%s: session %s closed at %s, its unlock never acknowledged", mach.dev, s.id, local(now).Format(time.DateTime))
+	s.ended, s.reason = now, fablab.EndRelayUnconfirmed
+	m.lastSeen[mach] = now // the lock's ack
 }
 
 // The comparison.
@@ -578,7 +673,7 @@ func (m *modelLab) checkSessions(rt *rapid.T) {
 	for _, w := range m.sessions {
 		s, ok := byID[w.id]
 		if !ok || s.MachineID != w.mach.id || s.MemberID != w.who.id || s.BookingID != w.booking || !s.Started.Equal(w.started) || !s.Until.Equal(w.until) ||
-			!s.Confirmed || !s.Billable || s.Offline || s.Open() != w.open() || !w.open() && (!s.Ended.Equal(w.ended) || string(s.EndReason) != w.reason || s.EndedBy != w.endedBy) ||
+			s.Confirmed != w.confirmed || s.Billable != w.confirmed || s.Offline || s.Open() != w.open() || !w.open() && (!s.Ended.Equal(w.ended) || string(s.EndReason) != w.reason || s.EndedBy != w.endedBy) ||
 			(s.ChargeID != 0) != (w.charge != nil) {
 			rt.Fatalf("session %s of %s on %s from %s until %s, ended %s %s (charged %v) in the model; stored: %+v",
 				w.id, w.who.name, w.mach.name, local(w.started), local(w.until), clock(w.ended), w.reason, w.charge != nil, s)

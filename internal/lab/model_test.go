@@ -78,6 +78,7 @@ func TestLabModel(t *testing.T) {
 			"tap_out":    stats.timed("tap_out", m.actTapOut),
 			"advance":    stats.timed("advance", m.actAdvance),
 			"job":        stats.timed("job", m.actJob),
+			"device":     stats.timed("device", m.actDevice),
 			"":           stats.timed("check", m.check),
 		})
 	})
@@ -86,7 +87,7 @@ func TestLabModel(t *testing.T) {
 // modelChecks is how many random labs TestLabModel runs unless
 // -rapid.checks or RAPID_CHECKS says otherwise (rapid's default of 100 labs
 // would take minutes).
-const modelChecks = 12
+const modelChecks = 30
 
 // defaultChecks sets rapid's number of checks to n for the test, unless it
 // was given on the command line or in the environment.
@@ -223,6 +224,7 @@ type mSession struct {
 	started, until time.Time
 	ended          time.Time // zero while open
 	reason         string
+	confirmed      bool // the relay acknowledged the unlock
 	endedBy        fablab.ID
 	warned         bool // the engine has warned the reader (forgotten at a restart)
 	charge         *mCharge
@@ -261,6 +263,7 @@ const (
 	modelSecret    = "secret-of-every-device"
 	modelHorizon   = 24 * time.Hour // how far back the no-show job looks (mail.noShowHorizon)
 	modelWarn      = 5 * time.Minute
+	modelOffline   = 90 * time.Second // a device silent longer is offline (3 heartbeats)
 )
 
 // modelStarts are the days a random lab starts on: before the spring DST
@@ -301,8 +304,10 @@ type modelLab struct {
 	api        http.Handler
 	outbox     *mail.Outbox
 	queue      *mail.Queue
-	touched    map[*mMachine]bool // devices whose relay a step may have changed
+	touched    map[*mMachine]bool      // devices whose relay a step may have changed
+	lastSeen   map[*mMachine]time.Time // the server's last sign of life from each device
 	stats      *modelStats
+	unacked    *mMachine // the device whose relay does not acknowledge
 
 	machines       []*mMachine
 	members        []*mMember
@@ -326,7 +331,7 @@ func newModelLab(t *testing.T, rt *rapid.T, tmpl *modelTemplate) *modelLab {
 	m := &modelLab{
 		t: t, rt: rt, ctx: context.Background(), clock: bolttest.NewClock(start), logs: logs,
 		log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		touched: map[*mMachine]bool{}, runs: map[string][]*mInvoice{}, numbers: map[string][]string{}, lastNum: map[int]int{},
+		touched: map[*mMachine]bool{}, lastSeen: map[*mMachine]time.Time{}, runs: map[string][]*mInvoice{}, numbers: map[string][]string{}, lastNum: map[int]int{},
 		started: start,
 	}
 	rt.Cleanup(func() {
@@ -371,6 +376,9 @@ func newModelLab(t *testing.T, rt *rapid.T, tmpl *modelTemplate) *modelLab {
 		rt.Cleanup(d.Close)
 	}
 	m.waitDevices()
+	for _, mach := range m.machines {
+		m.lastSeen[mach] = m.clock.Now()
+	}
 	return m
 }
 
