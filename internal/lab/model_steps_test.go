@@ -266,6 +266,9 @@ func (m *modelLab) tap(rt *rapid.T, mach *mMachine, who *mMember) {
 		if got.Message == "" || !strings.Contains(got.Message, want.detail) {
 			rt.Fatalf("deny %s with message %q, want it to name %q", got.Reason, got.Message, want.detail)
 		}
+		if mach != m.unacked {
+			m.ackHandled(mach, got.CmdID)
+		}
 	case wire.OpUnlock:
 		if got.Until != want.until.Unix() {
 			rt.Fatalf("unlock until %s, the model says until %s", unixLocal(got.Until), local(want.until))
@@ -391,6 +394,9 @@ func (m *modelLab) sweepNow(rt *rapid.T, silent ...*mMachine) {
 			m.stats.add("sweep: %s", got.Op)
 			if got.Op != w.Op || got.SessionID != w.SessionID || got.Reason != w.Reason || w.Op == wire.OpWarn && got.Until != w.Until {
 				rt.Fatalf("%s: the sweep at %s sent %+v, the model says %+v", mach.dev, local(now), got, w)
+			}
+			if got.Op == wire.OpWarn {
+				m.ackHandled(mach, got.CmdID)
 			}
 		}
 		m.touched[mach] = true
@@ -531,6 +537,7 @@ func (m *modelLab) actDevice(rt *rapid.T) {
 // closes the session it ran (relay_off, without a lock).
 func (m *modelLab) reboot(mach *mMachine) {
 	now := m.clock.Now()
+	boot := m.lab.Engine.DeviceStates()[mach.dev].BootID
 	ctx, cancel := context.WithTimeout(m.ctx, waitLong)
 	defer cancel()
 	mach.device.Reboot(ctx)
@@ -541,7 +548,7 @@ func (m *modelLab) reboot(mach *mMachine) {
 	m.touched[mach] = true
 	m.eventually(mach.dev+"'s new boot taken in", func() bool {
 		st := m.lab.Engine.DeviceStates()[mach.dev]
-		return st.Online && st.LastSeen != nil && st.LastSeen.Equal(now) && st.Relay == wire.RelayOff
+		return st.Online && st.BootID != boot && st.Relay == wire.RelayOff
 	})
 }
 
@@ -607,7 +614,10 @@ func (m *modelLab) check(rt *rapid.T) {
 			return st.Relay == relay && st.SessionID == session
 		})
 		if m.touched[mach] {
-			m.barrier(mach) // the relay's state is taken in before the next step
+			// The relay's state, published after the ack, is taken in
+			// before the next step.
+			m.eventually(fmt.Sprintf("%s's state %s (session %q) at the broker", dev, relay, session), func() bool { return m.acks.stateSeen(dev, relay, session) })
+			m.barrier(mach)
 			delete(m.touched, mach)
 		}
 	}

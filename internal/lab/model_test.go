@@ -308,6 +308,7 @@ type modelLab struct {
 	lastSeen   map[*mMachine]time.Time // the server's last sign of life from each device
 	stats      *modelStats
 	unacked    *mMachine // the device whose relay does not acknowledge
+	acks       *ackObserver
 
 	machines       []*mMachine
 	members        []*mMember
@@ -361,6 +362,7 @@ func newModelLab(t *testing.T, rt *rapid.T, tmpl *modelTemplate) *modelLab {
 			rt.Errorf("close broker: %v", err)
 		}
 	})
+	m.acks = observeAcks(rt, m)
 	m.startLab()
 	rt.Cleanup(m.stopLab)
 	m.catchUp()
@@ -649,10 +651,14 @@ func (m *modelLab) eventually(what string, cond func() bool) {
 
 // barrier waits until the server has handled every state message the
 // device published before it (see env.barrier).
-func (m *modelLab) barrier(mach *mMachine) {
+func (m *modelLab) barrier(mach *mMachine) { m.barrierOn(mach, wire.KindState) }
+
+// barrierOn waits until the server has handled every message of kind the
+// device published before it.
+func (m *modelLab) barrierOn(mach *mMachine, kind wire.Kind) {
 	before := m.lab.Engine.Dropped.Load()
 	c := mach.device.Client()
-	topic := m.topics.Device(mach.dev, wire.KindState)
+	topic := m.topics.Device(mach.dev, kind)
 	m.eventually("publish a barrier on "+topic, func() bool {
 		ctx, cancel := context.WithTimeout(m.ctx, waitLong)
 		defer cancel()
@@ -663,6 +669,73 @@ func (m *modelLab) barrier(mach *mMachine) {
 		return err == nil
 	})
 	m.eventually("the server to drop the barrier of "+mach.dev, func() bool { return m.lab.Engine.Dropped.Load() > before })
+}
+
+// ackObserver sees the devices' acks and states at the broker, as a
+// second client of the server's user: what a device has published (from
+// its own goroutines: an ack, the state after it) must be handled by the
+// server before the clock moves, for the server takes a message's arrival
+// as the device's sign of life at the clock's time.
+type ackObserver struct {
+	mu     sync.Mutex
+	seen   map[string]bool       // cmd ids
+	states map[string]wire.State // the last state of each device
+}
+
+func observeAcks(rt *rapid.T, m *modelLab) *ackObserver {
+	o := &ackObserver{seen: map[string]bool{}, states: map[string]wire.State{}}
+	ctx, cancel := context.WithTimeout(m.ctx, waitLong)
+	defer cancel()
+	c, err := mqtt.Connect(ctx, mqtt.ClientConfig{Broker: m.brokerURL, ClientID: "fabgate-model-observer", Username: serverUser, Password: m.serverPass,
+		Log: m.log.With("component", "ack-observer")})
+	if err != nil {
+		rt.Fatalf("connect the ack observer: %v", err)
+	}
+	rt.Cleanup(func() { c.Close(nil) })
+	err = c.Subscribe(m.topics.DeviceFilter(wire.KindAck), 1, func(_ string, payload []byte) {
+		if ack, err := wire.DecodeAck(payload); err == nil {
+			o.mu.Lock()
+			o.seen[ack.CmdID] = true
+			o.mu.Unlock()
+		}
+	})
+	if err != nil {
+		rt.Fatalf("subscribe the ack observer: %v", err)
+	}
+	err = c.Subscribe(m.topics.DeviceFilter(wire.KindState), 1, func(topic string, payload []byte) {
+		dev, _, _ := m.topics.Parse(topic)
+		if st, err := wire.DecodeState(payload); err == nil {
+			o.mu.Lock()
+			o.states[dev] = st
+			o.mu.Unlock()
+		}
+	})
+	if err != nil {
+		rt.Fatalf("subscribe the state observer: %v", err)
+	}
+	return o
+}
+
+// stateSeen reports whether the device's last state at the broker is relay
+// for session.
+func (o *ackObserver) stateSeen(dev, relay, session string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st, ok := o.states[dev]
+	return ok && st.Relay == relay && st.SessionID == session
+}
+
+// ackHandled waits until the server has handled the device's ack of
+// command cmdID, one the server does not wait for (a deny, a warn): the
+// ack is the device's sign of life at the time the server handles it, so
+// it must be handled before the clock moves.
+func (m *modelLab) ackHandled(mach *mMachine, cmdID string) {
+	m.eventually("the ack of "+cmdID+" at the broker", func() bool {
+		m.acks.mu.Lock()
+		defer m.acks.mu.Unlock()
+		return m.acks.seen[cmdID]
+	})
+	m.barrierOn(mach, wire.KindAck)
 }
 
 // next waits for the next command the device receives.
