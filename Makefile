@@ -18,7 +18,7 @@ GOVULNCHECK ?= golang.org/x/vuln/cmd/govulncheck@v1.9.0
 VULNDB      ?= golang.org/x/vulndb@v0.0.0-20261105234957-e22db6528018
 VULNDB_DIR  ?= $(shell $(GO) env GOCACHE)/fabgate-vulndb/$(lastword $(subst @, ,$(VULNDB)))
 
-.PHONY: all build cross run test bench lint vuln fuzz assets e2e soak clean help
+.PHONY: all build cross run test bench lint vuln fuzz assets e2e soak soak-model clean help
 
 all: build cross
 
@@ -44,6 +44,11 @@ e2e: ## run the end-to-end tests only
 
 soak: ## the crash loop at length: fabgate serve killed (SIGKILL) 1000 times under load; FABGATE_CRASH_SEED=n replays a run
 	FABGATE_CRASH_ITERATIONS=$${FABGATE_CRASH_ITERATIONS:-1000} $(GO) test -race -count=1 -timeout 90m -v -run '^TestCrashLoopE2E$$' ./cmd/fabgate/
+
+# How many random labs `make soak-model` runs (make test runs 30).
+MODEL_CHECKS ?= 1000
+soak-model: ## the model-based test of the whole lab at length: MODEL_CHECKS (1000) random labs; -rapid.seed=n replays one
+	$(GO) test -race -count=1 -timeout 3h -v -run '^TestLabModel$$' ./internal/lab/ -rapid.checks=$(MODEL_CHECKS)
 
 # The benchmarks' raw output goes to bin/bench.txt, then bench/benchtable lays out every
 # figure beside its baseline, their ratio and its target (bin/bench-table.txt). A missed

@@ -143,7 +143,7 @@ type Session struct {
 	Until     time.Time  `json:"until"` // when power must go off
 	Ended     *time.Time `json:"ended,omitempty"`
 	EndReason EndReason  `json:"end_reason,omitempty"`
-	EndedBy   ID         `json:"ended_by,omitempty"` // staff member, for EndStaff
+	EndedBy   ID         `json:"ended_by,omitempty"` // who ended it: staff (EndStaff), or the member tapping out (EndTapOut)
 	Offline   bool       `json:"offline,omitempty"`  // decided by the device while the server was out of reach
 	TapMsgID  string     `json:"tap_msg_id,omitempty"`
 	CmdID     string     `json:"cmd_id,omitempty"`    // the unlock command
