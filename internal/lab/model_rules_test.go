@@ -184,12 +184,16 @@ func (m *modelLab) cancelRefusal(b *mBooking, who *mMember, now time.Time) strin
 // devices should receive.
 func (m *modelLab) sweep(now time.Time) map[*mMachine][]wire.Command {
 	want := map[*mMachine][]wire.Command{}
+	if m.lastSweep.IsZero() || now.Sub(m.lastSweep) > modelOffline || now.Before(m.lastSweep) {
+		m.watchingSince = now
+	}
+	m.lastSweep = now
 	for _, s := range m.sessions {
 		if !s.open() {
 			continue
 		}
 		switch seen := m.lastSeen[s.mach]; {
-		case now.Sub(seen) > modelOffline:
+		case now.Sub(seen) > modelOffline && now.Sub(m.watchingSince) > modelOffline:
 			s.ended, s.reason = seen, fablab.EndDeviceOffline
 		case !now.Before(s.until):
 			s.ended, s.reason = s.until, fablab.EndBookingEnd

@@ -495,6 +495,7 @@ func (m *modelLab) actRestart(rt *rapid.T) {
 	m.stats.add("restart")
 	m.openStore()
 	m.startLab()
+	m.lastSweep = time.Time{} // a new engine: it has not swept yet
 	for _, s := range m.sessions {
 		s.warned = false // the engine remembers warnings in memory only
 	}
@@ -520,12 +521,20 @@ func (m *modelLab) actDevice(rt *rapid.T) {
 	case "silent":
 		silence := time.Duration(rapid.IntRange(91, 20*60).Draw(rt, "seconds_silent")) * time.Second
 		to := m.lastSeen[mach].Add(silence)
-		if !to.After(m.clock.Now()) {
-			to = m.clock.Now().Add(time.Second)
+		// The server sweeps every 15 s meanwhile (here every minute, under
+		// the offline timeout): it judges the device silent only once it has
+		// listened for longer than the timeout.
+		if min := m.clock.Now().Add(modelOffline + time.Second); to.Before(min) {
+			to = min
+		}
+		rt.Logf("%s is silent until %s; the clock moves there, swept every minute", mach.dev, local(to).Format(time.DateTime))
+		m.stats.add("device: silent")
+		m.sweepNow(rt, mach)
+		for t := m.clock.Now().Add(time.Minute); t.Before(to); t = t.Add(time.Minute) {
+			m.clock.Set(t)
+			m.sweepNow(rt, mach)
 		}
 		m.clock.Set(to)
-		rt.Logf("%s is silent until %s; the clock moves there", mach.dev, local(to).Format(time.DateTime))
-		m.stats.add("device: silent")
 		m.sweepNow(rt, mach)
 		m.reboot(mach)
 	case "broken_relay":

@@ -306,6 +306,11 @@ type modelLab struct {
 	queue      *mail.Queue
 	touched    map[*mMachine]bool      // devices whose relay a step may have changed
 	lastSeen   map[*mMachine]time.Time // the server's last sign of life from each device
+	// lastSweep and watchingSince: the sweep judges a device silent only
+	// when the server has swept without a gap longer than the offline
+	// timeout for longer than that timeout (a clock jump or a stalled
+	// server is not the devices' silence).
+	lastSweep, watchingSince time.Time
 	stats      *modelStats
 	unacked    *mMachine // the device whose relay does not acknowledge
 	acks       *ackObserver
