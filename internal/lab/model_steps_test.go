@@ -397,6 +397,7 @@ func (m *modelLab) sweepNow(rt *rapid.T, silent ...*mMachine) {
 			}
 			if got.Op == wire.OpWarn {
 				m.ackHandled(mach, got.CmdID)
+				m.lastSeen[mach] = now // an ack is a sign of life, a silent device's too
 			}
 		}
 		m.touched[mach] = true
