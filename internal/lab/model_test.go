@@ -311,9 +311,9 @@ type modelLab struct {
 	// timeout for longer than that timeout (a clock jump or a stalled
 	// server is not the devices' silence).
 	lastSweep, watchingSince time.Time
-	stats      *modelStats
-	unacked    *mMachine // the device whose relay does not acknowledge
-	acks       *ackObserver
+	stats                    *modelStats
+	unacked                  *mMachine // the device whose relay does not acknowledge
+	acks                     *ackObserver
 
 	machines       []*mMachine
 	members        []*mMember
