@@ -306,7 +306,6 @@ func (d deviceSecrets) VerifyDevice(_ context.Context, id, secret string) (bool,
 // machines with devices, one without), starts the broker and the devices.
 func newCrashLab(t *testing.T) *crashLab {
 	t.Helper()
-	ctx := context.Background()
 	lab := &crashLab{data: t.TempDir(), clock: &crashClock{}}
 	lab.clock.jumpTo(crashStart)
 	s, err := bolt.Open(filepath.Join(lab.data, "fabgate.db"), bolt.Options{Now: lab.clock.Now})
@@ -314,6 +313,26 @@ func newCrashLab(t *testing.T) *crashLab {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	secrets := seedDeviceLab(t, s, lab, deviceLab{devices: crashDevices, prefix: "crash", domain: "crash.test", uid: "04C0FFEE"}, nil)
+	lab.startDevices(t, s, secrets)
+	return lab
+}
+
+// deviceLab shapes the lab seedDeviceLab writes.
+type deviceLab struct {
+	devices int    // machines with a device, plus one machine without
+	prefix  string // device ids: prefix-1, prefix-2…
+	domain  string // the makers' email domain
+	uid     string // badge UIDs: uid, then the machine's and the maker's number in hex
+}
+
+// seedDeviceLab writes into s an admin, spec.devices+1 machines (all but
+// the last with a device) and two makers per device (student, sme), each
+// with a badge; maker, when not nil, is called for each maker added. It
+// returns the devices' secrets.
+func seedDeviceLab(t *testing.T, s *bolt.Store, lab *crashLab, spec deviceLab, maker func(d *crashDevice, m fablab.Member, j int)) deviceSecrets {
+	t.Helper()
+	ctx := context.Background()
 	hash, err := auth.HashPassword(auth.OWASPParams, crashAdminPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -322,10 +341,10 @@ func newCrashLab(t *testing.T) *crashLab {
 		t.Fatal(err)
 	}
 	secrets := deviceSecrets{}
-	for i := range crashDevices + 1 {
+	for i := range spec.devices + 1 {
 		m := fablab.Machine{Name: fmt.Sprintf("Machine %d", i+1), Kind: fablab.Kind3DPrinter, Prices: map[string]int64{"student": 1200, "sme": 3000}}
-		if i < crashDevices {
-			m.DeviceID = fmt.Sprintf("crash-%d", i+1)
+		if i < spec.devices {
+			m.DeviceID = fmt.Sprintf("%s-%d", spec.prefix, i+1)
 		}
 		if m, err = s.CreateMachine(ctx, m); err != nil {
 			t.Fatal(err)
@@ -345,22 +364,30 @@ func newCrashLab(t *testing.T) *crashLab {
 		}
 		secrets[d.id] = secret
 		for j := range d.uids {
-			group := "student"
-			if j == 1 {
-				group = "sme"
-			}
-			mem, err := s.CreateMember(ctx, fablab.Member{Email: fmt.Sprintf("maker%d-%d@crash.test", i+1, j+1), Name: fmt.Sprintf("Maker %d-%d", i+1, j+1), Group: group})
+			group := []string{"student", "sme"}[j]
+			mem, err := s.CreateMember(ctx, fablab.Member{Email: fmt.Sprintf("maker%d-%d@%s", i+1, j+1, spec.domain), Name: fmt.Sprintf("Maker %d-%d", i+1, j+1), Group: group})
 			if err != nil {
 				t.Fatal(err)
 			}
 			lab.members = append(lab.members, mem.ID)
-			d.uids[j] = fmt.Sprintf("04C0FFEE%02X%02X", i+1, j+1)
+			d.uids[j] = fmt.Sprintf("%s%02X%02X", spec.uid, i+1, j+1)
 			if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), d.uids[j]), MemberID: mem.ID}); err != nil {
 				t.Fatal(err)
+			}
+			if maker != nil {
+				maker(d, mem, j)
 			}
 		}
 		lab.devices = append(lab.devices, d)
 	}
+	return secrets
+}
+
+// startDevices starts a broker that knows the devices' secrets and the
+// server's password from s, and the lab's simulated devices on it.
+func (lab *crashLab) startDevices(t *testing.T, s *bolt.Store, secrets deviceSecrets) {
+	t.Helper()
+	ctx := context.Background()
 	password, err := s.ServerMQTTPassword(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +407,6 @@ func newCrashLab(t *testing.T) *crashLab {
 		}
 		t.Cleanup(d.sim.Close)
 	}
-	return lab
 }
 
 // fabgateProc is one `fabgate serve` child process.

@@ -19,11 +19,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fabgate/fabgate/internal/auth"
 	"github.com/fabgate/fabgate/internal/bolt"
-	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/fablab"
-	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/wire"
 )
 
@@ -279,58 +276,16 @@ func newDiskFullLab(t *testing.T) (*crashLab, aprilCharges) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	hash, err := auth.HashPassword(auth.OWASPParams, crashAdminPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateMember(ctx, fablab.Member{Email: crashAdminEmail, Name: "Admin", Role: fablab.RoleAdmin, Group: "staff", PasswordHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	secrets := deviceSecrets{}
 	var seeds []fablab.Session
-	for i := range 3 {
-		m := fablab.Machine{Name: fmt.Sprintf("Machine %d", i+1), Kind: fablab.Kind3DPrinter, Prices: map[string]int64{"student": 1200, "sme": 3000}}
-		if i < 2 {
-			m.DeviceID = fmt.Sprintf("full-%d", i+1)
+	secrets := seedDeviceLab(t, s, lab, deviceLab{devices: 2, prefix: "full", domain: "full.test", uid: "04F011"}, func(d *crashDevice, mem fablab.Member, j int) {
+		// Three uses in April, of 45 minutes each.
+		for k := range 3 {
+			started := time.Date(2026, 4, 6+7*k+j, 14, 0, 0, 0, parisTZ)
+			ended := started.Add(45 * time.Minute)
+			seeds = append(seeds, fablab.Session{MachineID: d.machine, MemberID: mem.ID, DeviceID: d.id, Started: started, Until: started.Add(2 * time.Hour), Ended: &ended,
+				EndReason: fablab.EndTapOut, Confirmed: true, Billable: true})
 		}
-		if m, err = s.CreateMachine(ctx, m); err != nil {
-			t.Fatal(err)
-		}
-		lab.machines = append(lab.machines, m.ID)
-		if m.DeviceID == "" {
-			continue
-		}
-		d := &crashDevice{id: m.DeviceID, machine: m.ID}
-		secret := auth.NewToken()
-		sh, err := mqtt.MosquittoPasswordHash(secret)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.CreateDevice(ctx, fablab.Device{ID: d.id, MachineID: m.ID, SecretHash: sh}); err != nil {
-			t.Fatal(err)
-		}
-		secrets[d.id] = secret
-		for j := range d.uids {
-			group := []string{"student", "sme"}[j]
-			mem, err := s.CreateMember(ctx, fablab.Member{Email: fmt.Sprintf("maker%d-%d@full.test", i+1, j+1), Name: fmt.Sprintf("Maker %d-%d", i+1, j+1), Group: group})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lab.members = append(lab.members, mem.ID)
-			d.uids[j] = fmt.Sprintf("04F011%02X%02X", i+1, j+1)
-			if _, err := s.AddBadge(ctx, fablab.Badge{Hash: auth.BadgeHash(s.BadgeSecret(), d.uids[j]), MemberID: mem.ID}); err != nil {
-				t.Fatal(err)
-			}
-			// Three uses in April, of 45 minutes each.
-			for k := range 3 {
-				started := time.Date(2026, 4, 6+7*k+j, 14, 0, 0, 0, parisTZ)
-				ended := started.Add(45 * time.Minute)
-				seeds = append(seeds, fablab.Session{MachineID: m.ID, MemberID: mem.ID, DeviceID: d.id, Started: started, Until: started.Add(2 * time.Hour), Ended: &ended,
-					EndReason: fablab.EndTapOut, Confirmed: true, Billable: true})
-			}
-		}
-		lab.devices = append(lab.devices, d)
-	}
+	})
 	slices.SortFunc(seeds, func(a, b fablab.Session) int { return a.Started.Compare(b.Started) })
 	if err := s.SeedBilledSessions(ctx, seeds); err != nil {
 		t.Fatal(err)
@@ -346,25 +301,7 @@ func newDiskFullLab(t *testing.T) (*crashLab, aprilCharges) {
 	if len(charges) != len(seeds) || len(april) != 4 {
 		t.Fatalf("seeded %d sessions, %d charges for %d payers", len(seeds), len(charges), len(april))
 	}
-	password, err := s.ServerMQTTPassword(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := mqtt.StartBroker(mqtt.BrokerConfig{Listen: "127.0.0.1:0", Devices: secrets, ServerUser: "fabgate-server", ServerPassword: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	lab.broker = "tcp://" + b.Addr()
-	for _, d := range lab.devices {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		d.sim, err = devicesim.Start(cctx, devicesim.Config{Broker: lab.broker, ID: d.id, Secret: secrets[d.id], Now: lab.clock.Now})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(d.sim.Close)
-	}
+	lab.startDevices(t, s, secrets)
 	return lab, april
 }
 
