@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/logbuf"
 	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/mqtt/mqtttest"
 	"github.com/fabgate/fabgate/internal/wire"
@@ -189,25 +189,8 @@ type serverProcess struct {
 	cmd    *exec.Cmd
 	url    string // http://host:port
 	mqtt   string // tcp://host:port of its embedded broker
-	stderr *lockedBuffer
+	stderr *logbuf.Buffer
 	exited chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // buildServer builds cmd/fabgate as `make build` does (stripped, trimmed
@@ -227,7 +210,7 @@ func buildServer(b *testing.B) string {
 // environment's FABGATE_ settings are left out: the flags say it all.
 func startServer(b *testing.B, bin, dir string) *serverProcess {
 	b.Helper()
-	p := &serverProcess{mqtt: mqtttest.FreeAddr(b), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &serverProcess{mqtt: mqtttest.FreeAddr(b), stderr: &logbuf.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--mqtt-listen", p.mqtt, "--log-level", "warn")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "FABGATE_") {

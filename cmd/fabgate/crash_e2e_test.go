@@ -27,6 +27,7 @@ import (
 	"github.com/fabgate/fabgate/internal/bolt"
 	"github.com/fabgate/fabgate/internal/devicesim"
 	"github.com/fabgate/fabgate/internal/fablab"
+	"github.com/fabgate/fabgate/internal/logbuf"
 	"github.com/fabgate/fabgate/internal/mqtt"
 	"github.com/fabgate/fabgate/internal/wire"
 )
@@ -414,30 +415,11 @@ type fabgateProc struct {
 	cmd      *exec.Cmd
 	ready    chan string // its URL, once it serves
 	url      string
-	stderr   *syncBuffer
+	stderr   *logbuf.Buffer
 	exited   chan struct{} // closed once the process has been waited for
 	err      error         // Wait's outcome, once exited is closed
 	stopping bool          // SIGTERM was sent
 	client   *http.Client
-}
-
-// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
-// goroutine and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // childEnv is the environment of a fabgate child: the test's, without the
@@ -476,7 +458,7 @@ func (lab *crashLab) spawn(t *testing.T) *fabgateProc {
 	t.Helper()
 	lab.starts++
 	out := &addrWriter{addr: make(chan string, 1)}
-	p := &fabgateProc{ready: out.addr, stderr: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}}
+	p := &fabgateProc{ready: out.addr, stderr: &logbuf.Buffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}}}
 	p.cmd = fabgateCommand(t, lab.clock.labClock(), "serve", "--data", lab.data, "--http", "127.0.0.1:0", "--mqtt-url", lab.broker, "--log-level", "warn")
 	p.cmd.Stdout, p.cmd.Stderr = out, p.stderr
 	if err := p.cmd.Start(); err != nil {
